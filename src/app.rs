@@ -1,0 +1,89 @@
+//! Builds the Pingora server from a validated config: listeners, the proxy, background work.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+
+use crate::config::Config;
+use crate::proxy::Gateway;
+
+/// Runs the gateway until the process is told to stop. Never returns.
+pub fn run(config: Config) -> ! {
+    let mut conf = ServerConf::default();
+    conf.threads = config
+        .server
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    conf.grace_period_seconds = Some(0);
+    conf.graceful_shutdown_timeout_seconds = Some(10);
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    server.bootstrap();
+
+    let listen = config.server.listen.clone();
+    let tls = config.server.tls.clone();
+    let snapshot = Arc::new(ArcSwap::from_pointee(config));
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(snapshot.clone()),
+        "portcullis",
+    );
+    for addr in &listen {
+        let addr = addr.to_string();
+        match &tls {
+            Some(files) => {
+                if let Err(e) = proxy.add_tls(
+                    &addr,
+                    &files.cert_file.to_string_lossy(),
+                    &files.key_file.to_string_lossy(),
+                ) {
+                    eprintln!("portcullis: TLS on {addr}: {e}");
+                    std::process::exit(1);
+                }
+            }
+            None => proxy.add_tcp(&addr),
+        }
+    }
+    tracing::info!(listen = ?listen, tls = tls.is_some(), "portcullis starting");
+    server.add_service(proxy);
+    server.add_service(background_service(
+        "upstream health checks",
+        HealthChecks { config: snapshot },
+    ));
+    server.run_forever()
+}
+
+/// Active health checks for every upstream that configures one, on the current snapshot.
+struct HealthChecks {
+    config: Arc<ArcSwap<Config>>,
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecks {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut next_due: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let config = self.config.load_full();
+            let now = Instant::now();
+            for pool in &config.upstreams {
+                let (Some(hc), Some(checker)) = (&pool.settings.health_check, pool.health_checker()) else {
+                    continue;
+                };
+                let due = next_due.entry(pool.name().to_string()).or_insert(now);
+                if *due <= now {
+                    pool.check_health(checker.as_ref()).await;
+                    *due = Instant::now() + hc.interval;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

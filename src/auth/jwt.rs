@@ -1,0 +1,269 @@
+//! JWT verification (SPEC step 8) and issuing.
+//!
+//! The token names its issuer; that issuer's own key list and pinned algorithms decide. The
+//! header's `alg` only selects among algorithms the key was configured for; `jku`, `x5u` and
+//! `jwk` headers are never read, so never followed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::identity::claim_at;
+use super::keys::{parse_algorithm, VerifyKey};
+
+/// Tokens longer than this are refused before any decoding.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Where the roles and permissions of an issuer's tokens live.
+#[derive(Debug, Clone)]
+pub struct ClaimPaths {
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+impl Default for ClaimPaths {
+    fn default() -> Self {
+        ClaimPaths {
+            roles: vec!["roles".into()],
+            permissions: vec!["permissions".into()],
+        }
+    }
+}
+
+/// One issuer whose tokens are accepted.
+#[derive(Debug)]
+pub struct Issuer {
+    pub iss: String,
+    pub audience: Option<String>,
+    pub keys: Vec<VerifyKey>,
+    pub claim_paths: ClaimPaths,
+    /// Portcullis's own issuer: tokens must have `typ = "access"`.
+    pub own: bool,
+}
+
+/// What a verified token tells the pipeline.
+#[derive(Debug)]
+pub struct VerifiedToken {
+    pub subject: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub claims: Map<String, Value>,
+}
+
+/// All issuers by `iss`, with the clock leeway.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    issuers: HashMap<String, Arc<Issuer>>,
+    pub leeway: u64,
+}
+
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    kid: Option<String>,
+    crit: Option<Value>,
+}
+
+impl Verifier {
+    pub fn new(issuers: Vec<Issuer>, leeway: u64) -> Self {
+        Verifier {
+            issuers: issuers
+                .into_iter()
+                .map(|i| (i.iss.clone(), Arc::new(i)))
+                .collect(),
+            leeway,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.issuers.is_empty()
+    }
+
+    /// Verifies `token` at `now` (seconds since the epoch). The error is the public description.
+    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, &'static str> {
+        if token.is_empty() {
+            return Err("empty token");
+        }
+        if token.len() > MAX_TOKEN_LEN {
+            return Err("token too large");
+        }
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("malformed token");
+        };
+        let header: JoseHeader = decode_json(h64)?;
+        if header.crit.is_some() {
+            return Err("unsupported critical header");
+        }
+        let alg = parse_algorithm(&header.alg).map_err(|_| "unsupported algorithm")?;
+        let claims: Map<String, Value> = decode_json(p64)?;
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or("missing issuer")?;
+        let issuer = self.issuers.get(iss).ok_or("unknown issuer")?;
+
+        let message = &token[..h64.len() + 1 + p64.len()];
+        let mut candidates = issuer.keys.iter().filter(|k| {
+            k.algorithms.contains(&alg)
+                && match (&header.kid, &k.kid) {
+                    (Some(want), Some(have)) => want == have,
+                    _ => true,
+                }
+        });
+        let verified = candidates.any(|k| {
+            jsonwebtoken::crypto::verify(sig, message.as_bytes(), &k.key, alg).unwrap_or(false)
+        });
+        if !verified {
+            return Err("invalid signature");
+        }
+        self.check_claims(issuer, claims, now)
+    }
+
+    fn check_claims(
+        &self,
+        issuer: &Issuer,
+        claims: Map<String, Value>,
+        now: u64,
+    ) -> Result<VerifiedToken, &'static str> {
+        let now = now as f64;
+        let leeway = self.leeway as f64;
+        let exp = claims.get("exp").ok_or("missing exp")?;
+        let exp = exp.as_f64().ok_or("malformed exp")?;
+        if now >= exp + leeway {
+            return Err("token expired");
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            if nbf.as_f64().ok_or("malformed nbf")? > now + leeway {
+                return Err("token not yet valid");
+            }
+        }
+        if let Some(iat) = claims.get("iat") {
+            if iat.as_f64().ok_or("malformed iat")? > now + leeway {
+                return Err("token issued in the future");
+            }
+        }
+        if let Some(want) = &issuer.audience {
+            let ok = match claims.get("aud") {
+                Some(Value::String(a)) => a == want,
+                Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(want)),
+                _ => false,
+            };
+            if !ok {
+                return Err("wrong audience");
+            }
+        }
+        if issuer.own {
+            if claims.get("typ").and_then(Value::as_str) != Some("access") {
+                return Err("wrong token type");
+            }
+        } else {
+            for field in ["typ", "token_use"] {
+                if let Some(t) = claims.get(field).and_then(Value::as_str) {
+                    let t = t.to_ascii_lowercase();
+                    if matches!(t.as_str(), "refresh" | "refresh_token" | "id" | "id_token") {
+                        return Err("wrong token type");
+                    }
+                }
+            }
+        }
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err("missing subject"),
+        };
+        let roles = string_list(claim_at(&claims, &issuer.claim_paths.roles), false);
+        let permissions = string_list(claim_at(&claims, &issuer.claim_paths.permissions), true);
+        Ok(VerifiedToken {
+            subject,
+            roles,
+            permissions,
+            claims,
+        })
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(b64: &str) -> Result<T, &'static str> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(b64)
+        .map_err(|_| "malformed token")?;
+    serde_json::from_slice(&bytes).map_err(|_| "malformed token")
+}
+
+/// Roles or permissions: an array of strings, or a string (one role; space-separated
+/// permissions, as OAuth `scope` is written).
+fn string_list(v: Option<&Value>, split_spaces: bool) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(s)) if split_spaces => s.split_whitespace().map(str::to_string).collect(),
+        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Signs Portcullis's own tokens.
+pub struct Signer {
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub algorithm: Algorithm,
+    pub kid: Option<String>,
+    pub key: EncodingKey,
+    pub access_ttl: u64,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("issuer", &self.issuer)
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// An access token for `sub` with the claims of SPEC section 4 (`sid` when a session
+    /// is given).
+    pub fn access_token(
+        &self,
+        sub: &str,
+        roles: &[String],
+        permissions: &[String],
+        ttl: u64,
+        now: u64,
+        sid: Option<&str>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), self.issuer.clone().into());
+        claims.insert("sub".into(), sub.into());
+        if let Some(aud) = &self.audience {
+            claims.insert("aud".into(), aud.clone().into());
+        }
+        claims.insert("exp".into(), (now + ttl).into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("nbf".into(), now.into());
+        claims.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
+        if let Some(sid) = sid {
+            claims.insert("sid".into(), sid.into());
+        }
+        claims.insert("typ".into(), "access".into());
+        claims.insert("roles".into(), roles.into());
+        claims.insert("permissions".into(), permissions.into());
+        self.sign(&claims)
+    }
+
+    pub fn sign(&self, claims: &Map<String, Value>) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = Header::new(self.algorithm);
+        header.kid = self.kid.clone();
+        jsonwebtoken::encode(&header, claims, &self.key)
+    }
+}

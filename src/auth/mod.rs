@@ -1,0 +1,8 @@
+//! Who the caller is: where a credential is found, how it is verified, what identity it yields.
+
+pub mod credentials;
+pub mod identity;
+pub mod jwt;
+pub mod keys;
+
+pub use identity::{AuthMethod, Identity};

@@ -1,0 +1,43 @@
+//! The command line of SPEC section 1.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about = "A reverse-proxy authentication gateway")]
+pub struct Cli {
+    /// The gateway config file.
+    #[arg(short = 'c', long = "config", global = true, default_value = "gateway.toml")]
+    pub config: PathBuf,
+    /// Log format for `run`.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate the config and every file it references.
+    Check,
+    /// Print an access token signed with the configured key.
+    Token {
+        #[arg(long)]
+        sub: String,
+        /// Comma-separated roles.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Lifetime, e.g. `1h` (default: `[tokens].access_ttl`).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+}

@@ -1,0 +1,67 @@
+//! gateway.toml: `raw` mirrors the file, `validate` compiles it into a `Config`, and `source`
+//! reports every error with `file:line:col` and its key path.
+
+pub mod duration;
+pub mod raw;
+pub mod source;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderName;
+
+use crate::auth::jwt::{Signer, Verifier};
+use crate::headers::TrustedProxies;
+use crate::policy::{RoleGraph, Route};
+use crate::proxy::upstream::UpstreamPool;
+
+pub use source::{ConfigError, ConfigErrors};
+pub use validate::{load, Loaded};
+
+/// A validated configuration: everything the request path needs, compiled.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server: ServerSettings,
+    pub trusted_proxies: TrustedProxies,
+    pub verifier: Verifier,
+    /// Signs Portcullis's own tokens; `None` without `[tokens]`.
+    pub signer: Option<Signer>,
+    /// `/.well-known/jwks.json`, rendered once.
+    pub jwks: Bytes,
+    pub roles: RoleGraph,
+    pub identity: IdentitySettings,
+    pub upstreams: Vec<Arc<UpstreamPool>>,
+    pub routes: Vec<Arc<Route>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: Vec<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub tls: Option<TlsFiles>,
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// `[identity]`: the headers upstreams receive.
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub subject: HeaderName,
+    pub roles: HeaderName,
+    pub permissions: HeaderName,
+    pub method: HeaderName,
+    /// Dotted claim path -> header.
+    pub claims: Vec<(Vec<String>, HeaderName)>,
+    pub forward_credentials: bool,
+    /// Every header above: stripped from each incoming request.
+    pub all: Vec<HeaderName>,
+}

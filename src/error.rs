@@ -1,0 +1,144 @@
+//! The one refusal type of the request pipeline and its exact wire form (SPEC section 3).
+//!
+//! Every variant maps to a status, an `error` code and a public description. Internal error
+//! text never reaches a response body: descriptions are fixed strings chosen here.
+
+use http::StatusCode;
+
+/// Why a request was refused. `&'static str` descriptions keep refusals allocation-free and
+/// guarantee that nothing a client sent, and no internal error chain, is echoed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayError {
+    /// 400: a refused path, two credentials, malformed input.
+    InvalidRequest(&'static str),
+    /// 401: no credential on a `required` route.
+    MissingCredentials,
+    /// 401: a credential that is unparseable, invalid, expired, revoked or of the wrong kind.
+    InvalidToken(&'static str),
+    /// 403: authenticated, but roles, permissions or ownership refuse it.
+    InsufficientScope(&'static str),
+    /// 404: no route, or an unknown path under the login base path.
+    NotFound,
+    /// 413: a body over 64 KiB on a built-in endpoint.
+    PayloadTooLarge,
+    /// 431: request headers over the limit.
+    HeadersTooLarge,
+    /// 502: the upstream could not be reached or answered badly.
+    BadGateway,
+    /// 504: the upstream was too slow.
+    GatewayTimeout,
+    /// 503: shared state is needed but unreachable.
+    Unavailable,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::MissingCredentials => StatusCode::UNAUTHORIZED,
+            GatewayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            GatewayError::NotFound => StatusCode::NOT_FOUND,
+            GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::BadGateway => StatusCode::BAD_GATEWAY,
+            GatewayError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `error` field of the JSON body; also the `reason` label in logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::InvalidRequest(_) => "invalid_request",
+            GatewayError::MissingCredentials => "missing_credentials",
+            GatewayError::InvalidToken(_) => "invalid_token",
+            GatewayError::InsufficientScope(_) => "insufficient_scope",
+            GatewayError::NotFound => "not_found",
+            GatewayError::PayloadTooLarge => "payload_too_large",
+            GatewayError::HeadersTooLarge => "invalid_request",
+            GatewayError::BadGateway => "bad_gateway",
+            GatewayError::GatewayTimeout => "gateway_timeout",
+            GatewayError::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn description(&self) -> &'static str {
+        match self {
+            GatewayError::InvalidRequest(d)
+            | GatewayError::InvalidToken(d)
+            | GatewayError::InsufficientScope(d) => d,
+            GatewayError::MissingCredentials => "authentication required",
+            GatewayError::NotFound => "no route for this path",
+            GatewayError::PayloadTooLarge => "request body too large",
+            GatewayError::HeadersTooLarge => "request headers too large",
+            GatewayError::BadGateway => "upstream unreachable",
+            GatewayError::GatewayTimeout => "upstream timed out",
+            GatewayError::Unavailable => "shared state unavailable",
+        }
+    }
+
+    /// The RFC 6750 challenge, for the refusals that carry one.
+    pub fn www_authenticate(&self) -> Option<String> {
+        match self {
+            GatewayError::MissingCredentials => Some(r#"Bearer realm="portcullis""#.to_string()),
+            GatewayError::InvalidToken(d) => Some(format!(
+                r#"Bearer realm="portcullis", error="invalid_token", error_description="{d}""#
+            )),
+            GatewayError::InsufficientScope(d) => Some(format!(
+                r#"Bearer realm="portcullis", error="insufficient_scope", error_description="{d}""#
+            )),
+            GatewayError::InvalidRequest(_)
+            | GatewayError::NotFound
+            | GatewayError::PayloadTooLarge
+            | GatewayError::HeadersTooLarge
+            | GatewayError::BadGateway
+            | GatewayError::GatewayTimeout
+            | GatewayError::Unavailable => None,
+        }
+    }
+
+    /// The JSON body: `{"error", "error_description", "request_id"}`.
+    pub fn body(&self, request_id: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "error": self.code(),
+            "error_description": self.description(),
+            "request_id": request_id,
+        }))
+        .expect("a JSON object of strings always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins every variant's wire form to SPEC section 3's table.
+    #[test]
+    fn every_refusal_matches_the_spec_table() {
+        let table = [
+            (GatewayError::InvalidRequest("x"), 400, "invalid_request", false),
+            (GatewayError::MissingCredentials, 401, "missing_credentials", true),
+            (GatewayError::InvalidToken("x"), 401, "invalid_token", true),
+            (GatewayError::InsufficientScope("x"), 403, "insufficient_scope", true),
+            (GatewayError::NotFound, 404, "not_found", false),
+            (GatewayError::PayloadTooLarge, 413, "payload_too_large", false),
+            (GatewayError::HeadersTooLarge, 431, "invalid_request", false),
+            (GatewayError::BadGateway, 502, "bad_gateway", false),
+            (GatewayError::GatewayTimeout, 504, "gateway_timeout", false),
+            (GatewayError::Unavailable, 503, "unavailable", false),
+        ];
+        for (err, status, code, challenges) in table {
+            assert_eq!(err.status().as_u16(), status, "{err:?}");
+            assert_eq!(err.code(), code, "{err:?}");
+            assert_eq!(err.www_authenticate().is_some(), challenges, "{err:?}");
+            let body: serde_json::Value = serde_json::from_slice(&err.body("rid")).unwrap();
+            assert_eq!(body["error"], code);
+            assert_eq!(body["request_id"], "rid");
+        }
+        assert_eq!(
+            GatewayError::InvalidToken("token expired").www_authenticate().unwrap(),
+            r#"Bearer realm="portcullis", error="invalid_token", error_description="token expired""#
+        );
+    }
+}

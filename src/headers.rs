@@ -1,0 +1,135 @@
+//! Header-name constants, identity headers stripped then set, forwarded headers, and the
+//! client IP of SPEC step 2.
+
+use std::net::IpAddr;
+
+use http::header::HeaderName;
+use http::HeaderMap;
+use ipnet::IpNet;
+use pingora::http::RequestHeader;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Keeps a client's request id when it is 1..=128 visible ASCII characters, else makes one.
+pub fn request_id(incoming: Option<&[u8]>) -> String {
+    match incoming {
+        Some(v) if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| (0x21..=0x7e).contains(b)) => {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// `trusted_proxies`, as a list of networks.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        self.0.iter().any(|n| n.contains(ip))
+    }
+
+    /// SPEC step 2: the peer; when the peer is trusted, the right-most `X-Forwarded-For`
+    /// address that is not itself trusted (or the left-most when all are).
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.contains(&peer) {
+            return peer;
+        }
+        let mut client = peer;
+        let chain = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect::<Vec<_>>();
+        for entry in chain.iter().rev() {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.contains(&ip) {
+                        break;
+                    }
+                }
+                // An entry we cannot read ends the trusted chain: what came before it is as
+                // good as the client's own word.
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
+
+/// Removes every value of each named header, whatever its case. Goes through
+/// `RequestHeader::remove_header` so Pingora's header-case map stays in step.
+pub fn strip_all<'a>(req: &mut RequestHeader, names: impl IntoIterator<Item = &'a HeaderName>) {
+    for name in names {
+        while req.remove_header(name).is_some() {}
+    }
+}
+
+/// Wraps a header map for logging with credentials masked.
+pub struct Redacted<'a>(pub &'a HeaderMap);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (k, v) in self.0 {
+            let secret = k == http::header::AUTHORIZATION
+                || k == http::header::COOKIE
+                || k == X_API_KEY
+                || k == http::header::PROXY_AUTHORIZATION;
+            if secret {
+                m.entry(&k.as_str(), &"***");
+            } else {
+                m.entry(&k.as_str(), &String::from_utf8_lossy(v.as_bytes()));
+            }
+        }
+        m.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, v.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn request_ids() {
+        assert_eq!(request_id(Some(b"abc-123")), "abc-123");
+        assert_ne!(request_id(Some(b"has space")), "has space");
+        assert_ne!(request_id(Some(&[b'a'; 129])).len(), 129);
+        assert_eq!(request_id(None).len(), 36);
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_peers() {
+        let t = TrustedProxies(vec!["10.0.0.0/8".parse().unwrap()]);
+        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let untrusted: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(t.client_ip(untrusted, &xff("1.2.3.4")), untrusted);
+        assert_eq!(
+            t.client_ip(peer, &xff("6.6.6.6, 1.2.3.4, 10.0.0.2")),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(t.client_ip(peer, &HeaderMap::new()), peer);
+        assert_eq!(t.client_ip(peer, &xff("10.1.1.1")), "10.1.1.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn redaction() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer secret-token".parse().unwrap());
+        h.insert("x-other", "fine".parse().unwrap());
+        let s = format!("{:?}", Redacted(&h));
+        assert!(!s.contains("secret-token") && s.contains("fine"), "{s}");
+    }
+}

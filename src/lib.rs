@@ -1,0 +1,14 @@
+//! Portcullis: a reverse-proxy authentication gateway on Pingora.
+//!
+//! The modules follow the request: `config` is compiled once; `proxy` runs the pipeline of
+//! SPEC section 3 through Pingora's phases, using `policy` (routes, roles) and `auth`
+//! (credentials, JWTs); `error` is the one refusal type and its wire form.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod policy;
+pub mod proxy;

@@ -1,0 +1,96 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use portcullis::cli::{Cli, Command, LogFormat};
+use portcullis::config::{self, duration::parse_duration};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            init_tracing(cli.log_format);
+            let loaded = match config::load(&cli.config) {
+                Ok(l) => l,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    eprintln!("portcullis: refusing to start: {} error(s) in the config", errors.0.len());
+                    return ExitCode::FAILURE;
+                }
+            };
+            for w in &loaded.warnings {
+                tracing::warn!(warning = %w, "config warning");
+            }
+            portcullis::app::run(loaded.config)
+        }
+        Command::Check => check(&cli.config),
+        Command::Token { sub, roles, ttl } => token(&cli.config, &sub, &roles, ttl.as_deref()),
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w} (warning)");
+            }
+            let c = &loaded.config;
+            println!(
+                "{}: ok: {} route(s), {} upstream(s), {} listener(s)",
+                path.display(),
+                c.routes.len(),
+                c.upstreams.len(),
+                c.server.listen.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token(path: &std::path::Path, sub: &str, roles: &[String], ttl: Option<&str>) -> ExitCode {
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(signer) = &loaded.config.signer else {
+        eprintln!("portcullis: no [tokens] section: nothing to sign with");
+        return ExitCode::FAILURE;
+    };
+    let ttl = match ttl.map(parse_duration) {
+        None => signer.access_ttl,
+        Some(Ok(d)) => d.as_secs(),
+        Some(Err(e)) => {
+            eprintln!("portcullis: --ttl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let grants = loaded.config.roles.grants(roles, &[]);
+    let permissions: Vec<String> = grants.permissions.into_iter().collect();
+    let now = portcullis::proxy::unix_now();
+    match signer.access_token(sub, roles, &permissions, ttl, now, None) {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis: cannot sign: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,270 @@
+//! Routes compiled from `[[routes]]`: a segment matcher over the normalised path, the methods,
+//! and the rules the pipeline applies once a route is chosen.
+
+use std::sync::Arc;
+
+use http::Method;
+
+use crate::proxy::upstream::UpstreamPool;
+
+/// One segment of a route pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Literal(String),
+    /// `*`: one non-empty segment, not captured.
+    Any,
+    /// `{name}`: one non-empty segment, captured.
+    Capture(String),
+    /// `**`: zero or more segments; only last.
+    Rest,
+}
+
+/// A compiled `path` such as `/api/users/{id}/**`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    segs: Vec<Seg>,
+}
+
+impl PathPattern {
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let rest = pattern
+            .strip_prefix('/')
+            .ok_or_else(|| format!("path `{pattern}` must start with `/`"))?;
+        if rest.is_empty() {
+            return Ok(PathPattern {
+                segs: vec![Seg::Literal(String::new())],
+            });
+        }
+        let parts: Vec<&str> = rest.split('/').collect();
+        let mut segs = Vec::with_capacity(parts.len());
+        let mut names: Vec<&str> = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let seg = match *part {
+                "**" if i + 1 == parts.len() => Seg::Rest,
+                "**" => return Err("`**` may only be the last segment".into()),
+                "*" => Seg::Any,
+                p if p.starts_with('{') && p.ends_with('}') => {
+                    let name = &p[1..p.len() - 1];
+                    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                        return Err(format!("bad capture `{p}`: use `{{name}}` with letters, digits, `_`"));
+                    }
+                    if names.contains(&name) {
+                        return Err(format!("capture `{name}` appears twice"));
+                    }
+                    names.push(name);
+                    Seg::Capture(name.to_string())
+                }
+                p if p.contains(['{', '}', '*']) => {
+                    return Err(format!("segment `{p}` mixes literal text with a wildcard"))
+                }
+                "" if i + 1 < parts.len() => return Err("empty segment (`//`) in path".into()),
+                p => Seg::Literal(p.to_string()),
+            };
+            segs.push(seg);
+        }
+        Ok(PathPattern { segs })
+    }
+
+    /// Names of the `{name}` captures, in order.
+    pub fn captures(&self) -> impl Iterator<Item = &str> {
+        self.segs.iter().filter_map(|s| match s {
+            Seg::Capture(n) => Some(n.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Matches a normalised path (starting with `/`). On success, the captured segments in the
+    /// order of `captures()`.
+    pub fn matches<'p>(&self, path: &'p str) -> Option<Vec<&'p str>> {
+        let rest = path.strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        let mut captured = Vec::new();
+        for seg in &self.segs {
+            match seg {
+                Seg::Rest => return Some(captured),
+                Seg::Literal(l) => {
+                    if parts.next()? != l {
+                        return None;
+                    }
+                }
+                Seg::Any => {
+                    if parts.next()?.is_empty() {
+                        return None;
+                    }
+                }
+                Seg::Capture(_) => {
+                    let p = parts.next()?;
+                    if p.is_empty() {
+                        return None;
+                    }
+                    captured.push(p);
+                }
+            }
+        }
+        parts.next().is_none().then_some(captured)
+    }
+
+    /// True when every path this pattern matches is also matched by `earlier`.
+    pub fn is_covered_by(&self, earlier: &PathPattern) -> bool {
+        let mut mine = self.segs.iter();
+        for theirs in &earlier.segs {
+            if *theirs == Seg::Rest {
+                return true;
+            }
+            let Some(m) = mine.next() else {
+                return false;
+            };
+            let covered = match (theirs, m) {
+                (Seg::Rest, _) => return true,
+                (_, Seg::Rest) => false,
+                (Seg::Literal(a), Seg::Literal(b)) => a == b,
+                (Seg::Literal(_), _) => false,
+                (Seg::Any | Seg::Capture(_), Seg::Literal(b)) => !b.is_empty(),
+                (Seg::Any | Seg::Capture(_), _) => true,
+            };
+            if !covered {
+                return false;
+            }
+        }
+        mine.next().is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Required,
+    Optional,
+    None,
+}
+
+/// A kind of credential a route may `accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    Jwt,
+    ApiKey,
+    Cookie,
+}
+
+/// `owner = { param, claim, unless_roles }`: the captured segment must equal the caller's claim.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// Index into the route's captures.
+    pub capture_index: usize,
+    /// Dotted claim path, split.
+    pub claim: Vec<String>,
+    pub unless_roles: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The label in logs and metrics: the configured name, else the path pattern.
+    pub name: Arc<str>,
+    pub pattern: PathPattern,
+    /// Empty: every method.
+    pub methods: Vec<Method>,
+    pub upstream: Arc<UpstreamPool>,
+    pub auth: AuthMode,
+    pub accept: Vec<CredentialKind>,
+    pub roles_any: Vec<String>,
+    pub permissions_all: Vec<String>,
+    pub strip_prefix: Option<String>,
+    pub owner: Option<Owner>,
+}
+
+/// A route chosen for a request, with the segments its captures matched.
+pub struct RouteMatch<'r> {
+    pub route: &'r Arc<Route>,
+    pub captures: Vec<String>,
+}
+
+impl Route {
+    pub fn allows_method(&self, method: &Method) -> bool {
+        self.methods.is_empty() || self.methods.contains(method)
+    }
+
+    pub fn accepts(&self, kind: CredentialKind) -> bool {
+        self.accept.contains(&kind)
+    }
+
+    /// The path sent upstream: the normalised path without `strip_prefix`.
+    pub fn upstream_path<'p>(&self, path: &'p str) -> &'p str {
+        match &self.strip_prefix {
+            Some(prefix) => match path.strip_prefix(prefix.as_str()) {
+                Some("") => "/",
+                Some(rest) if rest.starts_with('/') => rest,
+                _ => path,
+            },
+            None => path,
+        }
+    }
+}
+
+/// First route in file order whose path and methods match.
+pub fn find_route<'r>(routes: &'r [Arc<Route>], method: &Method, path: &str) -> Option<RouteMatch<'r>> {
+    routes.iter().find_map(|route| {
+        if !route.allows_method(method) {
+            return None;
+        }
+        route.pattern.matches(path).map(|caps| RouteMatch {
+            route,
+            captures: caps.into_iter().map(str::to_string).collect(),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, path: &str) -> Option<Vec<String>> {
+        PathPattern::parse(p)
+            .unwrap()
+            .matches(path)
+            .map(|v| v.into_iter().map(String::from).collect())
+    }
+
+    #[test]
+    fn literal_segments_and_trailing_slash() {
+        assert!(m("/a/b", "/a/b").is_some());
+        assert!(m("/a/b", "/a/b/").is_none());
+        assert!(m("/a/b", "/a").is_none());
+        assert!(m("/a/b", "/a/b/c").is_none());
+        assert!(m("/", "/").is_some());
+        assert!(m("/", "/a").is_none());
+    }
+
+    #[test]
+    fn double_star_matches_zero_or_more() {
+        for p in ["/x", "/x/", "/x/y", "/x/y/z/"] {
+            assert!(m("/x/**", p).is_some(), "{p}");
+        }
+        assert!(m("/x/**", "/xy").is_none());
+        assert!(m("/**", "/").is_some());
+    }
+
+    #[test]
+    fn single_segment_wildcards_need_content() {
+        assert_eq!(m("/u/{id}/o", "/u/42/o"), Some(vec!["42".to_string()]));
+        assert!(m("/u/{id}", "/u/").is_none());
+        assert!(m("/u/*", "/u/").is_none());
+        assert!(m("/u/*", "/u/a/b").is_none());
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for p in ["a", "/a/**/b", "/{}", "/x{id}", "/{a}/{a}", "/a//b"] {
+            assert!(PathPattern::parse(p).is_err(), "{p}");
+        }
+    }
+
+    #[test]
+    fn shadowing() {
+        let p = |s| PathPattern::parse(s).unwrap();
+        assert!(p("/a/b").is_covered_by(&p("/a/**")));
+        assert!(p("/a/{x}").is_covered_by(&p("/a/*")));
+        assert!(p("/a").is_covered_by(&p("/a/**")));
+        assert!(!p("/a/**").is_covered_by(&p("/a/*")));
+        assert!(!p("/a/*").is_covered_by(&p("/a/b")));
+        assert!(p("/**").is_covered_by(&p("/**")));
+    }
+}

@@ -1,0 +1,251 @@
+//! The Pingora `ProxyHttp` implementation: each phase dispatches to the pipeline's steps.
+
+pub mod path;
+pub mod pipeline;
+pub mod respond;
+pub mod upstream;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use http::header::CACHE_CONTROL;
+use http::StatusCode;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+
+use crate::auth::Identity;
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::headers::{self, X_REQUEST_ID};
+use crate::policy::Route;
+use pipeline::{Destination, Forwarding};
+use respond::LocalResponse;
+
+/// The gateway: the current config snapshot, swapped whole on reload.
+pub struct Gateway {
+    pub config: Arc<ArcSwap<Config>>,
+}
+
+/// Per-request state, set by `request_filter` and read by the later phases.
+pub struct RequestCtx {
+    /// Loaded once: one request never sees two configs.
+    pub config: Arc<Config>,
+    pub start: Instant,
+    pub request_id: String,
+    pub client_ip: Option<IpAddr>,
+    pub peer_trusted: bool,
+    /// The normalised path (step 4).
+    pub path: Option<String>,
+    pub route: Option<Arc<Route>>,
+    pub identity: Option<Identity>,
+    /// Why the gateway refused, for the access log.
+    pub refusal: Option<GatewayError>,
+}
+
+/// What the pipeline decided for a request.
+enum Decision {
+    Forward,
+    Respond(LocalResponse),
+}
+
+impl Gateway {
+    pub fn new(config: Arc<ArcSwap<Config>>) -> Self {
+        Gateway { config }
+    }
+
+    /// SPEC section 3, steps 2 to 9, in order.
+    fn decide(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Decision, GatewayError> {
+        let config = ctx.config.clone();
+        let req = session.req_header();
+        pipeline::check_header_size(&req.headers)?;
+
+        // 2. client IP
+        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        if let Some(peer) = peer {
+            ctx.peer_trusted = config.trusted_proxies.contains(&peer);
+            ctx.client_ip = Some(config.trusted_proxies.client_ip(peer, &req.headers));
+        }
+        // 3. identity headers: never believed from a client
+        headers::strip_all(session.req_header_mut(), &config.identity.all);
+
+        // 4. path
+        let req = session.req_header();
+        let path = path::normalize(req.uri.path())?;
+        let method = req.method.clone();
+        ctx.path = Some(path.clone());
+
+        // 5. built-in endpoints, else the route
+        let matched = match pipeline::route(&config, &method, &path)? {
+            Destination::Jwks => {
+                let resp = LocalResponse::json(StatusCode::OK, config.jwks.clone())
+                    .header(CACHE_CONTROL, "public, max-age=300");
+                return Ok(Decision::Respond(resp));
+            }
+            Destination::Route(m) => m,
+        };
+        ctx.route = Some(matched.route.clone());
+        let route = matched.route;
+
+        // 7, 8. credentials and verification
+        let identity = pipeline::authenticate(&config, route, &req.headers, unix_now())?;
+        // 9. authorisation
+        pipeline::authorize(route, &matched.captures, identity.as_ref())?;
+        ctx.identity = identity;
+
+        // The upstream sees the normalised path, less `strip_prefix`.
+        let query = req.uri.query().map(str::to_string);
+        let uri = pipeline::upstream_uri(route, &path, query.as_deref())
+            .ok_or(GatewayError::InvalidRequest("malformed request target"))?;
+        session.req_header_mut().set_uri(uri);
+        Ok(Decision::Forward)
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            config: self.config.load_full(),
+            start: Instant::now(),
+            request_id: String::new(),
+            client_ip: None,
+            peer_trusted: false,
+            path: None,
+            route: None,
+            identity: None,
+            refusal: None,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+        // 1. request id
+        ctx.request_id = headers::request_id(
+            session.req_header().headers.get(X_REQUEST_ID).map(|v| v.as_bytes()),
+        );
+        let response = match self.decide(session, ctx) {
+            Ok(Decision::Forward) => return Ok(false),
+            Ok(Decision::Respond(resp)) => resp,
+            Err(refusal) => {
+                ctx.refusal = Some(refusal);
+                LocalResponse::refusal(&refusal, &ctx.request_id)
+            }
+        };
+        respond::write(session, response, &ctx.request_id).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
+        let pool = &route.upstream;
+        Ok(Box::new(pool.peer(pool.select())))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let tls = session
+            .digest()
+            .is_some_and(|d| d.ssl_digest.is_some());
+        let forwarding = Forwarding {
+            request_id: &ctx.request_id,
+            peer: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+            peer_trusted: ctx.peer_trusted,
+            tls,
+            identity: ctx.identity.as_ref(),
+        };
+        pipeline::rewrite_upstream_request(upstream_request, &ctx.config.identity, &forwarding)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        upstream_response.insert_header(X_REQUEST_ID, &ctx.request_id)?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let refusal = match (e.esource(), e.etype()) {
+            (_, ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
+                Some(GatewayError::GatewayTimeout)
+            }
+            (ErrorSource::Downstream, ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed) => {
+                None
+            }
+            (ErrorSource::Downstream, _) => Some(GatewayError::InvalidRequest("malformed request")),
+            _ => Some(GatewayError::BadGateway),
+        };
+        let code = match refusal {
+            Some(r) if session.response_written().is_none() => {
+                ctx.refusal = Some(r);
+                let resp = LocalResponse::refusal(&r, &ctx.request_id);
+                if let Err(err) = respond::write(session, resp, &ctx.request_id).await {
+                    tracing::debug!(error = %err, "could not send the error response");
+                }
+                r.status().as_u16()
+            }
+            _ => 0,
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let route = ctx.route.as_ref().map(|r| &*r.name).unwrap_or("");
+        let subject = ctx.identity.as_ref().map(|i| i.subject.as_str()).unwrap_or("");
+        let auth_method = ctx.identity.as_ref().map(|i| i.method.as_str()).unwrap_or("");
+        let client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let latency_ms = ctx.start.elapsed().as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "access",
+            request_id = %ctx.request_id,
+            method = %session.req_header().method,
+            path = ctx.path.as_deref().unwrap_or(""),
+            route,
+            status,
+            latency_ms,
+            client_ip,
+            subject,
+            auth_method,
+        );
+        if let Some(refusal) = ctx.refusal.filter(|r| matches!(r.status().as_u16(), 401 | 403 | 429)) {
+            tracing::info!(
+                target: "audit",
+                event = "refused",
+                reason = refusal.code(),
+                description = refusal.description(),
+                route,
+                client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                request_id = %ctx.request_id,
+            );
+        }
+    }
+}

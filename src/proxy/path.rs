@@ -1,0 +1,134 @@
+//! SPEC step 4: refuse the paths that smuggle structure, normalise the rest.
+//!
+//! The normalised path is both matched and forwarded, so what a route's checks saw is exactly
+//! what the upstream receives.
+
+use crate::error::GatewayError;
+
+const REFUSED: GatewayError = GatewayError::InvalidRequest("refused path");
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Normalises a request path (no query). Errors are 400 `invalid_request`.
+pub fn normalize(raw: &str) -> Result<String, GatewayError> {
+    if !raw.starts_with('/') {
+        return Err(REFUSED);
+    }
+    // Decode unreserved characters; refuse encoded `/`, `\`, NUL and a raw `\`.
+    let bytes = raw.as_bytes();
+    let mut decoded = String::with_capacity(raw.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => return Err(REFUSED),
+            b'%' => {
+                let (Some(h), Some(l)) = (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) else {
+                    return Err(GatewayError::InvalidRequest("malformed percent-encoding"));
+                };
+                let c = h * 16 + l;
+                match c {
+                    b'/' | b'\\' | 0 => return Err(REFUSED),
+                    c if is_unreserved(c) => decoded.push(c as char),
+                    _ => {
+                        // Keep other escapes, with upper-case hex (RFC 3986 6.2.2.1).
+                        decoded.push('%');
+                        decoded.push(bytes[i + 1].to_ascii_uppercase() as char);
+                        decoded.push(bytes[i + 2].to_ascii_uppercase() as char);
+                    }
+                }
+                i += 3;
+            }
+            b => {
+                decoded.push(b as char);
+                i += 1;
+            }
+        }
+    }
+    // Merge repeated slashes, refuse `.;` / `..;` segments, then remove dot-segments.
+    let trailing = decoded.ends_with('/');
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = decoded.split('/').filter(|s| !s.is_empty()).collect();
+    let last = segments.len().saturating_sub(1);
+    let mut ends_in_dir = trailing;
+    for (n, seg) in segments.iter().enumerate() {
+        if seg.starts_with(".;") || seg.starts_with("..;") {
+            return Err(REFUSED);
+        }
+        match *seg {
+            "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+        if n == last && (*seg == "." || *seg == "..") {
+            ends_in_dir = true;
+        }
+    }
+    let mut path = String::with_capacity(decoded.len());
+    for s in &out {
+        path.push('/');
+        path.push_str(s);
+    }
+    if path.is_empty() || ends_in_dir {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    fn ok(p: &str) -> String {
+        normalize(p).unwrap_or_else(|e| panic!("{p}: {e:?}"))
+    }
+
+    #[test]
+    fn dot_segments_and_slashes() {
+        assert_eq!(ok("/"), "/");
+        assert_eq!(ok("/a/b"), "/a/b");
+        assert_eq!(ok("/a/b/"), "/a/b/");
+        assert_eq!(ok("//admin"), "/admin");
+        assert_eq!(ok("/a//b///c"), "/a/b/c");
+        assert_eq!(ok("/public/../admin"), "/admin");
+        assert_eq!(ok("/a/./b"), "/a/b");
+        assert_eq!(ok("/a/b/.."), "/a/");
+        assert_eq!(ok("/a/b/."), "/a/b/");
+        assert_eq!(ok("/../../etc"), "/etc");
+        assert_eq!(ok("/.."), "/");
+    }
+
+    #[test]
+    fn unreserved_escapes_are_decoded_before_dot_removal() {
+        assert_eq!(ok("/%2e%2e/admin"), "/admin");
+        assert_eq!(ok("/public/%2E%2E/admin"), "/admin");
+        assert_eq!(ok("/%61dmin"), "/admin");
+        assert_eq!(ok("/a%20b"), "/a%20b");
+        assert_eq!(ok("/a%3fb"), "/a%3Fb");
+    }
+
+    #[test]
+    fn smuggling_is_refused() {
+        for p in [
+            "/admin%2F..", "/a%2fb", "/a%5Cb", "/a%00", "/a\\b", "/..;/admin", "/a/.;/b",
+            "/%2e%2e;/admin", "/a/..;x", "/bad%zz", "/trunc%2", "admin", "*",
+        ] {
+            assert!(normalize(p).is_err(), "{p} should be refused");
+        }
+    }
+}

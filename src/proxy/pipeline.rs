@@ -1,0 +1,290 @@
+//! SPEC section 3 as functions: each step takes what it needs and returns the next fact or a
+//! refusal. `request_filter` calls them in order; nothing here touches the network.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue, Method};
+use pingora::http::RequestHeader;
+
+use crate::auth::credentials::{self, Credential};
+use crate::auth::identity::{claim_as_segment, claim_header_value};
+use crate::auth::{AuthMethod, Identity};
+use crate::config::{Config, IdentitySettings};
+use crate::error::GatewayError;
+use crate::headers::{self, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
+use crate::policy::route::{find_route, AuthMode, RouteMatch};
+use crate::policy::Route;
+
+/// Request headers beyond this many bytes (names and values) are refused with 431. Pingora's
+/// own limit (1 MiB) is far above what any real client sends.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// What step 5 decided.
+pub enum Destination<'c> {
+    /// A built-in endpoint, served by the gateway.
+    Jwks,
+    /// A configured route.
+    Route(RouteMatch<'c>),
+}
+
+/// 431 before any other work when the headers are oversized.
+pub fn check_header_size(headers: &HeaderMap) -> Result<(), GatewayError> {
+    let total: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if total > MAX_HEADER_BYTES {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// Step 5: built-in endpoints first, then the first matching route.
+pub fn route<'c>(config: &'c Config, method: &Method, path: &str) -> Result<Destination<'c>, GatewayError> {
+    if path == JWKS_PATH && (method == Method::GET || method == Method::HEAD) {
+        return Ok(Destination::Jwks);
+    }
+    find_route(&config.routes, method, path)
+        .map(Destination::Route)
+        .ok_or(GatewayError::NotFound)
+}
+
+/// Steps 7 and 8: the credential of the request, verified, for the route's `auth` mode.
+/// `Ok(None)`: an anonymous caller the route lets through.
+pub fn authenticate(
+    config: &Config,
+    route: &Route,
+    headers: &HeaderMap,
+    now: u64,
+) -> Result<Option<Identity>, GatewayError> {
+    let ignore_all = route.auth == AuthMode::None;
+    let credential = credentials::find(headers, |k| !ignore_all && route.accepts(k), None)?;
+    let Some(credential) = credential else {
+        return match route.auth {
+            AuthMode::Required => Err(GatewayError::MissingCredentials),
+            AuthMode::Optional | AuthMode::None => Ok(None),
+        };
+    };
+    let identity = match credential {
+        Credential::Bearer(token) => verify_jwt(config, token, now, AuthMethod::Jwt)?,
+        Credential::Cookie(token) => verify_jwt(config, token, now, AuthMethod::Cookie)?,
+        // Accepting api_key is refused at load until API keys land, so none reaches here.
+        Credential::ApiKey(_) => return Err(GatewayError::InvalidToken("unknown API key")),
+    };
+    Ok(Some(identity))
+}
+
+fn verify_jwt(config: &Config, token: &str, now: u64, method: AuthMethod) -> Result<Identity, GatewayError> {
+    let verified = config
+        .verifier
+        .verify(token, now)
+        .map_err(GatewayError::InvalidToken)?;
+    let grants = config.roles.grants(&verified.roles, &verified.permissions);
+    Ok(Identity {
+        subject: verified.subject,
+        method,
+        grants,
+        claims: Arc::new(verified.claims),
+    })
+}
+
+/// Step 9: roles, permissions, ownership.
+pub fn authorize(route: &Route, captures: &[String], identity: Option<&Identity>) -> Result<(), GatewayError> {
+    let needs_identity =
+        !route.roles_any.is_empty() || !route.permissions_all.is_empty() || route.owner.is_some();
+    if !needs_identity {
+        return Ok(());
+    }
+    let Some(id) = identity else {
+        return Err(GatewayError::MissingCredentials);
+    };
+    if !route.roles_any.is_empty() && !id.grants.has_any_role(&route.roles_any) {
+        return Err(GatewayError::InsufficientScope("a required role is missing"));
+    }
+    if !route.permissions_all.iter().all(|p| id.grants.has_permission(p)) {
+        return Err(GatewayError::InsufficientScope("a required permission is missing"));
+    }
+    if let Some(owner) = &route.owner {
+        if !id.grants.has_any_role(&owner.unless_roles) {
+            let segment = &captures[owner.capture_index];
+            let own = id.claim(&owner.claim).and_then(claim_as_segment);
+            if own.as_deref() != Some(segment.as_str()) {
+                return Err(GatewayError::InsufficientScope("not the owner of this resource"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What step 11 writes: facts gathered by the earlier steps.
+pub struct Forwarding<'a> {
+    pub request_id: &'a str,
+    pub peer: Option<IpAddr>,
+    pub peer_trusted: bool,
+    pub tls: bool,
+    pub identity: Option<&'a Identity>,
+}
+
+/// Step 11 on the upstream request: credentials removed unless forwarded, identity headers set
+/// (they were already stripped at step 3), request id and forwarded headers.
+pub fn rewrite_upstream_request(
+    req: &mut RequestHeader,
+    ids: &IdentitySettings,
+    f: &Forwarding<'_>,
+) -> pingora::Result<()> {
+    if !ids.forward_credentials {
+        strip_credentials(req);
+    }
+    if let Some(id) = f.identity {
+        set_identity(req, ids, id)?;
+    }
+    req.insert_header(X_REQUEST_ID, f.request_id)?;
+
+    if let Some(peer) = f.peer {
+        let peer = peer.to_string();
+        let chain = match req.headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(existing) if f.peer_trusted => format!("{existing}, {peer}"),
+            _ => peer,
+        };
+        req.insert_header(X_FORWARDED_FOR, chain)?;
+    }
+    if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
+        req.insert_header(X_FORWARDED_PROTO, if f.tls { "https" } else { "http" })?;
+    }
+    if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_HOST)) {
+        let host = req
+            .headers
+            .get(HOST)
+            .cloned()
+            .or_else(|| req.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        match host {
+            Some(h) => req.insert_header(X_FORWARDED_HOST, h)?,
+            None => {
+                req.remove_header(&X_FORWARDED_HOST);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the credentials Portcullis consumes: a Bearer/ApiKey `Authorization` (other schemes
+/// are not ours and pass untouched) and `X-API-Key`.
+fn strip_credentials(req: &mut RequestHeader) {
+    let ours = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| credentials::parse_authorization(v).is_some());
+    if ours {
+        req.remove_header(&http::header::AUTHORIZATION);
+    }
+    headers::strip_all(req, [&X_API_KEY]);
+}
+
+fn set_identity(req: &mut RequestHeader, ids: &IdentitySettings, id: &Identity) -> pingora::Result<()> {
+    let joined = |set: &std::collections::BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(",");
+    insert_checked(req, &ids.subject, &id.subject)?;
+    insert_checked(req, &ids.roles, &joined(&id.grants.roles))?;
+    insert_checked(req, &ids.permissions, &joined(&id.grants.permissions))?;
+    req.insert_header(ids.method.clone(), id.method.as_str())?;
+    for (path, header) in &ids.claims {
+        if let Some(value) = id.claim(path).and_then(claim_header_value) {
+            insert_checked(req, header, &value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets a header whose value came from a token; a value that cannot be a header value (a
+/// control character) is left out rather than forwarded mangled.
+fn insert_checked(req: &mut RequestHeader, name: &http::HeaderName, value: &str) -> pingora::Result<()> {
+    match HeaderValue::from_str(value) {
+        Ok(v) => req.insert_header(name.clone(), v),
+        Err(_) => {
+            tracing::debug!(header = %name, "identity value is not a valid header value; not forwarded");
+            Ok(())
+        }
+    }
+}
+
+/// The URI sent upstream: the normalised path (less `strip_prefix`) and the untouched query.
+pub fn upstream_uri(route: &Route, normalized: &str, query: Option<&str>) -> Option<http::Uri> {
+    let path = route.upstream_path(normalized);
+    let uri = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    uri.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::roles::Grants;
+
+    fn identity(roles: &[&str], perms: &[&str], sub: &str) -> Identity {
+        Identity {
+            subject: sub.into(),
+            method: AuthMethod::Jwt,
+            grants: Grants {
+                roles: roles.iter().map(|s| s.to_string()).collect(),
+                permissions: perms.iter().map(|s| s.to_string()).collect(),
+            },
+            claims: Arc::new(serde_json::json!({"sub": sub}).as_object().unwrap().clone()),
+        }
+    }
+
+    #[test]
+    fn header_size_limit() {
+        let mut h = HeaderMap::new();
+        h.insert("x-big", "a".repeat(MAX_HEADER_BYTES).parse().unwrap());
+        assert_eq!(check_header_size(&h), Err(GatewayError::HeadersTooLarge));
+        assert_eq!(check_header_size(&HeaderMap::new()), Ok(()));
+    }
+
+    #[test]
+    fn anonymous_callers_on_guarded_routes_need_credentials() {
+        let id = identity(&["user"], &[], "u1");
+        assert!(matches!(
+            authorize_roles(&["user"], None),
+            Err(GatewayError::MissingCredentials)
+        ));
+        assert!(authorize_roles(&["user"], Some(&id)).is_ok());
+        assert!(matches!(
+            authorize_roles(&["admin"], Some(&id)),
+            Err(GatewayError::InsufficientScope(_))
+        ));
+    }
+
+    fn authorize_roles(roles: &[&str], id: Option<&Identity>) -> Result<(), GatewayError> {
+        let pool = Arc::new(crate::proxy::upstream::UpstreamPool::new(
+            crate::proxy::upstream::UpstreamSettings {
+                name: "u".into(),
+                targets: vec!["127.0.0.1:1".parse().unwrap()],
+                tls: false,
+                sni: String::new(),
+                ca_der: None,
+                connect_timeout: std::time::Duration::from_secs(1),
+                read_timeout: std::time::Duration::from_secs(1),
+                health_check: None,
+            },
+        ));
+        let route = Route {
+            name: "r".into(),
+            pattern: crate::policy::PathPattern::parse("/**").unwrap(),
+            methods: vec![],
+            upstream: pool,
+            auth: AuthMode::Optional,
+            accept: vec![],
+            roles_any: roles.iter().map(|s| s.to_string()).collect(),
+            permissions_all: vec![],
+            strip_prefix: None,
+            owner: None,
+        };
+        authorize(&route, &[], id)
+    }
+}
