@@ -15,13 +15,15 @@ use crate::proxy::Gateway;
 
 /// Runs the gateway until the process is told to stop. Never returns.
 pub fn run(config: Config) -> ! {
-    let mut conf = ServerConf::default();
-    conf.threads = config
-        .server
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    conf.grace_period_seconds = Some(0);
-    conf.graceful_shutdown_timeout_seconds = Some(10);
+    let conf = ServerConf {
+        threads: config
+            .server
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(10),
+        ..ServerConf::default()
+    };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
 
@@ -71,7 +73,9 @@ impl BackgroundService for HealthChecks {
             let config = self.config.load_full();
             let now = Instant::now();
             for pool in &config.upstreams {
-                let (Some(hc), Some(checker)) = (&pool.settings.health_check, pool.health_checker()) else {
+                let (Some(hc), Some(checker)) =
+                    (&pool.settings.health_check, pool.health_checker())
+                else {
                     continue;
                 };
                 let due = next_due.entry(pool.name().to_string()).or_insert(now);

@@ -5,10 +5,19 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "portcullis", version, about = "A reverse-proxy authentication gateway")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A reverse-proxy authentication gateway"
+)]
 pub struct Cli {
     /// The gateway config file.
-    #[arg(short = 'c', long = "config", global = true, default_value = "gateway.toml")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        default_value = "gateway.toml"
+    )]
     pub config: PathBuf,
     /// Log format for `run`.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Json)]

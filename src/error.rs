@@ -117,12 +117,32 @@ mod tests {
     #[test]
     fn every_refusal_matches_the_spec_table() {
         let table = [
-            (GatewayError::InvalidRequest("x"), 400, "invalid_request", false),
-            (GatewayError::MissingCredentials, 401, "missing_credentials", true),
+            (
+                GatewayError::InvalidRequest("x"),
+                400,
+                "invalid_request",
+                false,
+            ),
+            (
+                GatewayError::MissingCredentials,
+                401,
+                "missing_credentials",
+                true,
+            ),
             (GatewayError::InvalidToken("x"), 401, "invalid_token", true),
-            (GatewayError::InsufficientScope("x"), 403, "insufficient_scope", true),
+            (
+                GatewayError::InsufficientScope("x"),
+                403,
+                "insufficient_scope",
+                true,
+            ),
             (GatewayError::NotFound, 404, "not_found", false),
-            (GatewayError::PayloadTooLarge, 413, "payload_too_large", false),
+            (
+                GatewayError::PayloadTooLarge,
+                413,
+                "payload_too_large",
+                false,
+            ),
             (GatewayError::HeadersTooLarge, 431, "invalid_request", false),
             (GatewayError::BadGateway, 502, "bad_gateway", false),
             (GatewayError::GatewayTimeout, 504, "gateway_timeout", false),
@@ -137,7 +157,9 @@ mod tests {
             assert_eq!(body["request_id"], "rid");
         }
         assert_eq!(
-            GatewayError::InvalidToken("token expired").www_authenticate().unwrap(),
+            GatewayError::InvalidToken("token expired")
+                .www_authenticate()
+                .unwrap(),
             r#"Bearer realm="portcullis", error="invalid_token", error_description="token expired""#
         );
     }

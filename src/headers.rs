@@ -17,7 +17,9 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 /// Keeps a client's request id when it is 1..=128 visible ASCII characters, else makes one.
 pub fn request_id(incoming: Option<&[u8]>) -> String {
     match incoming {
-        Some(v) if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| (0x21..=0x7e).contains(b)) => {
+        Some(v)
+            if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| (0x21..=0x7e).contains(b)) =>
+        {
             String::from_utf8_lossy(v).into_owned()
         }
         _ => uuid::Uuid::new_v4().to_string(),
@@ -121,7 +123,10 @@ mod tests {
             "1.2.3.4".parse::<IpAddr>().unwrap()
         );
         assert_eq!(t.client_ip(peer, &HeaderMap::new()), peer);
-        assert_eq!(t.client_ip(peer, &xff("10.1.1.1")), "10.1.1.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            t.client_ip(peer, &xff("10.1.1.1")),
+            "10.1.1.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -13,7 +13,10 @@ fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(errors) => {
                     eprintln!("{errors}");
-                    eprintln!("portcullis: refusing to start: {} error(s) in the config", errors.0.len());
+                    eprintln!(
+                        "portcullis: refusing to start: {} error(s) in the config",
+                        errors.0.len()
+                    );
                     return ExitCode::FAILURE;
                 }
             };
@@ -88,7 +91,9 @@ fn token(path: &std::path::Path, sub: &str, roles: &[String], ttl: Option<&str>)
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),

@@ -67,7 +67,9 @@ pub fn find<'h>(
     let mut auth = headers.get_all(AUTHORIZATION).iter();
     let authorization = auth.next();
     if auth.next().is_some() {
-        return Err(GatewayError::InvalidRequest("repeated Authorization header"));
+        return Err(GatewayError::InvalidRequest(
+            "repeated Authorization header",
+        ));
     }
     let mut found: Option<Credential<'h>> = None;
     let mut keep = |c: Credential<'h>| -> Result<(), GatewayError> {
@@ -120,7 +122,10 @@ mod tests {
     #[test]
     fn schemes_are_case_insensitive() {
         let m = h(&[("authorization", "bEaReR abc")]);
-        assert_eq!(find(&m, ALL, None).unwrap(), Some(Credential::Bearer("abc")));
+        assert_eq!(
+            find(&m, ALL, None).unwrap(),
+            Some(Credential::Bearer("abc"))
+        );
         let m = h(&[("authorization", "APIKEY k1")]);
         assert_eq!(find(&m, ALL, None).unwrap(), Some(Credential::ApiKey("k1")));
     }
@@ -131,7 +136,10 @@ mod tests {
         assert_eq!(find(&m, ALL, None).unwrap(), None);
         let m = h(&[("authorization", "Bearer t"), ("x-api-key", "k")]);
         let only_jwt = |k| k == CredentialKind::Jwt;
-        assert_eq!(find(&m, only_jwt, None).unwrap(), Some(Credential::Bearer("t")));
+        assert_eq!(
+            find(&m, only_jwt, None).unwrap(),
+            Some(Credential::Bearer("t"))
+        );
     }
 
     #[test]

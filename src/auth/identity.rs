@@ -89,7 +89,10 @@ mod tests {
     fn header_values() {
         assert_eq!(claim_header_value(&json!("a")).unwrap(), "a");
         assert_eq!(claim_header_value(&json!(["a", "b", 3])).unwrap(), "a,b,3");
-        assert_eq!(claim_header_value(&json!({"k": [1]})).unwrap(), r#"{"k":[1]}"#);
+        assert_eq!(
+            claim_header_value(&json!({"k": [1]})).unwrap(),
+            r#"{"k":[1]}"#
+        );
         assert_eq!(claim_header_value(&json!(null)), None);
     }
 
@@ -97,7 +100,10 @@ mod tests {
     fn dotted_paths() {
         let c = json!({"org": {"id": "o1"}, "sub": "u"});
         let m = c.as_object().unwrap();
-        assert_eq!(claim_at(m, &["org".into(), "id".into()]), Some(&json!("o1")));
+        assert_eq!(
+            claim_at(m, &["org".into(), "id".into()]),
+            Some(&json!("o1"))
+        );
         assert_eq!(claim_at(m, &["sub".into(), "x".into()]), None);
     }
 }

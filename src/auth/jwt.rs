@@ -190,9 +190,7 @@ impl Verifier {
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(b64: &str) -> Result<T, &'static str> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(b64)
-        .map_err(|_| "malformed token")?;
+    let bytes = URL_SAFE_NO_PAD.decode(b64).map_err(|_| "malformed token")?;
     serde_json::from_slice(&bytes).map_err(|_| "malformed token")
 }
 
@@ -204,7 +202,9 @@ fn string_list(v: Option<&Value>, split_spaces: bool) -> Vec<String> {
             .iter()
             .filter_map(|i| i.as_str().map(str::to_string))
             .collect(),
-        Some(Value::String(s)) if split_spaces => s.split_whitespace().map(str::to_string).collect(),
+        Some(Value::String(s)) if split_spaces => {
+            s.split_whitespace().map(str::to_string).collect()
+        }
         Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
         _ => Vec::new(),
     }

@@ -1,6 +1,8 @@
 //! Verification and signing keys, pinned to the algorithms they may be used with.
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, ThumbprintHash};
+use std::str::FromStr;
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 /// The key families of JWS, each with the algorithms that may use it.
@@ -109,8 +111,16 @@ pub struct PemKey {
 /// Reads a public or private PEM key for `alg`; a key of another family is an error.
 pub fn load_pem(pem: &[u8], alg: Algorithm) -> Result<PemKey, String> {
     let family = Family::of(alg);
-    let wrong = || format!("the file holds no {} PEM key (needed for {alg:?})", family.name());
+    let wrong = || {
+        format!(
+            "the file holds no {} PEM key (needed for {alg:?})",
+            family.name()
+        )
+    };
+    // jsonwebtoken's RSA "private" loader also takes public PEMs, so ask the label first.
+    let is_private = String::from_utf8_lossy(pem).contains("PRIVATE KEY-----");
     let private = match family {
+        _ if !is_private => Err(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat.into()),
         Family::Hmac => return Err("HMAC algorithms take a secret, not a key file".into()),
         Family::Other => return Err(wrong()),
         Family::Rsa => EncodingKey::from_rsa_pem(pem),
@@ -118,15 +128,21 @@ pub fn load_pem(pem: &[u8], alg: Algorithm) -> Result<PemKey, String> {
         Family::Ed => EncodingKey::from_ed_pem(pem),
     };
     let (jwk, encoding) = match private {
-        Ok(enc) => (Jwk::from_encoding_key(&enc, alg).map_err(|_| wrong())?, Some(enc)),
+        Ok(enc) => (
+            Jwk::from_encoding_key(&enc, alg).map_err(|_| wrong())?,
+            Some(enc),
+        ),
+        Err(_) if family == Family::Rsa => (rsa_public_jwk(pem, alg).ok_or_else(wrong)?, None),
         Err(_) => {
             let dec = match family {
-                Family::Rsa => DecodingKey::from_rsa_pem(pem),
                 Family::Ec256 | Family::Ec384 => DecodingKey::from_ec_pem(pem),
                 _ => DecodingKey::from_ed_pem(pem),
             }
             .map_err(|_| wrong())?;
-            (Jwk::from_decoding_key(&dec, Some(alg)).map_err(|_| wrong())?, None)
+            (
+                Jwk::from_decoding_key(&dec, Some(alg)).map_err(|_| wrong())?,
+                None,
+            )
         }
     };
     if jwk_family(&jwk) != Some(family) {
@@ -137,6 +153,44 @@ pub fn load_pem(pem: &[u8], alg: Algorithm) -> Result<PemKey, String> {
         decoding,
         encoding,
         jwk,
+    })
+}
+
+/// The JWK of an RSA public key in SPKI PEM (`BEGIN PUBLIC KEY`). jsonwebtoken's own path for
+/// this hands PKCS#1 DER to aws-lc's SPKI parser and fails, so the modulus and exponent are read
+/// here with x509-parser.
+fn rsa_public_jwk(pem: &[u8], alg: Algorithm) -> Option<Jwk> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jsonwebtoken::jwk::{CommonParameters, RSAKeyParameters, RSAKeyType};
+    use x509_parser::prelude::FromDer;
+    use x509_parser::public_key::PublicKey;
+
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    if pem.label != "PUBLIC KEY" {
+        return None;
+    }
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&pem.contents).ok()?;
+    let PublicKey::RSA(rsa) = spki.parsed().ok()? else {
+        return None;
+    };
+    let strip = |b: &[u8]| -> Vec<u8> {
+        let first = b
+            .iter()
+            .position(|&x| x != 0)
+            .unwrap_or(b.len().saturating_sub(1));
+        b[first..].to_vec()
+    };
+    Some(Jwk {
+        common: CommonParameters {
+            key_algorithm: jsonwebtoken::jwk::KeyAlgorithm::from_str(&format!("{alg:?}")).ok(),
+            ..Default::default()
+        },
+        algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
+            key_type: RSAKeyType::RSA,
+            n: URL_SAFE_NO_PAD.encode(strip(rsa.modulus)),
+            e: URL_SAFE_NO_PAD.encode(strip(rsa.exponent)),
+        }),
     })
 }
 
@@ -165,8 +219,12 @@ pub fn thumbprint(jwk: &Jwk) -> String {
 
 /// Keys of a JWKS document, each pinned to its `alg` when the JWK names one, else to
 /// `allowed` within its family.
-pub fn keys_from_jwks(json: &[u8], allowed: Option<&[Algorithm]>) -> Result<Vec<VerifyKey>, String> {
-    let set: JwkSet = serde_json::from_slice(json).map_err(|e| format!("not a JWKS document: {e}"))?;
+pub fn keys_from_jwks(
+    json: &[u8],
+    allowed: Option<&[Algorithm]>,
+) -> Result<Vec<VerifyKey>, String> {
+    let set: JwkSet =
+        serde_json::from_slice(json).map_err(|e| format!("not a JWKS document: {e}"))?;
     let mut keys = Vec::new();
     for (i, jwk) in set.keys.iter().enumerate() {
         let Some(family) = jwk_family(jwk) else {
@@ -203,4 +261,38 @@ pub fn keys_from_jwks(json: &[u8], allowed: Option<&[Algorithm]>) -> Result<Vec<
         return Err("the JWKS holds no usable key".into());
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn public_and_private_pems_load_for_their_family_only() {
+        for (file, alg) in [
+            ("rsa_public.pem", Algorithm::RS256),
+            ("rsa_private.pem", Algorithm::PS256),
+            ("ec256_public.pem", Algorithm::ES256),
+            ("ec256_private.pem", Algorithm::ES256),
+            ("ec384_public.pem", Algorithm::ES384),
+            ("ed25519_public.pem", Algorithm::EdDSA),
+            ("ed25519_private.pem", Algorithm::EdDSA),
+        ] {
+            let k = load_pem(&fixture(file), alg).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(k.encoding.is_some(), file.contains("private"), "{file}");
+        }
+        for (file, alg) in [
+            ("ec256_public.pem", Algorithm::RS256),
+            ("rsa_public.pem", Algorithm::ES256),
+            ("ec384_public.pem", Algorithm::ES256),
+            ("ec256_private.pem", Algorithm::ES384),
+            ("ed25519_public.pem", Algorithm::ES256),
+        ] {
+            assert!(load_pem(&fixture(file), alg).is_err(), "{file} as {alg:?}");
+        }
+    }
 }

@@ -18,7 +18,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
-        _ => return Err(format!("duration `{s}`: unknown unit `{unit}` (ms, s, m, h, d)")),
+        _ => {
+            return Err(format!(
+                "duration `{s}`: unknown unit `{unit}` (ms, s, m, h, d)"
+            ))
+        }
     };
     n.checked_mul(secs_per)
         .map(Duration::from_secs)

@@ -47,7 +47,8 @@ impl fmt::Display for KeyPath {
                         f.write_str(".")?;
                     }
                     let bare = !k.is_empty()
-                        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
                     if bare {
                         f.write_str(k)?
                     } else {
@@ -105,6 +106,8 @@ pub struct SourceFile {
     line_starts: Vec<usize>,
     errors: RefCell<Vec<ConfigError>>,
     warnings: RefCell<Vec<ConfigError>>,
+    /// Values whose `${ENV}` could not be expanded: already reported, not checked again.
+    unexpanded: RefCell<Vec<Range<usize>>>,
 }
 
 impl SourceFile {
@@ -130,6 +133,7 @@ impl SourceFile {
             line_starts,
             errors: RefCell::default(),
             warnings: RefCell::default(),
+            unexpanded: RefCell::default(),
         }
     }
 
@@ -154,7 +158,8 @@ impl SourceFile {
         let mut env_errors = Vec::new();
         interpolate_table(&mut table, &KeyPath::root(), &mut env_errors);
         for (span, path, msg) in env_errors {
-            self.error_at(Some(span), Some(path), msg);
+            self.error_at(Some(span.clone()), Some(path), msg);
+            self.unexpanded.borrow_mut().push(span);
         }
         Some(table)
     }
@@ -171,6 +176,12 @@ impl SourceFile {
     }
 
     pub fn error_at(&self, span: Option<Range<usize>>, path: Option<KeyPath>, msg: String) {
+        if span
+            .as_ref()
+            .is_some_and(|s| self.unexpanded.borrow().contains(s))
+        {
+            return;
+        }
         let e = self.make(span, path, msg);
         self.errors.borrow_mut().push(e);
     }
@@ -188,7 +199,12 @@ impl SourceFile {
         std::mem::take(&mut self.warnings.borrow_mut())
     }
 
-    fn make(&self, span: Option<Range<usize>>, path: Option<KeyPath>, message: String) -> ConfigError {
+    fn make(
+        &self,
+        span: Option<Range<usize>>,
+        path: Option<KeyPath>,
+        message: String,
+    ) -> ConfigError {
         let (line, col) = span.map(|s| self.position(s.start)).unwrap_or((1, 1));
         ConfigError {
             file: self.path.clone(),
@@ -315,8 +331,8 @@ pub fn expand_env(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
             .find('}')
             .ok_or_else(|| "unterminated `${` in string".to_string())?;
         let name = &after[..end];
-        let valid = !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !valid {
             return Err(format!("invalid environment variable name `{name}`"));
         }
@@ -344,7 +360,11 @@ mod tests {
 
     #[test]
     fn key_paths_display_like_toml() {
-        let p = KeyPath::root().key("routes").index(2).key("owner").key("org.id");
+        let p = KeyPath::root()
+            .key("routes")
+            .index(2)
+            .key("owner")
+            .key("org.id");
         assert_eq!(p.to_string(), "routes[2].owner.\"org.id\"");
     }
 
@@ -364,6 +384,9 @@ mod tests {
         let v = table.get("server").unwrap();
         assert!(deserialize::<S>(&src, v, &KeyPath::root().key("server")).is_none());
         let e = src.take_errors().0[0].to_string();
-        assert!(e.starts_with("g.toml:3:1: server.bogus: unknown field `bogus`"), "{e}");
+        assert!(
+            e.starts_with("g.toml:3:1: server.bogus: unknown field `bogus`"),
+            "{e}"
+        );
     }
 }

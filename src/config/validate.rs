@@ -31,8 +31,17 @@ pub struct Loaded {
 }
 
 const SECTIONS: &[&str] = &[
-    "server", "store", "tokens", "login", "roles", "api_keys", "identity", "rate_limits",
-    "upstreams", "routes", "admin",
+    "server",
+    "store",
+    "tokens",
+    "login",
+    "roles",
+    "api_keys",
+    "identity",
+    "rate_limits",
+    "upstreams",
+    "routes",
+    "admin",
 ];
 
 /// Reads, validates and compiles a gateway.toml.
@@ -143,7 +152,10 @@ impl<'a> Validator<'a> {
         self.not_yet_supported();
         let raw_server = self.raw_server();
         let server = raw_server.as_ref().map(|r| self.server(r));
-        let trusted_proxies = raw_server.as_ref().map(|r| self.trusted_proxies(r)).unwrap_or_default();
+        let trusted_proxies = raw_server
+            .as_ref()
+            .map(|r| self.trusted_proxies(r))
+            .unwrap_or_default();
         let (roles, role_names) = self.roles();
         let (issuers, signer, jwks, leeway) = self.tokens();
         let identity = self.identity();
@@ -176,14 +188,20 @@ impl<'a> Validator<'a> {
             ("admin", "the admin API"),
         ] {
             if self.table.contains_key(section) {
-                self.err(&root(section), format!("{what} are not supported by this version yet"));
+                self.err(
+                    &root(section),
+                    format!("{what} are not supported by this version yet"),
+                );
             }
         }
         if let Some(store) = self.section::<RawStore>("store") {
             if store.backend != "memory" {
                 self.err(
                     &root("store").key("backend"),
-                    format!("backend `{}` is not supported by this version yet (use \"memory\")", store.backend),
+                    format!(
+                        "backend `{}` is not supported by this version yet (use \"memory\")",
+                        store.backend
+                    ),
                 );
             }
         }
@@ -191,8 +209,11 @@ impl<'a> Validator<'a> {
 
     fn raw_server(&self) -> Option<RawServer> {
         if !self.table.contains_key("server") {
-            self.src
-                .error_at(None, None, "missing section `[server]` (with `listen`)".into());
+            self.src.error_at(
+                None,
+                None,
+                "missing section `[server]` (with `listen`)".into(),
+            );
             return None;
         }
         self.section::<RawServer>("server")
@@ -207,7 +228,10 @@ impl<'a> Validator<'a> {
         for (i, a) in raw.listen.iter().enumerate() {
             match a.parse::<SocketAddr>() {
                 Ok(addr) => listen.push(addr),
-                Err(_) => self.err(&p.key("listen").index(i), format!("`{a}` is not an IP:port address")),
+                Err(_) => self.err(
+                    &p.key("listen").index(i),
+                    format!("`{a}` is not an IP:port address"),
+                ),
             }
         }
         let admin_listen = raw.admin_listen.as_deref().and_then(|a| match a.parse() {
@@ -219,7 +243,10 @@ impl<'a> Validator<'a> {
                 Some(addr)
             }
             Err(_) => {
-                self.err(&p.key("admin_listen"), format!("`{a}` is not an IP:port address"));
+                self.err(
+                    &p.key("admin_listen"),
+                    format!("`{a}` is not an IP:port address"),
+                );
                 None
             }
         });
@@ -308,7 +335,9 @@ impl<'a> Validator<'a> {
                 _ => None,
             };
             if let Some(raw) = deserialize::<RawTokens>(self.src, &without_issuers, &p) {
-                leeway = self.duration(&p.key("leeway"), raw.leeway.as_deref(), "30s").as_secs();
+                leeway = self
+                    .duration(&p.key("leeway"), raw.leeway.as_deref(), "30s")
+                    .as_secs();
                 if let Some((issuer, s, keys)) = self.own_issuer(&raw, &p) {
                     issuers.push(issuer);
                     signer = Some(s);
@@ -319,14 +348,22 @@ impl<'a> Validator<'a> {
             for (i, raw) in self.array::<RawTrustedIssuer>(trusted.as_ref(), &tp) {
                 if let Some(issuer) = self.trusted_issuer(&raw, &tp.index(i)) {
                     if issuers.iter().any(|o: &Issuer| o.iss == issuer.iss) {
-                        self.err(&tp.index(i).key("issuer"), format!("issuer `{}` is configured twice", issuer.iss));
+                        self.err(
+                            &tp.index(i).key("issuer"),
+                            format!("issuer `{}` is configured twice", issuer.iss),
+                        );
                     }
                     issuers.push(issuer);
                 }
             }
         }
         let doc = serde_json::json!({ "keys": jwks });
-        (issuers, signer, serde_json::to_vec(&doc).expect("JWKs serialise"), leeway)
+        (
+            issuers,
+            signer,
+            serde_json::to_vec(&doc).expect("JWKs serialise"),
+            leeway,
+        )
     }
 
     fn own_issuer(&self, raw: &RawTokens, p: &KeyPath) -> Option<(Issuer, Signer, Vec<Jwk>)> {
@@ -346,10 +383,16 @@ impl<'a> Validator<'a> {
         let mut public = Vec::new();
         let (encoding, kid) = if Family::of(alg) == Family::Hmac {
             if raw.private_key_file.is_some() {
-                self.err(&p.key("private_key_file"), format!("{alg:?} takes a `secret`, not a key file"));
+                self.err(
+                    &p.key("private_key_file"),
+                    format!("{alg:?} takes a `secret`, not a key file"),
+                );
             }
             if !raw.previous_keys.is_empty() {
-                self.err(&p.key("previous_keys"), "HS algorithms rotate with `previous_secrets`");
+                self.err(
+                    &p.key("previous_keys"),
+                    "HS algorithms rotate with `previous_secrets`",
+                );
             }
             let Some(secret) = &raw.secret else {
                 self.err(p, format!("{alg:?} needs `secret` (at least 32 bytes)"));
@@ -364,13 +407,22 @@ impl<'a> Validator<'a> {
                 return None;
             }
             keys.insert(0, hmac_key(secret, alg, raw.key_id.clone()));
-            (EncodingKey::from_secret(secret.as_bytes()), raw.key_id.clone())
+            (
+                EncodingKey::from_secret(secret.as_bytes()),
+                raw.key_id.clone(),
+            )
         } else {
             if raw.secret.is_some() {
-                self.err(&p.key("secret"), format!("{alg:?} takes `private_key_file`, not a secret"));
+                self.err(
+                    &p.key("secret"),
+                    format!("{alg:?} takes `private_key_file`, not a secret"),
+                );
             }
             if !raw.previous_secrets.is_empty() {
-                self.err(&p.key("previous_secrets"), "asymmetric algorithms rotate with `previous_keys`");
+                self.err(
+                    &p.key("previous_secrets"),
+                    "asymmetric algorithms rotate with `previous_keys`",
+                );
             }
             let Some(file) = &raw.private_key_file else {
                 self.err(p, format!("{alg:?} needs `private_key_file`"));
@@ -386,10 +438,16 @@ impl<'a> Validator<'a> {
                 }
             };
             let Some(encoding) = key.encoding else {
-                self.err(&kp, "the file holds a public key; signing needs the private key");
+                self.err(
+                    &kp,
+                    "the file holds a public key; signing needs the private key",
+                );
                 return None;
             };
-            let kid = raw.key_id.clone().unwrap_or_else(|| keys::thumbprint(&key.jwk));
+            let kid = raw
+                .key_id
+                .clone()
+                .unwrap_or_else(|| keys::thumbprint(&key.jwk));
             public.push(published(key.jwk, alg, &kid));
             keys.push(VerifyKey {
                 kid: Some(kid.clone()),
@@ -398,10 +456,18 @@ impl<'a> Validator<'a> {
             });
             for (i, prev) in raw.previous_keys.iter().enumerate() {
                 let pp = p.key("previous_keys").index(i);
-                let palg = match prev.algorithm.as_deref().map(parse_algorithm).unwrap_or(Ok(alg)) {
+                let palg = match prev
+                    .algorithm
+                    .as_deref()
+                    .map(parse_algorithm)
+                    .unwrap_or(Ok(alg))
+                {
                     Ok(a) if Family::of(a) != Family::Hmac => a,
                     Ok(_) => {
-                        self.err(&pp.key("algorithm"), "previous keys are asymmetric; use previous_secrets for HS");
+                        self.err(
+                            &pp.key("algorithm"),
+                            "previous keys are asymmetric; use previous_secrets for HS",
+                        );
                         continue;
                     }
                     Err(e) => {
@@ -414,7 +480,10 @@ impl<'a> Validator<'a> {
                 };
                 match keys::load_pem(&pem, palg) {
                     Ok(k) => {
-                        let pkid = prev.key_id.clone().unwrap_or_else(|| keys::thumbprint(&k.jwk));
+                        let pkid = prev
+                            .key_id
+                            .clone()
+                            .unwrap_or_else(|| keys::thumbprint(&k.jwk));
                         public.push(published(k.jwk, palg, &pkid));
                         keys.push(VerifyKey {
                             kid: Some(pkid),
@@ -447,7 +516,13 @@ impl<'a> Validator<'a> {
 
     fn check_secret(&self, path: &KeyPath, secret: &str) -> bool {
         if secret.len() < 32 {
-            self.err(path, format!("an HS secret needs at least 32 bytes (this one has {})", secret.len()));
+            self.err(
+                path,
+                format!(
+                    "an HS secret needs at least 32 bytes (this one has {})",
+                    secret.len()
+                ),
+            );
             return false;
         }
         true
@@ -464,7 +539,10 @@ impl<'a> Validator<'a> {
             raw.secret.is_some(),
         ];
         if sources.iter().filter(|s| **s).count() != 1 {
-            self.err(p, "exactly one of `jwks_url`, `jwks_file`, `public_key_file`, `secret` is needed");
+            self.err(
+                p,
+                "exactly one of `jwks_url`, `jwks_file`, `public_key_file`, `secret` is needed",
+            );
             return None;
         }
         let algorithms: Option<Vec<Algorithm>> = raw.algorithms.as_ref().map(|list| {
@@ -493,7 +571,10 @@ impl<'a> Validator<'a> {
                 Some(list) => {
                     for a in list {
                         if Family::of(*a) != family {
-                            self.err(&p.key("algorithms"), format!("{a:?} does not fit the key of `{}`", key_path));
+                            self.err(
+                                &p.key("algorithms"),
+                                format!("{a:?} does not fit the key of `{}`", key_path),
+                            );
                             return None;
                         }
                     }
@@ -505,7 +586,10 @@ impl<'a> Validator<'a> {
         };
         let keys = if let Some(url) = &raw.jwks_url {
             let _ = url;
-            self.err(&p.key("jwks_url"), "jwks_url is not supported by this version yet; use jwks_file or public_key_file");
+            self.err(
+                &p.key("jwks_url"),
+                "jwks_url is not supported by this version yet; use jwks_file or public_key_file",
+            );
             return None;
         } else if let Some(secret) = &raw.secret {
             let kp = p.key("secret");
@@ -521,13 +605,18 @@ impl<'a> Validator<'a> {
         } else if let Some(file) = &raw.public_key_file {
             let kp = p.key("public_key_file");
             let pem = self.read_file(&kp, file)?;
-            let family = pem_family(&pem, algorithms.as_deref());
+            let family = pem_family(&pem);
             let Some(family) = family else {
-                self.err(&kp, "the file holds no RSA, EC (P-256/P-384) or Ed25519 PEM key");
+                self.err(
+                    &kp,
+                    "the file holds no RSA, EC (P-256/P-384) or Ed25519 PEM key",
+                );
                 return None;
             };
             let algs = pinned(family, &kp)?;
-            let key = keys::load_pem(&pem, algs[0]).map_err(|e| self.err(&kp, e)).ok()?;
+            let key = keys::load_pem(&pem, algs[0])
+                .map_err(|e| self.err(&kp, e))
+                .ok()?;
             vec![VerifyKey {
                 kid: None,
                 algorithms: algs,
@@ -545,7 +634,11 @@ impl<'a> Validator<'a> {
             }
         };
         let claim_path = |s: &Option<String>, default: &str| -> Vec<String> {
-            s.as_deref().unwrap_or(default).split('.').map(str::to_string).collect()
+            s.as_deref()
+                .unwrap_or(default)
+                .split('.')
+                .map(str::to_string)
+                .collect()
         };
         Some(Issuer {
             iss: raw.issuer.clone(),
@@ -573,20 +666,35 @@ impl<'a> Validator<'a> {
         };
         let subject = header("subject_header", &raw.subject_header, "X-User-Id");
         let roles = header("roles_header", &raw.roles_header, "X-User-Roles");
-        let permissions = header("permissions_header", &raw.permissions_header, "X-User-Permissions");
+        let permissions = header(
+            "permissions_header",
+            &raw.permissions_header,
+            "X-User-Permissions",
+        );
         let method = header("method_header", &raw.method_header, "X-Auth-Method");
         let mut claims = Vec::new();
         for (claim, h) in &raw.claims {
             match HeaderName::from_str(h) {
                 Ok(name) => claims.push((claim.split('.').map(str::to_string).collect(), name)),
-                Err(_) => self.err(&p.key("claims").key(claim), format!("`{h}` is not a valid header name")),
+                Err(_) => self.err(
+                    &p.key("claims").key(claim),
+                    format!("`{h}` is not a valid header name"),
+                ),
             }
         }
         if raw.internal_token.is_some() {
-            self.err(&p.key("internal_token"), "internal_token is not supported by this version yet");
+            self.err(
+                &p.key("internal_token"),
+                "internal_token is not supported by this version yet",
+            );
         }
         let (subject, roles, permissions, method) = (subject?, roles?, permissions?, method?);
-        let mut all = vec![subject.clone(), roles.clone(), permissions.clone(), method.clone()];
+        let mut all = vec![
+            subject.clone(),
+            roles.clone(),
+            permissions.clone(),
+            method.clone(),
+        ];
         all.extend(claims.iter().map(|(_, h)| h.clone()));
         let mut seen = HashSet::new();
         for h in &all {
@@ -610,7 +718,11 @@ impl<'a> Validator<'a> {
     fn upstream_declared(&self, name: &str) -> bool {
         match self.table.get("upstreams").map(|v| v.get_ref()) {
             Some(DeValue::Array(items)) => items.iter().any(|u| {
-                u.get_ref().as_table().and_then(|t| t.get("name")).and_then(|n| n.get_ref().as_str()) == Some(name)
+                u.get_ref()
+                    .as_table()
+                    .and_then(|t| t.get("name"))
+                    .and_then(|n| n.get_ref().as_str())
+                    == Some(name)
             }),
             _ => false,
         }
@@ -625,7 +737,10 @@ impl<'a> Validator<'a> {
                 self.err(&up.key("name"), "must not be empty");
             }
             if pools.contains_key(&raw.name) {
-                self.err(&up.key("name"), format!("upstream `{}` is defined twice", raw.name));
+                self.err(
+                    &up.key("name"),
+                    format!("upstream `{}` is defined twice", raw.name),
+                );
             }
             if raw.targets.is_empty() {
                 self.err(&up.key("targets"), "at least one target is needed");
@@ -638,7 +753,10 @@ impl<'a> Validator<'a> {
                         first_host.get_or_insert(host);
                         targets.push(addr);
                     }
-                    None => self.err(&up.key("targets").index(t), format!("`{target}` is not a resolvable host:port")),
+                    None => self.err(
+                        &up.key("targets").index(t),
+                        format!("`{target}` is not a resolvable host:port"),
+                    ),
                 }
             }
             let ca_der = raw.ca_file.as_ref().and_then(|f| {
@@ -649,7 +767,9 @@ impl<'a> Validator<'a> {
                     .map(|c| c.to_vec())
                     .collect();
                 let valid = !ders.is_empty()
-                    && ders.iter().all(|d| x509_parser::parse_x509_certificate(d).is_ok());
+                    && ders
+                        .iter()
+                        .all(|d| x509_parser::parse_x509_certificate(d).is_ok());
                 if !valid {
                     self.err(&cp, "the file holds no valid PEM certificate");
                     return None;
@@ -676,8 +796,16 @@ impl<'a> Validator<'a> {
                 sni: raw.sni.clone().or(first_host).unwrap_or_default(),
                 tls: raw.tls,
                 ca_der,
-                connect_timeout: self.duration(&up.key("connect_timeout"), raw.connect_timeout.as_deref(), "2s"),
-                read_timeout: self.duration(&up.key("read_timeout"), raw.read_timeout.as_deref(), "30s"),
+                connect_timeout: self.duration(
+                    &up.key("connect_timeout"),
+                    raw.connect_timeout.as_deref(),
+                    "2s",
+                ),
+                read_timeout: self.duration(
+                    &up.key("read_timeout"),
+                    raw.read_timeout.as_deref(),
+                    "30s",
+                ),
                 health_check,
                 targets,
             };
@@ -699,28 +827,42 @@ impl<'a> Validator<'a> {
         let mut indices = Vec::new();
         for (i, raw) in self.array::<RawRoute>(self.table.get("routes"), &p) {
             let rp = p.index(i);
-            let pattern = PathPattern::parse(&raw.path).map_err(|e| self.err(&rp.key("path"), e)).ok();
+            let pattern = PathPattern::parse(&raw.path)
+                .map_err(|e| self.err(&rp.key("path"), e))
+                .ok();
             let mut methods = Vec::new();
             for (m, name) in raw.methods.iter().flatten().enumerate() {
                 match Method::from_bytes(name.to_ascii_uppercase().as_bytes()) {
                     Ok(method) => methods.push(method),
-                    Err(_) => self.err(&rp.key("methods").index(m), format!("`{name}` is not an HTTP method")),
+                    Err(_) => self.err(
+                        &rp.key("methods").index(m),
+                        format!("`{name}` is not an HTTP method"),
+                    ),
                 }
             }
             let upstream = upstreams.get(&raw.upstream).cloned();
             if upstream.is_none() && !self.upstream_declared(&raw.upstream) {
-                self.err(&rp.key("upstream"), format!("unknown upstream `{}`", raw.upstream));
+                self.err(
+                    &rp.key("upstream"),
+                    format!("unknown upstream `{}`", raw.upstream),
+                );
             }
             let auth = match raw.auth.as_str() {
                 "required" => Some(AuthMode::Required),
                 "optional" => Some(AuthMode::Optional),
                 "none" => Some(AuthMode::None),
                 other => {
-                    self.err(&rp.key("auth"), format!("`{other}` is not one of required, optional, none"));
+                    self.err(
+                        &rp.key("auth"),
+                        format!("`{other}` is not one of required, optional, none"),
+                    );
                     None
                 }
             };
-            let configured: Vec<CredentialKind> = jwt_configured.then_some(CredentialKind::Jwt).into_iter().collect();
+            let configured: Vec<CredentialKind> = jwt_configured
+                .then_some(CredentialKind::Jwt)
+                .into_iter()
+                .collect();
             let accept = match &raw.accept {
                 None => configured.clone(),
                 Some(list) => list
@@ -732,12 +874,18 @@ impl<'a> Validator<'a> {
                             "api_key" => CredentialKind::ApiKey,
                             "cookie" => CredentialKind::Cookie,
                             other => {
-                                self.err(&rp.key("accept").index(a), format!("`{other}` is not one of jwt, api_key, cookie"));
+                                self.err(
+                                    &rp.key("accept").index(a),
+                                    format!("`{other}` is not one of jwt, api_key, cookie"),
+                                );
                                 return None;
                             }
                         };
                         if !configured.contains(&k) {
-                            self.err(&rp.key("accept").index(a), format!("`{kind}` credentials are not configured"));
+                            self.err(
+                                &rp.key("accept").index(a),
+                                format!("`{kind}` credentials are not configured"),
+                            );
                             return None;
                         }
                         Some(k)
@@ -750,33 +898,54 @@ impl<'a> Validator<'a> {
             let check_roles = |list: &[String], key: &KeyPath| {
                 for (r, role) in list.iter().enumerate() {
                     if !roles.contains(role) {
-                        self.err(&key.index(r), format!("unknown role `{role}` (declare it in [roles])"));
+                        self.err(
+                            &key.index(r),
+                            format!("unknown role `{role}` (declare it in [roles])"),
+                        );
                     }
                 }
             };
             check_roles(&raw.roles_any, &rp.key("roles_any"));
             if !raw.rate_limit.is_empty() {
-                self.err(&rp.key("rate_limit"), "rate limiting is not supported by this version yet");
+                self.err(
+                    &rp.key("rate_limit"),
+                    "rate limiting is not supported by this version yet",
+                );
             }
             if let Some(prefix) = &raw.strip_prefix {
                 if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
-                    self.err(&rp.key("strip_prefix"), "must start with `/` and not end with one");
+                    self.err(
+                        &rp.key("strip_prefix"),
+                        "must start with `/` and not end with one",
+                    );
                 }
             }
             let owner = raw.owner.as_ref().and_then(|o| {
                 let op = rp.key("owner");
                 check_roles(&o.unless_roles, &op.key("unless_roles"));
                 if auth == Some(AuthMode::None) {
-                    self.err(&op, "an ownership rule needs auth = \"required\" or \"optional\"");
+                    self.err(
+                        &op,
+                        "an ownership rule needs auth = \"required\" or \"optional\"",
+                    );
                 }
                 let index = pattern.as_ref()?.captures().position(|c| c == o.param);
                 let Some(capture_index) = index else {
-                    self.err(&op.key("param"), format!("the path has no `{{{}}}` segment", o.param));
+                    self.err(
+                        &op.key("param"),
+                        format!("the path has no `{{{}}}` segment", o.param),
+                    );
                     return None;
                 };
                 Some(Owner {
                     capture_index,
-                    claim: o.claim.as_deref().unwrap_or("sub").split('.').map(str::to_string).collect(),
+                    claim: o
+                        .claim
+                        .as_deref()
+                        .unwrap_or("sub")
+                        .split('.')
+                        .map(str::to_string)
+                        .collect(),
                     unless_roles: o.unless_roles.clone(),
                 })
             });
@@ -800,9 +969,16 @@ impl<'a> Validator<'a> {
             };
             for (earlier, &j) in routes.iter().zip(&indices) {
                 let methods_covered = earlier.methods.is_empty()
-                    || (!route.methods.is_empty() && route.methods.iter().all(|m| earlier.methods.contains(m)));
+                    || (!route.methods.is_empty()
+                        && route.methods.iter().all(|m| earlier.methods.contains(m)));
                 if methods_covered && route.pattern.is_covered_by(&earlier.pattern) {
-                    self.warn(&rp.key("path"), format!("route `{}` is shadowed by routes[{j}] (`{}`) and never matches", route.name, earlier.name));
+                    self.warn(
+                        &rp.key("path"),
+                        format!(
+                            "route `{}` is shadowed by routes[{j}] (`{}`) and never matches",
+                            route.name, earlier.name
+                        ),
+                    );
                     break;
                 }
             }
@@ -829,17 +1005,17 @@ fn published(mut jwk: Jwk, alg: Algorithm, kid: &str) -> Jwk {
     jwk
 }
 
-/// The family of a PEM key, tried against the configured algorithms (else every family).
-fn pem_family(pem: &[u8], algorithms: Option<&[Algorithm]>) -> Option<Family> {
-    let candidates: Vec<Algorithm> = match algorithms {
-        Some(a) if !a.is_empty() => a.to_vec(),
-        _ => vec![Algorithm::RS256, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA],
-    };
-    candidates
-        .into_iter()
-        .filter(|a| Family::of(*a) != Family::Hmac)
-        .find(|a| keys::load_pem(pem, *a).is_ok())
-        .map(Family::of)
+/// The family of a PEM key: the configured algorithms are then checked against it.
+fn pem_family(pem: &[u8]) -> Option<Family> {
+    [
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ]
+    .into_iter()
+    .find(|a| keys::load_pem(pem, *a).is_ok())
+    .map(Family::of)
 }
 
 fn parse_net(s: &str) -> Option<IpNet> {
@@ -865,14 +1041,14 @@ mod tests {
         std::fs::write(&path, toml).unwrap();
         match load(&path) {
             Ok(_) => Vec::new(),
-            Err(e) => e
-                .0
-                .iter()
-                .map(|e| {
-                    let s = e.to_string();
-                    s[s.find("gateway.toml").unwrap()..].to_string()
-                })
-                .collect(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|e| {
+                        let s = e.to_string();
+                        s[s.find("gateway.toml").unwrap()..].to_string()
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -927,10 +1103,22 @@ roles_any = ["ghost"]
 "#;
         let errs = errors_of(bad);
         let has = |needle: &str| errs.iter().any(|e| e.contains(needle));
-        assert!(has("gateway.toml:4:1: server.bogus: unknown field `bogus`"), "{errs:#?}");
-        assert!(has("gateway.toml:8:10: tokens.secret: an HS secret needs at least 32 bytes"), "{errs:#?}");
+        assert!(
+            has("gateway.toml:4:1: server.bogus: unknown field `bogus`"),
+            "{errs:#?}"
+        );
+        assert!(
+            has("gateway.toml:8:10: tokens.secret: an HS secret needs at least 32 bytes"),
+            "{errs:#?}"
+        );
         assert!(has("roles.a: role `a` inherits itself"), "{errs:#?}");
-        assert!(has("gateway.toml:20:12: routes[0].upstream: unknown upstream `nowhere`"), "{errs:#?}");
-        assert!(has("routes[0].roles_any[0]: unknown role `ghost`"), "{errs:#?}");
+        assert!(
+            has("gateway.toml:20:12: routes[0].upstream: unknown upstream `nowhere`"),
+            "{errs:#?}"
+        );
+        assert!(
+            has("routes[0].roles_any[0]: unknown role `ghost`"),
+            "{errs:#?}"
+        );
     }
 }

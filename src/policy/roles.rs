@@ -33,7 +33,9 @@ impl Grants {
 impl RoleGraph {
     /// Compiles `role -> (inherits, permissions)`. Errors name the role: an unknown parent or a
     /// cycle (with its members).
-    pub fn build(defs: &BTreeMap<String, (Vec<String>, Vec<String>)>) -> Result<Self, Vec<(String, String)>> {
+    pub fn build(
+        defs: &BTreeMap<String, (Vec<String>, Vec<String>)>,
+    ) -> Result<Self, Vec<(String, String)>> {
         let mut errors = Vec::new();
         for (name, (inherits, _)) in defs {
             for parent in inherits {
@@ -63,7 +65,10 @@ impl RoleGraph {
                 }
             }
             if cyclic {
-                errors.push((name.clone(), format!("role `{name}` inherits itself (a cycle)")));
+                errors.push((
+                    name.clone(),
+                    format!("role `{name}` inherits itself (a cycle)"),
+                ));
                 continue;
             }
             seen.insert(name.clone());

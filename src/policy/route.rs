@@ -45,8 +45,12 @@ impl PathPattern {
                 "*" => Seg::Any,
                 p if p.starts_with('{') && p.ends_with('}') => {
                     let name = &p[1..p.len() - 1];
-                    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                        return Err(format!("bad capture `{p}`: use `{{name}}` with letters, digits, `_`"));
+                    if name.is_empty()
+                        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    {
+                        return Err(format!(
+                            "bad capture `{p}`: use `{{name}}` with letters, digits, `_`"
+                        ));
                     }
                     if names.contains(&name) {
                         return Err(format!("capture `{name}` appears twice"));
@@ -200,7 +204,11 @@ impl Route {
 }
 
 /// First route in file order whose path and methods match.
-pub fn find_route<'r>(routes: &'r [Arc<Route>], method: &Method, path: &str) -> Option<RouteMatch<'r>> {
+pub fn find_route<'r>(
+    routes: &'r [Arc<Route>],
+    method: &Method,
+    path: &str,
+) -> Option<RouteMatch<'r>> {
     routes.iter().find_map(|route| {
         if !route.allows_method(method) {
             return None;

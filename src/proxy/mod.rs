@@ -59,13 +59,20 @@ impl Gateway {
     }
 
     /// SPEC section 3, steps 2 to 9, in order.
-    fn decide(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Decision, GatewayError> {
+    fn decide(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, GatewayError> {
         let config = ctx.config.clone();
         let req = session.req_header();
         pipeline::check_header_size(&req.headers)?;
 
         // 2. client IP
-        let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         if let Some(peer) = peer {
             ctx.peer_trusted = config.trusted_proxies.contains(&peer);
             ctx.client_ip = Some(config.trusted_proxies.client_ip(peer, &req.headers));
@@ -131,10 +138,18 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
         // 1. request id
         ctx.request_id = headers::request_id(
-            session.req_header().headers.get(X_REQUEST_ID).map(|v| v.as_bytes()),
+            session
+                .req_header()
+                .headers
+                .get(X_REQUEST_ID)
+                .map(|v| v.as_bytes()),
         );
         let response = match self.decide(session, ctx) {
             Ok(Decision::Forward) => return Ok(false),
@@ -148,7 +163,11 @@ impl ProxyHttp for Gateway {
         Ok(true)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
         let route = ctx
             .route
             .as_ref()
@@ -163,12 +182,13 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        let tls = session
-            .digest()
-            .is_some_and(|d| d.ssl_digest.is_some());
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let forwarding = Forwarding {
             request_id: &ctx.request_id,
-            peer: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+            peer: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
             peer_trusted: ctx.peer_trusted,
             tls,
             identity: ctx.identity.as_ref(),
@@ -186,14 +206,21 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let refusal = match (e.esource(), e.etype()) {
-            (_, ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout) => {
-                Some(GatewayError::GatewayTimeout)
-            }
-            (ErrorSource::Downstream, ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed) => {
-                None
-            }
+            (
+                _,
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+            ) => Some(GatewayError::GatewayTimeout),
+            (
+                ErrorSource::Downstream,
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ) => None,
             (ErrorSource::Downstream, _) => Some(GatewayError::InvalidRequest("malformed request")),
             _ => Some(GatewayError::BadGateway),
         };
@@ -220,8 +247,16 @@ impl ProxyHttp for Gateway {
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
         let route = ctx.route.as_ref().map(|r| &*r.name).unwrap_or("");
-        let subject = ctx.identity.as_ref().map(|i| i.subject.as_str()).unwrap_or("");
-        let auth_method = ctx.identity.as_ref().map(|i| i.method.as_str()).unwrap_or("");
+        let subject = ctx
+            .identity
+            .as_ref()
+            .map(|i| i.subject.as_str())
+            .unwrap_or("");
+        let auth_method = ctx
+            .identity
+            .as_ref()
+            .map(|i| i.method.as_str())
+            .unwrap_or("");
         let client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         let latency_ms = ctx.start.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
@@ -236,7 +271,10 @@ impl ProxyHttp for Gateway {
             subject,
             auth_method,
         );
-        if let Some(refusal) = ctx.refusal.filter(|r| matches!(r.status().as_u16(), 401 | 403 | 429)) {
+        if let Some(refusal) = ctx
+            .refusal
+            .filter(|r| matches!(r.status().as_u16(), 401 | 403 | 429))
+        {
             tracing::info!(
                 target: "audit",
                 event = "refused",

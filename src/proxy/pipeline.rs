@@ -13,7 +13,9 @@ use crate::auth::identity::{claim_as_segment, claim_header_value};
 use crate::auth::{AuthMethod, Identity};
 use crate::config::{Config, IdentitySettings};
 use crate::error::GatewayError;
-use crate::headers::{self, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID};
+use crate::headers::{
+    self, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID,
+};
 use crate::policy::route::{find_route, AuthMode, RouteMatch};
 use crate::policy::Route;
 
@@ -44,7 +46,11 @@ pub fn check_header_size(headers: &HeaderMap) -> Result<(), GatewayError> {
 }
 
 /// Step 5: built-in endpoints first, then the first matching route.
-pub fn route<'c>(config: &'c Config, method: &Method, path: &str) -> Result<Destination<'c>, GatewayError> {
+pub fn route<'c>(
+    config: &'c Config,
+    method: &Method,
+    path: &str,
+) -> Result<Destination<'c>, GatewayError> {
     if path == JWKS_PATH && (method == Method::GET || method == Method::HEAD) {
         return Ok(Destination::Jwks);
     }
@@ -78,7 +84,12 @@ pub fn authenticate(
     Ok(Some(identity))
 }
 
-fn verify_jwt(config: &Config, token: &str, now: u64, method: AuthMethod) -> Result<Identity, GatewayError> {
+fn verify_jwt(
+    config: &Config,
+    token: &str,
+    now: u64,
+    method: AuthMethod,
+) -> Result<Identity, GatewayError> {
     let verified = config
         .verifier
         .verify(token, now)
@@ -93,7 +104,11 @@ fn verify_jwt(config: &Config, token: &str, now: u64, method: AuthMethod) -> Res
 }
 
 /// Step 9: roles, permissions, ownership.
-pub fn authorize(route: &Route, captures: &[String], identity: Option<&Identity>) -> Result<(), GatewayError> {
+pub fn authorize(
+    route: &Route,
+    captures: &[String],
+    identity: Option<&Identity>,
+) -> Result<(), GatewayError> {
     let needs_identity =
         !route.roles_any.is_empty() || !route.permissions_all.is_empty() || route.owner.is_some();
     if !needs_identity {
@@ -103,17 +118,27 @@ pub fn authorize(route: &Route, captures: &[String], identity: Option<&Identity>
         return Err(GatewayError::MissingCredentials);
     };
     if !route.roles_any.is_empty() && !id.grants.has_any_role(&route.roles_any) {
-        return Err(GatewayError::InsufficientScope("a required role is missing"));
+        return Err(GatewayError::InsufficientScope(
+            "a required role is missing",
+        ));
     }
-    if !route.permissions_all.iter().all(|p| id.grants.has_permission(p)) {
-        return Err(GatewayError::InsufficientScope("a required permission is missing"));
+    if !route
+        .permissions_all
+        .iter()
+        .all(|p| id.grants.has_permission(p))
+    {
+        return Err(GatewayError::InsufficientScope(
+            "a required permission is missing",
+        ));
     }
     if let Some(owner) = &route.owner {
         if !id.grants.has_any_role(&owner.unless_roles) {
             let segment = &captures[owner.capture_index];
             let own = id.claim(&owner.claim).and_then(claim_as_segment);
             if own.as_deref() != Some(segment.as_str()) {
-                return Err(GatewayError::InsufficientScope("not the owner of this resource"));
+                return Err(GatewayError::InsufficientScope(
+                    "not the owner of this resource",
+                ));
             }
         }
     }
@@ -146,7 +171,11 @@ pub fn rewrite_upstream_request(
 
     if let Some(peer) = f.peer {
         let peer = peer.to_string();
-        let chain = match req.headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        let chain = match req
+            .headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(existing) if f.peer_trusted => format!("{existing}, {peer}"),
             _ => peer,
         };
@@ -156,11 +185,11 @@ pub fn rewrite_upstream_request(
         req.insert_header(X_FORWARDED_PROTO, if f.tls { "https" } else { "http" })?;
     }
     if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_HOST)) {
-        let host = req
-            .headers
-            .get(HOST)
-            .cloned()
-            .or_else(|| req.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let host = req.headers.get(HOST).cloned().or_else(|| {
+            req.uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         match host {
             Some(h) => req.insert_header(X_FORWARDED_HOST, h)?,
             None => {
@@ -185,8 +214,14 @@ fn strip_credentials(req: &mut RequestHeader) {
     headers::strip_all(req, [&X_API_KEY]);
 }
 
-fn set_identity(req: &mut RequestHeader, ids: &IdentitySettings, id: &Identity) -> pingora::Result<()> {
-    let joined = |set: &std::collections::BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(",");
+fn set_identity(
+    req: &mut RequestHeader,
+    ids: &IdentitySettings,
+    id: &Identity,
+) -> pingora::Result<()> {
+    let joined = |set: &std::collections::BTreeSet<String>| {
+        set.iter().map(String::as_str).collect::<Vec<_>>().join(",")
+    };
     insert_checked(req, &ids.subject, &id.subject)?;
     insert_checked(req, &ids.roles, &joined(&id.grants.roles))?;
     insert_checked(req, &ids.permissions, &joined(&id.grants.permissions))?;
@@ -201,7 +236,11 @@ fn set_identity(req: &mut RequestHeader, ids: &IdentitySettings, id: &Identity) 
 
 /// Sets a header whose value came from a token; a value that cannot be a header value (a
 /// control character) is left out rather than forwarded mangled.
-fn insert_checked(req: &mut RequestHeader, name: &http::HeaderName, value: &str) -> pingora::Result<()> {
+fn insert_checked(
+    req: &mut RequestHeader,
+    name: &http::HeaderName,
+    value: &str,
+) -> pingora::Result<()> {
     match HeaderValue::from_str(value) {
         Ok(v) => req.insert_header(name.clone(), v),
         Err(_) => {

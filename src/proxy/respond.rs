@@ -42,7 +42,11 @@ impl LocalResponse {
 }
 
 /// Writes `resp` with the request id. Errors are I/O errors on the client connection.
-pub async fn write(session: &mut Session, resp: LocalResponse, request_id: &str) -> pingora::Result<()> {
+pub async fn write(
+    session: &mut Session,
+    resp: LocalResponse,
+    request_id: &str,
+) -> pingora::Result<()> {
     let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len() + 2))?;
     for (name, value) in resp.headers {
         header.insert_header(name, value)?;
@@ -50,7 +54,9 @@ pub async fn write(session: &mut Session, resp: LocalResponse, request_id: &str)
     header.insert_header(CONTENT_LENGTH, resp.body.len().to_string())?;
     header.insert_header(X_REQUEST_ID, request_id)?;
     let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(header), head_only).await?;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
     if !head_only {
         session.write_response_body(Some(resp.body), true).await?;
     }

@@ -1,0 +1,292 @@
+//! The JWT matrix of SPEC step 8: every algorithm family, every claim rule, every attack.
+
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+
+use crate::support::*;
+use crate::CONFIG;
+
+async fn gateway() -> Gateway {
+    Gateway::start(CONFIG, start_echo().await).await
+}
+
+fn idp_claims(iss: &str, sub: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut c = access_claims(sub, &[]);
+    c.insert("iss".into(), iss.into());
+    c.remove("typ");
+    c
+}
+
+async fn status_with(gw: &Gateway, token: &str) -> u16 {
+    gw.get("/api/orders", &[("Authorization", &bearer(token))])
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn every_algorithm_family_verifies() {
+    let gw = gateway().await;
+    // Own HS256 token with a role.
+    let t = hs_token(&access_claims("alice", &["viewer"]));
+    assert_eq!(
+        gw.get("/api/orders", &[("Authorization", &bearer(&t))])
+            .await
+            .echo()
+            .headers["x-user-id"],
+        ["alice"]
+    );
+
+    let mut rsa = idp_claims("rsa-idp", "r1");
+    rsa.insert("realm_access".into(), json!({"roles": ["viewer"]}));
+    let rsa_key = EncodingKey::from_rsa_pem(&key("rsa_private.pem")).unwrap();
+    for alg in [Algorithm::RS256, Algorithm::PS256] {
+        let t = sign(alg, &rsa_key, None, &rsa);
+        assert_eq!(status_with(&gw, &t).await, 200, "{alg:?}");
+    }
+    // RS384 is an RSA algorithm but not among the issuer's pinned ones.
+    let t = sign(Algorithm::RS384, &rsa_key, None, &rsa);
+    assert_eq!(status_with(&gw, &t).await, 401);
+
+    let with_role = |iss: &str| {
+        let mut c = idp_claims(iss, "x");
+        c.insert("roles".into(), json!(["viewer"]));
+        c
+    };
+    let mut ec = with_role("ec-idp");
+    ec.insert("aud".into(), "api".into());
+    let t = sign(
+        Algorithm::ES256,
+        &EncodingKey::from_ec_pem(&key("ec256_private.pem")).unwrap(),
+        None,
+        &ec,
+    );
+    assert_eq!(status_with(&gw, &t).await, 200, "ES256");
+    let t = sign(
+        Algorithm::ES384,
+        &EncodingKey::from_ec_pem(&key("ec384_private.pem")).unwrap(),
+        None,
+        &with_role("ec384-idp"),
+    );
+    assert_eq!(status_with(&gw, &t).await, 200, "ES384");
+    let t = sign(
+        Algorithm::EdDSA,
+        &EncodingKey::from_ed_pem(&key("ed25519_private.pem")).unwrap(),
+        None,
+        &with_role("ed-idp"),
+    );
+    assert_eq!(status_with(&gw, &t).await, 200, "EdDSA");
+
+    // JWKS issuer: the key is chosen by kid; an unknown kid finds no key.
+    let rsa2 = EncodingKey::from_rsa_pem(&key("rsa2_private.pem")).unwrap();
+    let t = sign(
+        Algorithm::RS256,
+        &rsa2,
+        Some("idp-key-1"),
+        &with_role("jwks-idp"),
+    );
+    assert_eq!(status_with(&gw, &t).await, 200, "JWKS by kid");
+    let t = sign(
+        Algorithm::RS256,
+        &rsa2,
+        Some("other-kid"),
+        &with_role("jwks-idp"),
+    );
+    assert_eq!(status_with(&gw, &t).await, 401, "unknown kid");
+    // A valid signature by another issuer's key is still refused.
+    let t = sign(
+        Algorithm::RS256,
+        &rsa_key,
+        Some("idp-key-1"),
+        &with_role("jwks-idp"),
+    );
+    assert_eq!(status_with(&gw, &t).await, 401, "wrong key for the issuer");
+}
+
+#[tokio::test]
+async fn claim_rules() {
+    let gw = gateway().await;
+    let now = now();
+    let cases: Vec<(&str, serde_json::Value, u16, &str)> = vec![
+        (
+            "expired",
+            json!({"exp": now - 31, "iat": now - 100}),
+            401,
+            "token expired",
+        ),
+        (
+            "expired within leeway",
+            json!({"exp": now - 20, "iat": now - 100}),
+            200,
+            "",
+        ),
+        (
+            "nbf in the future",
+            json!({"nbf": now + 60}),
+            401,
+            "token not yet valid",
+        ),
+        ("nbf within leeway", json!({"nbf": now + 20}), 200, ""),
+        (
+            "iat in the future",
+            json!({"iat": now + 60}),
+            401,
+            "token issued in the future",
+        ),
+        ("iat within leeway", json!({"iat": now + 20}), 200, ""),
+        (
+            "wrong iss",
+            json!({"iss": "someone-else"}),
+            401,
+            "unknown issuer",
+        ),
+        ("wrong aud", json!({"aud": "other"}), 401, "wrong audience"),
+        ("aud list", json!({"aud": ["other", "api"]}), 200, ""),
+        ("no aud", json!({"aud": null}), 401, "wrong audience"),
+        ("no exp", json!({"exp": null}), 401, "missing exp"),
+        (
+            "typ refresh",
+            json!({"typ": "refresh"}),
+            401,
+            "wrong token type",
+        ),
+        ("no typ", json!({"typ": null}), 401, "wrong token type"),
+        ("no sub", json!({"sub": null}), 401, "missing subject"),
+    ];
+    for (name, patch, status, description) in cases {
+        let mut c = access_claims("alice", &["viewer"]);
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.remove(k);
+            } else {
+                c.insert(k.clone(), v.clone());
+            }
+        }
+        let r = gw
+            .get("/api/orders", &[("Authorization", &bearer(&hs_token(&c)))])
+            .await;
+        assert_eq!(
+            r.status,
+            status,
+            "{name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if status == 401 {
+            let body = r.assert_refusal(401, "invalid_token");
+            assert_eq!(body["error_description"], description, "{name}");
+            assert_eq!(
+                r.header("www-authenticate").unwrap(),
+                format!(
+                    r#"Bearer realm="portcullis", error="invalid_token", error_description="{description}""#
+                )
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn forged_and_broken_tokens_are_refused() {
+    let gw = gateway().await;
+    let good = hs_token(&access_claims("alice", &["admin"]));
+
+    // Tampered payload, original signature.
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let evil = raw_jwt(
+        &json!({"alg": "HS256"}),
+        &json!(access_claims("mallory", &["admin"])),
+        b"",
+    );
+    let evil_payload = evil.split('.').nth(1).unwrap().to_string();
+    parts[1] = &evil_payload;
+    let tampered = parts.join(".");
+    let r = gw
+        .get("/api/orders", &[("Authorization", &bearer(&tampered))])
+        .await;
+    assert_eq!(
+        r.assert_refusal(401, "invalid_token")["error_description"],
+        "invalid signature"
+    );
+
+    // alg: none, with and without a signature.
+    let claims = json!(access_claims("mallory", &["admin"]));
+    for sig in [&b""[..], b"x"] {
+        let t = raw_jwt(&json!({"alg": "none", "typ": "JWT"}), &claims, sig);
+        let r = gw
+            .get("/api/orders", &[("Authorization", &bearer(&t))])
+            .await;
+        assert_eq!(
+            r.assert_refusal(401, "invalid_token")["error_description"],
+            "unsupported algorithm"
+        );
+    }
+
+    // Algorithm confusion: HS256 keyed with the RSA issuer's public key.
+    let mut c = idp_claims("rsa-idp", "mallory");
+    c.insert("realm_access".into(), json!({"roles": ["admin"]}));
+    let t = sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(&key("rsa_public.pem")),
+        None,
+        &c,
+    );
+    let r = gw
+        .get("/api/orders", &[("Authorization", &bearer(&t))])
+        .await;
+    r.assert_refusal(401, "invalid_token");
+
+    // Garbage, a 10 KB token, an empty one.
+    for t in [
+        "garbage".to_string(),
+        "a.b.c".to_string(),
+        "x".repeat(10 * 1024),
+        format!("{good}.extra"),
+    ] {
+        let r = gw
+            .get("/api/orders", &[("Authorization", &bearer(&t))])
+            .await;
+        r.assert_refusal(401, "invalid_token");
+    }
+    let r = gw.get("/api/orders", &[("Authorization", "Bearer ")]).await;
+    assert_eq!(
+        r.assert_refusal(401, "invalid_token")["error_description"],
+        "empty token"
+    );
+}
+
+#[tokio::test]
+async fn jku_is_never_fetched() {
+    let gw = gateway().await;
+    // A server that would hand out the attacker's key: it must never be contacted.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let trap_url = format!("http://{}/jwks.json", trap.local_addr().unwrap());
+    let attacker = EncodingKey::from_rsa_pem(&key("rsa2_private.pem")).unwrap();
+    for field in ["jku", "x5u"] {
+        let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+        if field == "jku" {
+            header.jku = Some(trap_url.clone());
+        } else {
+            header.x5u = Some(trap_url.clone());
+        }
+        header.kid = Some("attacker".into());
+        let mut c = idp_claims("rsa-idp", "mallory");
+        c.insert("realm_access".into(), json!({"roles": ["admin"]}));
+        let t = jsonwebtoken::encode(&header, &c, &attacker).unwrap();
+        let r = gw
+            .get("/api/orders", &[("Authorization", &bearer(&t))])
+            .await;
+        r.assert_refusal(401, "invalid_token");
+    }
+    // An embedded `jwk` header carrying the attacker's own public key is not used either.
+    let jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&attacker, Algorithm::RS256).unwrap();
+    let mut header = jsonwebtoken::Header::new(Algorithm::RS256);
+    header.jwk = Some(jwk);
+    let t = jsonwebtoken::encode(&header, &idp_claims("rsa-idp", "mallory"), &attacker).unwrap();
+    gw.get("/api/orders", &[("Authorization", &bearer(&t))])
+        .await
+        .assert_refusal(401, "invalid_token");
+
+    assert!(
+        matches!(trap.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the gateway connected to the jku/x5u URL"
+    );
+}

@@ -1,0 +1,336 @@
+//! Test support: the real gateway binary and the real echo upstream on ephemeral ports, a raw
+//! HTTP/1.1 client (so paths and headers go out exactly as written), and token minting.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[path = "../../../examples/echo_upstream.rs"]
+mod echo_upstream;
+pub use echo_upstream::Echo;
+
+pub const HS_SECRET: &str = "it-secret-0123456789-0123456789-0123456789";
+
+pub fn keys_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys")
+}
+
+pub fn key(name: &str) -> Vec<u8> {
+    std::fs::read(keys_dir().join(name)).unwrap()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the echo upstream on an ephemeral port; it lives as long as the test's runtime.
+pub async fn start_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(echo_upstream::serve(listener));
+    addr
+}
+
+/// The real `portcullis` binary, killed on drop.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Gateway {
+    /// Writes `toml` (with `{LISTEN}`, `{UPSTREAM}` and `{KEYS}` replaced) and runs the gateway
+    /// on it, waiting until it accepts connections.
+    pub async fn start(toml: &str, upstream: SocketAddr) -> Gateway {
+        for _attempt in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let config = toml
+                .replace("{LISTEN}", &addr.to_string())
+                .replace("{UPSTREAM}", &upstream.to_string())
+                .replace("{KEYS}", &keys_dir().to_string_lossy());
+            let path = dir.path().join("gateway.toml");
+            std::fs::write(&path, config).unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .args(["run", "-c"])
+                .arg(&path)
+                .env("PORTCULLIS_LOG", "info")
+                .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+                .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+                .spawn()
+                .unwrap();
+            let mut gw = Gateway { addr, dir, child };
+            if gw.wait_ready().await {
+                return gw;
+            }
+            // The port was taken between probe and bind, or the config was refused.
+            let err = gw.stderr();
+            assert!(
+                err.contains("Address already in use") || err.contains("AddrInUse"),
+                "gateway did not start:\n{err}\n{}",
+                gw.stdout()
+            );
+        }
+        panic!("gateway did not start after 3 attempts");
+    }
+
+    async fn wait_ready(&mut self) -> bool {
+        for _ in 0..1000 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect(self.addr).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Sends `GET path` with the given extra header lines.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", path, headers, "").await
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let mut raw =
+            format!("{method} {path} HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            raw.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() {
+            raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        raw.push_str("\r\n");
+        raw.push_str(body);
+        send_raw(self.addr, raw.as_bytes()).await
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// What the echo upstream saw (the request was proxied).
+    pub fn echo(&self) -> Echo {
+        assert_eq!(
+            self.status,
+            200,
+            "not proxied: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    /// Asserts a SPEC section 3 refusal: status, JSON shape, error code, request id.
+    pub fn assert_refusal(&self, status: u16, error: &str) -> Value {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.header("content-type"), Some("application/json"));
+        let body = self.json();
+        assert_eq!(body["error"], error, "{body}");
+        assert!(body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()));
+        let rid = body["request_id"].as_str().unwrap();
+        assert_eq!(self.header("x-request-id"), Some(rid));
+        body
+    }
+}
+
+/// Sends raw bytes and reads the whole response (the request asks for `Connection: close`).
+pub async fn send_raw(addr: SocketAddr, raw: &[u8]) -> Response {
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(raw).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        buf
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("the gateway answered within 20 s");
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> Response {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Claims of a valid Portcullis access token for `sub`, issued now for an hour.
+pub fn access_claims(sub: &str, roles: &[&str]) -> Map<String, Value> {
+    let now = now();
+    json!({
+        "iss": "portcullis", "aud": "api", "sub": sub, "typ": "access",
+        "iat": now, "nbf": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4().to_string(),
+        "roles": roles,
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+pub fn sign(
+    alg: Algorithm,
+    key: &EncodingKey,
+    kid: Option<&str>,
+    claims: &Map<String, Value>,
+) -> String {
+    let mut h = Header::new(alg);
+    h.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(&h, claims, key).unwrap()
+}
+
+/// An HS256 Portcullis access token.
+pub fn hs_token(claims: &Map<String, Value>) -> String {
+    sign(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+        None,
+        claims,
+    )
+}
+
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// Encodes a JWT by hand: for headers and algorithms no library will produce.
+pub fn raw_jwt(header: &Value, claims: &Value, signature: &[u8]) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(signature)
+    )
+}
+
+/// Runs `portcullis <args>` to completion.
+pub fn cli(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
