@@ -84,7 +84,8 @@ async fn connection(stream: TcpStream) -> std::io::Result<()> {
             headers,
             body_bytes: len,
         };
-        let json = serde_json::to_vec_pretty(&echo).expect("echo serialises");
+        let mut json = serde_json::to_vec_pretty(&echo).expect("echo serialises");
+        json.push(b'\n');
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n",
             json.len(),
