@@ -36,20 +36,32 @@ fn claims(iss: &str) -> serde_json::Value {
 }
 
 fn verifier() -> Verifier {
-    let ec_pub = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/ec256_public.pem")).unwrap();
+    let ec_pub = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/keys/ec256_public.pem"
+    ))
+    .unwrap();
     Verifier::new(
         vec![
             Issuer {
                 iss: "own".into(),
                 audience: Some("api".into()),
-                keys: vec![VerifyKey { kid: None, algorithms: vec![Algorithm::HS256], key: DecodingKey::from_secret(SECRET) }],
+                keys: vec![VerifyKey {
+                    kid: None,
+                    algorithms: vec![Algorithm::HS256],
+                    key: DecodingKey::from_secret(SECRET),
+                }],
                 claim_paths: ClaimPaths::default(),
                 own: true,
             },
             Issuer {
                 iss: "ec".into(),
                 audience: Some("api".into()),
-                keys: vec![VerifyKey { kid: None, algorithms: vec![Algorithm::ES256], key: DecodingKey::from_ec_pem(&ec_pub).unwrap() }],
+                keys: vec![VerifyKey {
+                    kid: None,
+                    algorithms: vec![Algorithm::ES256],
+                    key: DecodingKey::from_ec_pem(&ec_pub).unwrap(),
+                }],
                 claim_paths: ClaimPaths::default(),
                 own: false,
             },
@@ -71,7 +83,11 @@ fn routes() -> Vec<Arc<Route>> {
     }));
     (0..50)
         .map(|i| {
-            let path = if i == 49 { "/api/v1/users/{id}/orders/**".to_string() } else { format!("/svc{i}/items/*/detail") };
+            let path = if i == 49 {
+                "/api/v1/users/{id}/orders/**".to_string()
+            } else {
+                format!("/svc{i}/items/*/detail")
+            };
             Arc::new(Route {
                 name: path.clone().into(),
                 pattern: PathPattern::parse(&path).unwrap(),
@@ -90,22 +106,45 @@ fn routes() -> Vec<Arc<Route>> {
 
 fn bench(c: &mut Criterion) {
     let v = verifier();
-    let hs = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims("own"), &EncodingKey::from_secret(SECRET)).unwrap();
-    let ec_priv = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys/ec256_private.pem")).unwrap();
-    let es = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims("ec"), &EncodingKey::from_ec_pem(&ec_priv).unwrap()).unwrap();
+    let hs = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims("own"),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    let ec_priv = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/keys/ec256_private.pem"
+    ))
+    .unwrap();
+    let es = jsonwebtoken::encode(
+        &Header::new(Algorithm::ES256),
+        &claims("ec"),
+        &EncodingKey::from_ec_pem(&ec_priv).unwrap(),
+    )
+    .unwrap();
     let t = now();
-    c.bench_function("verify HS256", |b| b.iter(|| v.verify(black_box(&hs), t).unwrap()));
-    c.bench_function("verify ES256", |b| b.iter(|| v.verify(black_box(&es), t).unwrap()));
+    c.bench_function("verify HS256", |b| {
+        b.iter(|| v.verify(black_box(&hs), t).unwrap())
+    });
+    c.bench_function("verify ES256", |b| {
+        b.iter(|| v.verify(black_box(&es), t).unwrap())
+    });
 
     let routes = routes();
     let get = http::Method::GET;
     c.bench_function("match route 50 of 50", |b| {
         b.iter(|| find_route(&routes, &get, black_box("/api/v1/users/42/orders/7")).unwrap())
     });
-    c.bench_function("normalise path", |b| b.iter(|| normalize(black_box("/api/v1//users/%34%32/./orders/../orders/7")).unwrap()));
+    c.bench_function("normalise path", |b| {
+        b.iter(|| normalize(black_box("/api/v1//users/%34%32/./orders/../orders/7")).unwrap())
+    });
 
     let mut role_defs = BTreeMap::new();
-    role_defs.insert("user".to_string(), (vec![], vec!["orders:read".to_string()]));
+    role_defs.insert(
+        "user".to_string(),
+        (vec![], vec!["orders:read".to_string()]),
+    );
     let graph = RoleGraph::build(&role_defs).unwrap();
     let identity = Identity {
         subject: "user-42".into(),
@@ -118,17 +157,31 @@ fn bench(c: &mut Criterion) {
         roles: http::HeaderName::from_static("x-user-roles"),
         permissions: http::HeaderName::from_static("x-user-permissions"),
         method: http::HeaderName::from_static("x-auth-method"),
-        claims: vec![(vec!["email".into()], http::HeaderName::from_static("x-user-email"))],
+        claims: vec![(
+            vec!["email".into()],
+            http::HeaderName::from_static("x-user-email"),
+        )],
         forward_credentials: false,
         all: vec![],
     };
     let mut base = RequestHeader::build("GET", b"/api/v1/users/42/orders/7", None).unwrap();
     base.insert_header("host", "api.example.com").unwrap();
-    base.insert_header("authorization", format!("Bearer {hs}")).unwrap();
+    base.insert_header("authorization", format!("Bearer {hs}"))
+        .unwrap();
     base.insert_header("user-agent", "bench").unwrap();
-    let fwd = Forwarding { request_id: "3f0c2b1e-0000-4000-8000-000000000000", peer: Some("127.0.0.1".parse().unwrap()), peer_trusted: false, tls: false, identity: Some(&identity) };
+    let fwd = Forwarding {
+        request_id: "3f0c2b1e-0000-4000-8000-000000000000",
+        peer: Some("127.0.0.1".parse().unwrap()),
+        peer_trusted: false,
+        tls: false,
+        identity: Some(&identity),
+    };
     c.bench_function("rewrite upstream headers", |b| {
-        b.iter_batched(|| base.clone(), |mut req| rewrite_upstream_request(&mut req, &ids, &fwd).unwrap(), criterion::BatchSize::SmallInput)
+        b.iter_batched(
+            || base.clone(),
+            |mut req| rewrite_upstream_request(&mut req, &ids, &fwd).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
     });
 }
 
