@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 
 /// What the echo upstream saw of one request.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -25,13 +25,14 @@ pub struct Echo {
 pub async fn serve(listener: TcpListener) {
     while let Ok((stream, _)) = listener.accept().await {
         tokio::spawn(async move {
-            let _ = connection(stream).await;
+            let _ = serve_connection(stream).await;
         });
     }
 }
 
-async fn connection(stream: TcpStream) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
+/// Serves one connection (plain TCP, or TLS in the tests).
+pub async fn serve_connection<S: AsyncRead + AsyncWrite>(stream: S) -> std::io::Result<()> {
+    let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::new(read);
     loop {
         let mut line = String::new();

@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod jwt;
 mod pipeline;
+mod tls;
 mod upstream;
 
 /// The config most tests run: an own HS256 issuer, trusted issuers of every key family, roles

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "../../../examples/echo_upstream.rs"]
 mod echo_upstream;
-pub use echo_upstream::Echo;
+pub use echo_upstream::{serve_connection as serve_echo_connection, Echo};
 
 pub const HS_SECRET: &str = "it-secret-0123456789-0123456789-0123456789";
 

@@ -1,0 +1,179 @@
+//! TLS termination on the listener, and TLS to the upstream with `sni` and `ca_file`.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls::{self, pki_types::ServerName, RootCertStore};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::support::*;
+
+fn certs(name: &str) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    rustls_pemfile::certs(&mut key(name).as_slice())
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn client_config() -> rustls::ClientConfig {
+    let mut roots = RootCertStore::empty();
+    for c in certs("ca_cert.pem") {
+        roots.add(c).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// The echo upstream behind TLS with the test certificate (CN/SAN localhost, 127.0.0.1).
+async fn start_tls_echo() -> std::net::SocketAddr {
+    let key = rustls_pemfile::private_key(&mut key("tls_key.pem").as_slice())
+        .unwrap()
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs("tls_cert.pem"), key)
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(s).await {
+                    let _ = echo_connection(tls).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn echo_connection(s: tokio_rustls::server::TlsStream<TcpStream>) -> std::io::Result<()> {
+    crate::support::serve_echo_connection(s).await
+}
+
+#[tokio::test]
+async fn tls_termination_on_every_listener() {
+    let echo = start_echo().await;
+    let second = free_port();
+    let toml = format!(
+        r#"
+[server]
+listen = ["{{LISTEN}}", "127.0.0.1:{second}"]
+tls = {{ cert_file = "{{KEYS}}/tls_cert.pem", key_file = "{{KEYS}}/tls_key.pem" }}
+threads = 1
+
+[[upstreams]]
+name = "echo"
+targets = ["{{UPSTREAM}}"]
+
+[[routes]]
+path = "/**"
+upstream = "echo"
+auth = "none"
+"#
+    );
+    let gw = Gateway::start(&toml, echo).await;
+    let connector = TlsConnector::from(Arc::new(client_config()));
+    for port in [gw.addr.port(), second] {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let _ = tls.read_to_end(&mut buf).await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(
+            text.contains(
+                r#""x-forwarded-proto": [
+      "https""#
+            ),
+            "{text}"
+        );
+    }
+    // Plain HTTP on a TLS listener gets no answer that looks like a proxied response.
+    let mut tcp = TcpStream::connect(gw.addr).await.unwrap();
+    tcp.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+}
+
+#[tokio::test]
+async fn tls_to_the_upstream_verifies_with_ca_file_and_sni() {
+    // One upstream server each, so no pooled connection is shared between the three.
+    let (a, b, c) = (
+        start_tls_echo().await,
+        start_tls_echo().await,
+        start_tls_echo().await,
+    );
+    let toml = r#"
+[server]
+listen = ["{LISTEN}"]
+threads = 1
+
+[[upstreams]]
+name = "trusted"
+targets = ["{UPSTREAM}"]
+tls = true
+sni = "localhost"
+ca_file = "{KEYS}/ca_cert.pem"
+
+[[upstreams]]
+name = "untrusted"
+targets = ["{B}"]
+tls = true
+sni = "localhost"
+
+[[upstreams]]
+name = "wrong-name"
+targets = ["{C}"]
+tls = true
+sni = "other.example"
+ca_file = "{KEYS}/ca_cert.pem"
+
+[[routes]]
+path = "/trusted"
+upstream = "trusted"
+auth = "none"
+
+[[routes]]
+path = "/untrusted"
+upstream = "untrusted"
+auth = "none"
+
+[[routes]]
+path = "/wrong-name"
+upstream = "wrong-name"
+auth = "none"
+"#;
+    let toml = toml
+        .replace("{B}", &b.to_string())
+        .replace("{C}", &c.to_string());
+    let gw = Gateway::start(&toml, a).await;
+    assert_eq!(gw.get("/trusted", &[]).await.echo().path, "/trusted");
+    gw.get("/untrusted", &[])
+        .await
+        .assert_refusal(502, "bad_gateway");
+    gw.get("/wrong-name", &[])
+        .await
+        .assert_refusal(502, "bad_gateway");
+}
