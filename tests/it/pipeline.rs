@@ -59,6 +59,19 @@ async fn identity_headers_reach_the_upstream_and_spoofs_do_not() {
     assert_eq!(echo.headers["x-forwarded-host"], ["gateway.test"]);
     let rid = &echo.headers["x-request-id"][0];
     assert_eq!(r.header("x-request-id"), Some(rid.as_str()));
+    // A refused token too: neither it nor the secret may reach any log line.
+    let bad = format!("{}x", &auth[7..]);
+    gw.get("/api/orders", &[("Authorization", &bearer(&bad))])
+        .await
+        .assert_refusal(401, "invalid_token");
+    let logs = gw.stdout() + &gw.stderr();
+    assert!(
+        logs.contains(r#""subject":"alice""#),
+        "the access log names the caller"
+    );
+    for secret in [&auth[7..], bad.as_str(), HS_SECRET] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
 }
 
 #[tokio::test]
@@ -357,4 +370,33 @@ async fn oversized_headers_get_431_json() {
     gw.get("/public/x", &[("X-Big", &big)])
         .await
         .assert_refusal(431, "invalid_request");
+}
+
+#[tokio::test]
+async fn forwarded_headers_from_a_trusted_proxy_are_kept_and_extended() {
+    let trusted = CONFIG.replace(
+        "threads = 1",
+        "threads = 1\ntrusted_proxies = [\"127.0.0.0/8\"]",
+    );
+    let gw = Gateway::start(&trusted, start_echo().await).await;
+    let echo = gw
+        .get(
+            "/public/x",
+            &[
+                ("X-Forwarded-For", "203.0.113.7, 10.1.2.3"),
+                ("X-Forwarded-Proto", "https"),
+                ("X-Forwarded-Host", "api.example.com"),
+            ],
+        )
+        .await
+        .echo();
+    assert_eq!(
+        echo.headers["x-forwarded-for"],
+        ["203.0.113.7, 10.1.2.3, 127.0.0.1"]
+    );
+    assert_eq!(echo.headers["x-forwarded-proto"], ["https"]);
+    assert_eq!(echo.headers["x-forwarded-host"], ["api.example.com"]);
+    // The access log names the right-most untrusted address as the client.
+    let log = gw.stdout();
+    assert!(log.contains(r#""client_ip":"10.1.2.3""#), "{log}");
 }
