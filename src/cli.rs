@@ -38,6 +38,16 @@ pub enum Command {
     Run,
     /// Validate the config and every file it references.
     Check,
+    /// Print a new API key, then the `[[api_keys]]` block holding only its SHA-256.
+    NewApiKey {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        subject: Option<String>,
+        /// Comma-separated roles.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+    },
     /// Print an access token signed with the configured key.
     Token {
         #[arg(long)]

@@ -27,6 +27,28 @@ fn main() -> ExitCode {
         }
         Command::Check => check(&cli.config),
         Command::Token { sub, roles, ttl } => token(&cli.config, &sub, &roles, ttl.as_deref()),
+        Command::NewApiKey { id, subject, roles } => {
+            new_api_key(&id, subject.as_deref(), &roles);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The key alone on the first line (shown once, never stored), then the config block.
+fn new_api_key(id: &str, subject: Option<&str>, roles: &[String]) {
+    use portcullis::auth::apikey;
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let key = apikey::generate();
+    println!("{key}\n");
+    println!("[[api_keys]]");
+    println!("id = {}", quote(id));
+    println!("key_sha256 = {}", quote(&apikey::sha256_hex(&key)));
+    if let Some(s) = subject {
+        println!("subject = {}", quote(s));
+    }
+    if !roles.is_empty() {
+        let list: Vec<String> = roles.iter().map(|r| quote(r)).collect();
+        println!("roles = [{}]", list.join(", "));
     }
 }
 

@@ -1,5 +1,6 @@
 //! Who the caller is: where a credential is found, how it is verified, what identity it yields.
 
+pub mod apikey;
 pub mod credentials;
 pub mod identity;
 pub mod jwt;

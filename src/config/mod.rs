@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderName;
 
+use crate::auth::apikey::ApiKeys;
 use crate::auth::jwt::{Signer, Verifier};
 use crate::headers::TrustedProxies;
 use crate::policy::{RoleGraph, Route};
@@ -28,6 +29,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub trusted_proxies: TrustedProxies,
     pub verifier: Verifier,
+    pub api_keys: ApiKeys,
     /// Signs Portcullis's own tokens; `None` without `[tokens]`.
     pub signer: Option<Signer>,
     /// `/.well-known/jwks.json`, rendered once.

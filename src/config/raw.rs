@@ -127,7 +127,7 @@ pub struct RawApiKey {
     pub permissions: Vec<String>,
     #[serde(default)]
     pub allowed_ips: Vec<String>,
-    pub expires_at: Option<toml::value::Datetime>,
+    pub expires_at: Option<String>,
     pub rate_limit: Option<String>,
 }
 

@@ -17,6 +17,7 @@ use super::duration::parse_duration;
 use super::raw::*;
 use super::source::{deserialize, span_of, ConfigError, ConfigErrors, KeyPath, SourceFile};
 use super::{Config, IdentitySettings, ServerSettings, TlsFiles};
+use crate::auth::apikey::{self, ApiKey, ApiKeys};
 use crate::auth::jwt::{ClaimPaths, Issuer, Signer, Verifier};
 use crate::auth::keys::{self, parse_algorithm, Family, VerifyKey};
 use crate::headers::TrustedProxies;
@@ -161,14 +162,22 @@ impl<'a> Validator<'a> {
         let identity = self.identity();
         let upstreams = self.upstreams();
         let verifier = Verifier::new(issuers, leeway);
-        // An invalid [tokens] has its own errors; routes are checked as if it were valid.
-        let jwt_configured = self.table.contains_key("tokens");
-        let routes = self.routes(&upstreams, &role_names, jwt_configured);
+        let api_keys = self.api_keys(&role_names);
+        // An invalid section has its own errors; routes are checked as if it were valid.
+        let mut configured = Vec::new();
+        if self.table.contains_key("tokens") {
+            configured.push(CredentialKind::Jwt);
+        }
+        if self.table.contains_key("api_keys") {
+            configured.push(CredentialKind::ApiKey);
+        }
+        let routes = self.routes(&upstreams, &role_names, &configured);
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
             trusted_proxies,
             verifier,
+            api_keys,
             signer,
             jwks: jwks.into(),
             roles: roles?,
@@ -183,7 +192,6 @@ impl<'a> Validator<'a> {
     fn not_yet_supported(&self) {
         for (section, what) in [
             ("login", "the login endpoints"),
-            ("api_keys", "API keys"),
             ("rate_limits", "rate limiting"),
             ("admin", "the admin API"),
         ] {
@@ -713,6 +721,86 @@ impl<'a> Validator<'a> {
         })
     }
 
+    fn api_keys(&self, roles: &HashSet<String>) -> ApiKeys {
+        let p = root("api_keys");
+        let mut keys: Vec<ApiKey> = Vec::new();
+        for (i, raw) in self.array::<RawApiKey>(self.table.get("api_keys"), &p) {
+            let kp = p.index(i);
+            if raw.id.is_empty() {
+                self.err(&kp.key("id"), "must not be empty");
+            }
+            if keys.iter().any(|k| k.id == raw.id) {
+                self.err(
+                    &kp.key("id"),
+                    format!("API key id `{}` is used twice", raw.id),
+                );
+            }
+            let digest = match hex::decode(&raw.key_sha256) {
+                Ok(bytes) if bytes.len() == 32 => {
+                    let mut d = [0u8; 32];
+                    d.copy_from_slice(&bytes);
+                    if keys.iter().any(|k| k.digest == d) {
+                        self.err(&kp.key("key_sha256"), "the same key is configured twice");
+                    }
+                    Some(d)
+                }
+                _ => {
+                    self.err(
+                        &kp.key("key_sha256"),
+                        "must be a SHA-256 digest: 64 hex characters",
+                    );
+                    None
+                }
+            };
+            for (r, role) in raw.roles.iter().enumerate() {
+                if !roles.contains(role) {
+                    self.err(
+                        &kp.key("roles").index(r),
+                        format!("unknown role `{role}` (declare it in [roles])"),
+                    );
+                }
+            }
+            let allowed_ips = raw
+                .allowed_ips
+                .iter()
+                .enumerate()
+                .filter_map(|(n, s)| {
+                    let net = parse_net(s);
+                    if net.is_none() {
+                        self.err(
+                            &kp.key("allowed_ips").index(n),
+                            format!("`{s}` is not a CIDR or IP address"),
+                        );
+                    }
+                    net
+                })
+                .collect();
+            let expires_at = raw.expires_at.as_deref().and_then(|s| {
+                apikey::parse_rfc3339(s)
+                    .map_err(|e| self.err(&kp.key("expires_at"), e))
+                    .ok()
+            });
+            if raw.rate_limit.is_some() {
+                self.err(
+                    &kp.key("rate_limit"),
+                    "rate limiting is not supported by this version yet",
+                );
+            }
+            if let Some(digest) = digest {
+                keys.push(ApiKey {
+                    subject: raw.subject.clone().unwrap_or_else(|| raw.id.clone()),
+                    id: raw.id,
+                    digest,
+                    roles: raw.roles,
+                    permissions: raw.permissions,
+                    allowed_ips,
+                    expires_at,
+                });
+            }
+        }
+        ApiKeys::new(keys)
+    }
+
     /// Whether `[[upstreams]]` has an entry of that name, valid or not (an invalid one has
     /// its own errors; the route referring to it is not wrong too).
     fn upstream_declared(&self, name: &str) -> bool {
@@ -820,7 +908,7 @@ impl<'a> Validator<'a> {
         &self,
         upstreams: &BTreeMap<String, Arc<UpstreamPool>>,
         roles: &HashSet<String>,
-        jwt_configured: bool,
+        configured: &[CredentialKind],
     ) -> Vec<Arc<Route>> {
         let p = root("routes");
         let mut routes: Vec<Arc<Route>> = Vec::new();
@@ -859,12 +947,8 @@ impl<'a> Validator<'a> {
                     None
                 }
             };
-            let configured: Vec<CredentialKind> = jwt_configured
-                .then_some(CredentialKind::Jwt)
-                .into_iter()
-                .collect();
             let accept = match &raw.accept {
-                None => configured.clone(),
+                None => configured.to_vec(),
                 Some(list) => list
                     .iter()
                     .enumerate()
@@ -893,7 +977,7 @@ impl<'a> Validator<'a> {
                     .collect(),
             };
             if auth == Some(AuthMode::Required) && configured.is_empty() {
-                self.err(&rp.key("auth"), "auth is required but no credential kind is configured ([tokens] or [[tokens.trusted_issuers]])");
+                self.err(&rp.key("auth"), "auth is required but no credential kind is configured ([tokens] or [[api_keys]])");
             }
             let check_roles = |list: &[String], key: &KeyPath| {
                 for (r, role) in list.iter().enumerate() {

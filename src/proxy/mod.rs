@@ -99,7 +99,8 @@ impl Gateway {
         let route = matched.route;
 
         // 7, 8. credentials and verification
-        let identity = pipeline::authenticate(&config, route, &req.headers, unix_now())?;
+        let identity =
+            pipeline::authenticate(&config, route, &req.headers, ctx.client_ip, unix_now())?;
         // 9. authorisation
         pipeline::authorize(route, &matched.captures, identity.as_ref())?;
         ctx.identity = identity;

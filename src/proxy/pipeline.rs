@@ -65,6 +65,7 @@ pub fn authenticate(
     config: &Config,
     route: &Route,
     headers: &HeaderMap,
+    client_ip: Option<IpAddr>,
     now: u64,
 ) -> Result<Option<Identity>, GatewayError> {
     let ignore_all = route.auth == AuthMode::None;
@@ -78,10 +79,30 @@ pub fn authenticate(
     let identity = match credential {
         Credential::Bearer(token) => verify_jwt(config, token, now, AuthMethod::Jwt)?,
         Credential::Cookie(token) => verify_jwt(config, token, now, AuthMethod::Cookie)?,
-        // Accepting api_key is refused at load until API keys land, so none reaches here.
-        Credential::ApiKey(_) => return Err(GatewayError::InvalidToken("unknown API key")),
+        Credential::ApiKey(key) => verify_api_key(config, key, client_ip, now)?,
     };
     Ok(Some(identity))
+}
+
+fn verify_api_key(
+    config: &Config,
+    presented: &str,
+    client_ip: Option<IpAddr>,
+    now: u64,
+) -> Result<Identity, GatewayError> {
+    let key = config
+        .api_keys
+        .verify(presented, client_ip, now)
+        .map_err(GatewayError::InvalidToken)?;
+    let mut claims = serde_json::Map::new();
+    // Ownership rules name `sub` by default: an API key's subject answers to it.
+    claims.insert("sub".into(), key.subject.clone().into());
+    Ok(Identity {
+        subject: key.subject.clone(),
+        method: AuthMethod::ApiKey,
+        grants: config.roles.grants(&key.roles, &key.permissions),
+        claims: Arc::new(claims),
+    })
 }
 
 fn verify_jwt(

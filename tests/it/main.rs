@@ -2,6 +2,7 @@
 
 mod support;
 
+mod apikey;
 mod cli;
 mod jwt;
 mod pipeline;

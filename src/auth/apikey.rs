@@ -1,0 +1,181 @@
+//! API keys: looked up by the SHA-256 digest of the presented key, so the key itself is never
+//! stored; the digest match is confirmed in constant time.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The recognisable prefix of keys made by `portcullis new-api-key`.
+pub const KEY_PREFIX: &str = "pcs_";
+
+/// One `[[api_keys]]` entry, compiled.
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    /// Shown in logs and metrics; the key itself never is.
+    pub id: String,
+    pub digest: [u8; 32],
+    pub subject: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    /// Empty: any client IP.
+    pub allowed_ips: Vec<IpNet>,
+    /// Unix seconds.
+    pub expires_at: Option<u64>,
+}
+
+/// Every configured key by digest.
+#[derive(Debug, Default)]
+pub struct ApiKeys {
+    by_digest: HashMap<[u8; 32], Arc<ApiKey>>,
+}
+
+impl ApiKeys {
+    pub fn new(keys: Vec<ApiKey>) -> Self {
+        ApiKeys {
+            by_digest: keys.into_iter().map(|k| (k.digest, Arc::new(k))).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
+
+    /// The key for `presented`, if it is configured, unexpired at `now` and allowed from `client`.
+    /// The error is the public description.
+    pub fn verify(
+        &self,
+        presented: &str,
+        client: Option<IpAddr>,
+        now: u64,
+    ) -> Result<Arc<ApiKey>, &'static str> {
+        if presented.is_empty() {
+            return Err("empty API key");
+        }
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let key = self.by_digest.get(&digest).ok_or("unknown API key")?;
+        // The map lookup compares digests, not secrets; confirm in constant time all the same.
+        if !bool::from(key.digest.ct_eq(&digest)) {
+            return Err("unknown API key");
+        }
+        if key.expires_at.is_some_and(|exp| now >= exp) {
+            return Err("API key expired");
+        }
+        if !key.allowed_ips.is_empty() {
+            let allowed = client.is_some_and(|ip| key.allowed_ips.iter().any(|n| n.contains(&ip)));
+            if !allowed {
+                return Err("API key not allowed from this address");
+            }
+        }
+        Ok(key.clone())
+    }
+}
+
+/// A new key: the prefix and 256 bits from the OS, base64url.
+pub fn generate() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+pub fn sha256_hex(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// RFC 3339 (`2027-01-01T00:00:00Z`, with an offset) -> Unix seconds.
+pub fn parse_rfc3339(s: &str) -> Result<u64, String> {
+    let bad =
+        || format!("`{s}` is not an RFC 3339 date-time with an offset (e.g. 2027-01-01T00:00:00Z)");
+    let dt: toml::value::Datetime = s.parse().map_err(|_| bad())?;
+    let (Some(date), Some(time), Some(offset)) = (dt.date, dt.time, dt.offset) else {
+        return Err(bad());
+    };
+    let offset_minutes: i64 = match offset {
+        toml::value::Offset::Z => 0,
+        toml::value::Offset::Custom { minutes } => minutes as i64,
+    };
+    let days = days_from_civil(date.year as i64, date.month as i64, date.day as i64);
+    let secs =
+        days * 86400 + time.hour as i64 * 3600 + time.minute as i64 * 60 + time.second as i64
+            - offset_minutes * 60;
+    u64::try_from(secs).map_err(|_| bad())
+}
+
+/// Days since 1970-01-01 (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(allowed: &[&str], expires_at: Option<u64>) -> (ApiKeys, String) {
+        let key = generate();
+        let k = ApiKey {
+            id: "k1".into(),
+            digest: Sha256::digest(key.as_bytes()).into(),
+            subject: "svc".into(),
+            roles: vec![],
+            permissions: vec![],
+            allowed_ips: allowed.iter().map(|s| s.parse().unwrap()).collect(),
+            expires_at,
+        };
+        (ApiKeys::new(vec![k]), key)
+    }
+
+    #[test]
+    fn keys_verify_by_digest_with_expiry_and_ip_rules() {
+        let (keys, key) = store(&[], Some(1000));
+        assert_eq!(keys.verify(&key, None, 999).unwrap().id, "k1");
+        assert_eq!(
+            keys.verify(&key, None, 1000).unwrap_err(),
+            "API key expired"
+        );
+        assert_eq!(
+            keys.verify("pcs_wrong", None, 0).unwrap_err(),
+            "unknown API key"
+        );
+        let (keys, key) = store(&["10.0.0.0/8", "2001:db8::/32"], None);
+        assert!(keys
+            .verify(&key, Some("10.1.2.3".parse().unwrap()), 0)
+            .is_ok());
+        assert!(keys
+            .verify(&key, Some("2001:db8::1".parse().unwrap()), 0)
+            .is_ok());
+        assert!(keys
+            .verify(&key, Some("192.0.2.1".parse().unwrap()), 0)
+            .is_err());
+        assert!(keys.verify(&key, None, 0).is_err());
+    }
+
+    #[test]
+    fn generated_keys_are_prefixed_and_long() {
+        let a = generate();
+        assert!(a.starts_with(KEY_PREFIX));
+        assert_eq!(a.len(), KEY_PREFIX.len() + 43, "256 bits in base64url");
+        assert_ne!(a, generate());
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z").unwrap(), 0);
+        assert_eq!(parse_rfc3339("2027-01-01T00:00:00Z").unwrap(), 1798761600);
+        assert_eq!(
+            parse_rfc3339("2027-01-01T01:00:00+01:00").unwrap(),
+            1798761600
+        );
+        assert!(parse_rfc3339("2027-01-01").is_err());
+        assert!(parse_rfc3339("2027-01-01T00:00:00").is_err());
+    }
+}
