@@ -284,20 +284,33 @@ impl<'a> Validator<'a> {
     }
 
     fn trusted_proxies(&self, raw: &RawServer) -> TrustedProxies {
-        let p = root("server").key("trusted_proxies");
-        let nets = raw
-            .trusted_proxies
-            .iter()
+        TrustedProxies(self.networks(&raw.trusted_proxies, &root("server").key("trusted_proxies")))
+    }
+
+    /// CIDRs (or single addresses) at `path`; each unreadable one is an error.
+    fn networks(&self, list: &[String], path: &KeyPath) -> Vec<IpNet> {
+        list.iter()
             .enumerate()
-            .filter_map(|(i, s)| match parse_net(s) {
-                Some(n) => Some(n),
-                None => {
-                    self.err(&p.index(i), format!("`{s}` is not a CIDR or IP address"));
-                    None
+            .filter_map(|(i, s)| {
+                let net = parse_net(s);
+                if net.is_none() {
+                    self.err(&path.index(i), format!("`{s}` is not a CIDR or IP address"));
                 }
+                net
             })
-            .collect();
-        TrustedProxies(nets)
+            .collect()
+    }
+
+    /// Every role named at `path` must be declared in `[roles]`.
+    fn check_roles(&self, list: &[String], path: &KeyPath, declared: &HashSet<String>) {
+        for (i, role) in list.iter().enumerate() {
+            if !declared.contains(role) {
+                self.err(
+                    &path.index(i),
+                    format!("unknown role `{role}` (declare it in [roles])"),
+                );
+            }
+        }
     }
 
     /// The compiled graph (when valid) and the declared role names (always, so routes can be
@@ -752,29 +765,8 @@ impl<'a> Validator<'a> {
                     None
                 }
             };
-            for (r, role) in raw.roles.iter().enumerate() {
-                if !roles.contains(role) {
-                    self.err(
-                        &kp.key("roles").index(r),
-                        format!("unknown role `{role}` (declare it in [roles])"),
-                    );
-                }
-            }
-            let allowed_ips = raw
-                .allowed_ips
-                .iter()
-                .enumerate()
-                .filter_map(|(n, s)| {
-                    let net = parse_net(s);
-                    if net.is_none() {
-                        self.err(
-                            &kp.key("allowed_ips").index(n),
-                            format!("`{s}` is not a CIDR or IP address"),
-                        );
-                    }
-                    net
-                })
-                .collect();
+            self.check_roles(&raw.roles, &kp.key("roles"), roles);
+            let allowed_ips = self.networks(&raw.allowed_ips, &kp.key("allowed_ips"));
             let expires_at = raw.expires_at.as_deref().and_then(|s| {
                 apikey::parse_rfc3339(s)
                     .map_err(|e| self.err(&kp.key("expires_at"), e))
@@ -979,17 +971,7 @@ impl<'a> Validator<'a> {
             if auth == Some(AuthMode::Required) && configured.is_empty() {
                 self.err(&rp.key("auth"), "auth is required but no credential kind is configured ([tokens] or [[api_keys]])");
             }
-            let check_roles = |list: &[String], key: &KeyPath| {
-                for (r, role) in list.iter().enumerate() {
-                    if !roles.contains(role) {
-                        self.err(
-                            &key.index(r),
-                            format!("unknown role `{role}` (declare it in [roles])"),
-                        );
-                    }
-                }
-            };
-            check_roles(&raw.roles_any, &rp.key("roles_any"));
+            self.check_roles(&raw.roles_any, &rp.key("roles_any"), roles);
             if !raw.rate_limit.is_empty() {
                 self.err(
                     &rp.key("rate_limit"),
@@ -1006,7 +988,7 @@ impl<'a> Validator<'a> {
             }
             let owner = raw.owner.as_ref().and_then(|o| {
                 let op = rp.key("owner");
-                check_roles(&o.unless_roles, &op.key("unless_roles"));
+                self.check_roles(&o.unless_roles, &op.key("unless_roles"), roles);
                 if auth == Some(AuthMode::None) {
                     self.err(
                         &op,
