@@ -99,6 +99,7 @@ fn routes() -> Vec<Arc<Route>> {
                 permissions_all: vec![],
                 strip_prefix: None,
                 owner: None,
+                rate_limits: vec![],
             })
         })
         .collect()
@@ -151,6 +152,7 @@ fn bench(c: &mut Criterion) {
         method: AuthMethod::Jwt,
         grants: graph.grants(&["user".to_string()], &[]),
         claims: Arc::new(claims("own").as_object().unwrap().clone()),
+        api_key: None,
     };
     let ids = IdentitySettings {
         subject: http::HeaderName::from_static("x-user-id"),

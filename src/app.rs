@@ -55,7 +55,13 @@ pub fn run(config: Config) -> ! {
     server.add_service(proxy);
     server.add_service(background_service(
         "upstream health checks",
-        HealthChecks { config: snapshot },
+        HealthChecks {
+            config: snapshot.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "rate-limit pruning",
+        RateLimitPruning { config: snapshot },
     ));
     server.run_forever()
 }
@@ -87,6 +93,44 @@ impl BackgroundService for HealthChecks {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// How often idle rate-limit keys are forgotten. Between two runs the limiters hold at most the
+/// keys seen in that time plus those whose bucket is still refilling.
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
+
+/// Drops every rate-limit key whose bucket is full again, so that a flood of distinct client
+/// IPs leaves nothing behind once it stops.
+struct RateLimitPruning {
+    config: Arc<ArcSwap<Config>>,
+}
+
+#[async_trait]
+impl BackgroundService for RateLimitPruning {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(PRUNE_EVERY) => {}
+                _ = shutdown.changed() => return,
+            }
+            let config = self.config.load_full();
+            // A flood's map can take milliseconds to sweep: keep that off the event loop.
+            let swept = tokio::task::spawn_blocking(move || {
+                for policy in &config.rate_limits {
+                    policy.limiter().prune();
+                }
+                config
+                    .rate_limits
+                    .iter()
+                    .map(|p| p.limiter().tracked_keys())
+                    .sum::<usize>()
+            })
+            .await;
+            if let Ok(keys) = swept {
+                tracing::debug!(keys, "rate-limit keys after pruning");
             }
         }
     }

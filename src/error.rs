@@ -23,6 +23,8 @@ pub enum GatewayError {
     PayloadTooLarge,
     /// 431: request headers over the limit.
     HeadersTooLarge,
+    /// 429: a rate-limit policy refused it; the headers come from the policy's decision.
+    RateLimited,
     /// 502: the upstream could not be reached or answered badly.
     BadGateway,
     /// 504: the upstream was too slow.
@@ -41,6 +43,7 @@ impl GatewayError {
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::BadGateway => StatusCode::BAD_GATEWAY,
             GatewayError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -57,6 +60,7 @@ impl GatewayError {
             GatewayError::NotFound => "not_found",
             GatewayError::PayloadTooLarge => "payload_too_large",
             GatewayError::HeadersTooLarge => "invalid_request",
+            GatewayError::RateLimited => "rate_limited",
             GatewayError::BadGateway => "bad_gateway",
             GatewayError::GatewayTimeout => "gateway_timeout",
             GatewayError::Unavailable => "unavailable",
@@ -72,6 +76,7 @@ impl GatewayError {
             GatewayError::NotFound => "no route for this path",
             GatewayError::PayloadTooLarge => "request body too large",
             GatewayError::HeadersTooLarge => "request headers too large",
+            GatewayError::RateLimited => "rate limit exceeded",
             GatewayError::BadGateway => "upstream unreachable",
             GatewayError::GatewayTimeout => "upstream timed out",
             GatewayError::Unavailable => "shared state unavailable",
@@ -92,6 +97,7 @@ impl GatewayError {
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
             | GatewayError::HeadersTooLarge
+            | GatewayError::RateLimited
             | GatewayError::BadGateway
             | GatewayError::GatewayTimeout
             | GatewayError::Unavailable => None,
@@ -144,6 +150,7 @@ mod tests {
                 false,
             ),
             (GatewayError::HeadersTooLarge, 431, "invalid_request", false),
+            (GatewayError::RateLimited, 429, "rate_limited", false),
             (GatewayError::BadGateway, 502, "bad_gateway", false),
             (GatewayError::GatewayTimeout, 504, "gateway_timeout", false),
             (GatewayError::Unavailable, 503, "unavailable", false),

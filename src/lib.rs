@@ -2,7 +2,7 @@
 //!
 //! The modules follow the request: `config` is compiled once; `proxy` runs the pipeline of
 //! SPEC section 3 through Pingora's phases, using `policy` (routes, roles) and `auth`
-//! (credentials, JWTs); `error` is the one refusal type and its wire form.
+//! (credentials, JWTs) and `ratelimit`; `error` is the one refusal type and its wire form.
 
 pub mod app;
 pub mod auth;
@@ -12,3 +12,4 @@ pub mod error;
 pub mod headers;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;

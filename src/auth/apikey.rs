@@ -11,6 +11,8 @@ use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::ratelimit::Policy;
+
 /// The recognisable prefix of keys made by `portcullis new-api-key`.
 pub const KEY_PREFIX: &str = "pcs_";
 
@@ -27,6 +29,8 @@ pub struct ApiKey {
     pub allowed_ips: Vec<IpNet>,
     /// Unix seconds.
     pub expires_at: Option<u64>,
+    /// The key's own `rate_limit`, checked after the route's policies.
+    pub rate_limit: Option<Arc<Policy>>,
 }
 
 /// Every configured key by digest.
@@ -130,6 +134,7 @@ mod tests {
             permissions: vec![],
             allowed_ips: allowed.iter().map(|s| s.parse().unwrap()).collect(),
             expires_at,
+            rate_limit: None,
         };
         (ApiKeys::new(vec![k]), key)
     }

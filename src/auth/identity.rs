@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::auth::apikey::ApiKey;
 use crate::policy::roles::Grants;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub struct Identity {
     pub grants: Grants,
     /// The verified token's claims (empty for API keys).
     pub claims: Arc<Map<String, Value>>,
+    /// The API key used, for its own rate limit and the `api_key` rate-limit key.
+    pub api_key: Option<Arc<ApiKey>>,
 }
 
 impl Identity {

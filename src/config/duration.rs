@@ -29,9 +29,74 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("duration `{s}` is too large"))
 }
 
+/// A rate as written: `count` requests per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// The time one request's allowance takes to come back: `per / count`.
+    pub fn interval(&self) -> Duration {
+        self.per / self.count
+    }
+}
+
+/// Parses `"<n>/<unit>"` with unit `s`, `min`, `h` or `d`; `n` at least 1.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    let (num, unit) = s
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| format!("rate `{s}` must look like \"100/s\" (per s, min, h or d)"))?;
+    let count: u32 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("rate `{s}` must start with a whole number"))?;
+    if count == 0 {
+        return Err(format!("rate `{s}` is zero: it would refuse every request"));
+    }
+    let per = match unit.trim() {
+        "s" => Duration::from_secs(1),
+        "min" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        "d" => Duration::from_secs(86400),
+        other => return Err(format!("rate `{s}`: unknown unit `{other}` (s, min, h, d)")),
+    };
+    let rate = Rate { count, per };
+    if rate.interval().is_zero() {
+        return Err(format!("rate `{s}` is too high to measure"));
+    }
+    Ok(rate)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates() {
+        let r = parse_rate("100/s").unwrap();
+        assert_eq!((r.count, r.per), (100, Duration::from_secs(1)));
+        assert_eq!(r.interval(), Duration::from_millis(10));
+        assert_eq!(
+            parse_rate("3/min").unwrap().interval(),
+            Duration::from_secs(20)
+        );
+        assert_eq!(parse_rate("10/h").unwrap().per, Duration::from_secs(3600));
+        assert_eq!(parse_rate("1/d").unwrap().per, Duration::from_secs(86400));
+        for bad in [
+            "0/s",
+            "100",
+            "x/s",
+            "-1/s",
+            "10/m",
+            "10/week",
+            "5000000000/s",
+        ] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -18,6 +18,7 @@ use crate::auth::jwt::{Signer, Verifier};
 use crate::headers::TrustedProxies;
 use crate::policy::{RoleGraph, Route};
 use crate::proxy::upstream::UpstreamPool;
+use crate::ratelimit::Policy;
 
 pub use source::{ConfigError, ConfigErrors};
 pub use validate::{load, Loaded};
@@ -38,6 +39,8 @@ pub struct Config {
     pub identity: IdentitySettings,
     pub upstreams: Vec<Arc<UpstreamPool>>,
     pub routes: Vec<Arc<Route>>,
+    /// Every rate-limit policy, API keys' own included: the pruner walks them.
+    pub rate_limits: Vec<Arc<Policy>>,
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,8 @@
 //! Raw config -> `Config`. Every problem is collected, with its key path and position, and
 //! reported together; nothing half-valid is ever returned.
 
+mod rate_limits;
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -24,6 +26,8 @@ use crate::headers::TrustedProxies;
 use crate::policy::route::{AuthMode, CredentialKind, Owner, PathPattern, Route};
 use crate::policy::RoleGraph;
 use crate::proxy::upstream::{HealthCheckSettings, UpstreamPool, UpstreamSettings};
+use crate::ratelimit::Policy;
+use rate_limits::Policies;
 
 /// A loaded config and the warnings `check` prints.
 pub struct Loaded {
@@ -162,7 +166,8 @@ impl<'a> Validator<'a> {
         let identity = self.identity();
         let upstreams = self.upstreams();
         let verifier = Verifier::new(issuers, leeway);
-        let api_keys = self.api_keys(&role_names);
+        let policies = self.rate_limits();
+        let (api_keys, key_policies) = self.api_keys(&role_names);
         // An invalid section has its own errors; routes are checked as if it were valid.
         let mut configured = Vec::new();
         if self.table.contains_key("tokens") {
@@ -171,7 +176,12 @@ impl<'a> Validator<'a> {
         if self.table.contains_key("api_keys") {
             configured.push(CredentialKind::ApiKey);
         }
-        let routes = self.routes(&upstreams, &role_names, &configured);
+        let routes = self.routes(&upstreams, &role_names, &configured, &policies);
+        let listed: Vec<_> = routes
+            .iter()
+            .flat_map(|r| r.rate_limits.iter().cloned())
+            .collect();
+        self.warn_unused(&policies, &listed);
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
@@ -184,17 +194,14 @@ impl<'a> Validator<'a> {
             identity: identity?,
             upstreams: upstreams.into_values().collect(),
             routes,
+            rate_limits: policies.into_values().chain(key_policies).collect(),
         })
     }
 
     /// Sections whose capability has not landed yet are refused rather than silently ignored:
     /// a configured rate limit or API key that is not enforced would be worse than an error.
     fn not_yet_supported(&self) {
-        for (section, what) in [
-            ("login", "the login endpoints"),
-            ("rate_limits", "rate limiting"),
-            ("admin", "the admin API"),
-        ] {
+        for (section, what) in [("login", "the login endpoints"), ("admin", "the admin API")] {
             if self.table.contains_key(section) {
                 self.err(
                     &root(section),
@@ -734,7 +741,8 @@ impl<'a> Validator<'a> {
         })
     }
 
-    fn api_keys(&self, roles: &HashSet<String>) -> ApiKeys {
+    /// The keys, and the policies of those with their own `rate_limit`.
+    fn api_keys(&self, roles: &HashSet<String>) -> (ApiKeys, Vec<Arc<Policy>>) {
         let p = root("api_keys");
         let mut keys: Vec<ApiKey> = Vec::new();
         for (i, raw) in self.array::<RawApiKey>(self.table.get("api_keys"), &p) {
@@ -772,12 +780,8 @@ impl<'a> Validator<'a> {
                     .map_err(|e| self.err(&kp.key("expires_at"), e))
                     .ok()
             });
-            if raw.rate_limit.is_some() {
-                self.err(
-                    &kp.key("rate_limit"),
-                    "rate limiting is not supported by this version yet",
-                );
-            }
+            let rate_limit =
+                self.api_key_rate_limit(&raw.id, raw.rate_limit.as_deref(), &kp.key("rate_limit"));
             if let Some(digest) = digest {
                 keys.push(ApiKey {
                     subject: raw.subject.clone().unwrap_or_else(|| raw.id.clone()),
@@ -787,10 +791,12 @@ impl<'a> Validator<'a> {
                     permissions: raw.permissions,
                     allowed_ips,
                     expires_at,
+                    rate_limit,
                 });
             }
         }
-        ApiKeys::new(keys)
+        let policies = keys.iter().filter_map(|k| k.rate_limit.clone()).collect();
+        (ApiKeys::new(keys), policies)
     }
 
     /// Whether `[[upstreams]]` has an entry of that name, valid or not (an invalid one has
@@ -901,6 +907,7 @@ impl<'a> Validator<'a> {
         upstreams: &BTreeMap<String, Arc<UpstreamPool>>,
         roles: &HashSet<String>,
         configured: &[CredentialKind],
+        policies: &Policies,
     ) -> Vec<Arc<Route>> {
         let p = root("routes");
         let mut routes: Vec<Arc<Route>> = Vec::new();
@@ -972,12 +979,8 @@ impl<'a> Validator<'a> {
                 self.err(&rp.key("auth"), "auth is required but no credential kind is configured ([tokens] or [[api_keys]])");
             }
             self.check_roles(&raw.roles_any, &rp.key("roles_any"), roles);
-            if !raw.rate_limit.is_empty() {
-                self.err(
-                    &rp.key("rate_limit"),
-                    "rate limiting is not supported by this version yet",
-                );
-            }
+            let rate_limits =
+                self.route_rate_limits(&raw.rate_limit, &rp.key("rate_limit"), policies);
             if let Some(prefix) = &raw.strip_prefix {
                 if !prefix.starts_with('/') || prefix.len() < 2 || prefix.ends_with('/') {
                     self.err(
@@ -1032,6 +1035,7 @@ impl<'a> Validator<'a> {
                 permissions_all: raw.permissions_all.clone(),
                 strip_prefix: raw.strip_prefix.clone(),
                 owner,
+                rate_limits,
             };
             for (earlier, &j) in routes.iter().zip(&indices) {
                 let methods_covered = earlier.methods.is_empty()

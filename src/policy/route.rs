@@ -6,6 +6,7 @@ use std::sync::Arc;
 use http::Method;
 
 use crate::proxy::upstream::UpstreamPool;
+use crate::ratelimit::{Policy, Stage};
 
 /// One segment of a route pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +174,8 @@ pub struct Route {
     pub permissions_all: Vec<String>,
     pub strip_prefix: Option<String>,
     pub owner: Option<Owner>,
+    /// The policies of its `rate_limit` list, in the order listed.
+    pub rate_limits: Vec<Arc<Policy>>,
 }
 
 /// A route chosen for a request, with the segments its captures matched.
@@ -182,6 +185,15 @@ pub struct RouteMatch<'r> {
 }
 
 impl Route {
+    /// The route's policies checked at `stage`, with their positions in its list.
+    pub fn rate_limits_at(&self, stage: Stage) -> impl Iterator<Item = (usize, &Policy)> {
+        self.rate_limits
+            .iter()
+            .enumerate()
+            .filter(move |(_, p)| p.stage == stage)
+            .map(|(i, p)| (i, &**p))
+    }
+
     pub fn allows_method(&self, method: &Method) -> bool {
         self.methods.is_empty() || self.methods.contains(method)
     }

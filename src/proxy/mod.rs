@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::error::GatewayError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::policy::Route;
+use crate::ratelimit::{KeyInput, Stage, Tally};
 use pipeline::{Destination, Forwarding};
 use respond::LocalResponse;
 
@@ -43,6 +44,8 @@ pub struct RequestCtx {
     pub path: Option<String>,
     pub route: Option<Arc<Route>>,
     pub identity: Option<Identity>,
+    /// The rate-limit policies passed (or the one that refused): the `RateLimit-*` headers.
+    pub rate_limit: Tally,
     /// Why the gateway refused, for the access log.
     pub refusal: Option<GatewayError>,
 }
@@ -58,8 +61,8 @@ impl Gateway {
         Gateway { config }
     }
 
-    /// SPEC section 3, steps 2 to 9, in order.
-    fn decide(
+    /// SPEC section 3, steps 2 to 10, in order.
+    async fn decide(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
@@ -98,11 +101,34 @@ impl Gateway {
         ctx.route = Some(matched.route.clone());
         let route = matched.route;
 
+        // 6. rate limits that need no credential: a flood is refused before any crypto
+        let mut limits = KeyInput {
+            client_ip: ctx.client_ip,
+            route: &route.name,
+            headers: &req.headers,
+            identity: None,
+        };
+        let early = route.rate_limits_at(Stage::BeforeCredentials);
+        ctx.rate_limit.check(early, &limits).await?;
+
         // 7, 8. credentials and verification
         let identity =
             pipeline::authenticate(&config, route, &req.headers, ctx.client_ip, unix_now())?;
         // 9. authorisation
         pipeline::authorize(route, &matched.captures, identity.as_ref())?;
+
+        // 10. rate limits by caller, then the API key's own
+        limits.identity = identity.as_ref();
+        let late = route.rate_limits_at(Stage::AfterAuthorization);
+        ctx.rate_limit.check(late, &limits).await?;
+        if let Some(own) = identity
+            .as_ref()
+            .and_then(|i| i.api_key.as_ref()?.rate_limit.as_ref())
+        {
+            ctx.rate_limit
+                .check([(usize::MAX, &**own)], &limits)
+                .await?;
+        }
         ctx.identity = identity;
 
         // The upstream sees the normalised path, less `strip_prefix`.
@@ -135,6 +161,7 @@ impl ProxyHttp for Gateway {
             path: None,
             route: None,
             identity: None,
+            rate_limit: Tally::default(),
             refusal: None,
         }
     }
@@ -152,7 +179,7 @@ impl ProxyHttp for Gateway {
                 .get(X_REQUEST_ID)
                 .map(|v| v.as_bytes()),
         );
-        let response = match self.decide(session, ctx) {
+        let mut response = match self.decide(session, ctx).await {
             Ok(Decision::Forward) => return Ok(false),
             Ok(Decision::Respond(resp)) => resp,
             Err(refusal) => {
@@ -160,6 +187,7 @@ impl ProxyHttp for Gateway {
                 LocalResponse::refusal(&refusal, &ctx.request_id)
             }
         };
+        response.headers.extend(ctx.rate_limit.headers());
         respond::write(session, response, &ctx.request_id).await?;
         Ok(true)
     }
@@ -204,6 +232,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         upstream_response.insert_header(X_REQUEST_ID, &ctx.request_id)?;
+        for (name, value) in ctx.rate_limit.headers() {
+            upstream_response.insert_header(name, value)?;
+        }
         Ok(())
     }
 
@@ -281,6 +312,7 @@ impl ProxyHttp for Gateway {
                 event = "refused",
                 reason = refusal.code(),
                 description = refusal.description(),
+                policy = ctx.rate_limit.policy().unwrap_or(""),
                 route,
                 client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
                 request_id = %ctx.request_id,

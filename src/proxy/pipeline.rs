@@ -102,6 +102,7 @@ fn verify_api_key(
         method: AuthMethod::ApiKey,
         grants: config.roles.grants(&key.roles, &key.permissions),
         claims: Arc::new(claims),
+        api_key: Some(key),
     })
 }
 
@@ -121,6 +122,7 @@ fn verify_jwt(
         method,
         grants,
         claims: Arc::new(verified.claims),
+        api_key: None,
     })
 }
 
@@ -295,6 +297,7 @@ mod tests {
                 permissions: perms.iter().map(|s| s.to_string()).collect(),
             },
             claims: Arc::new(serde_json::json!({"sub": sub}).as_object().unwrap().clone()),
+            api_key: None,
         }
     }
 
@@ -344,6 +347,7 @@ mod tests {
             permissions_all: vec![],
             strip_prefix: None,
             owner: None,
+            rate_limits: vec![],
         };
         authorize(&route, &[], id)
     }

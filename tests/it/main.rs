@@ -6,6 +6,7 @@ mod apikey;
 mod cli;
 mod jwt;
 mod pipeline;
+mod ratelimit;
 mod tls;
 mod upstream;
 

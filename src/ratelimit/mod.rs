@@ -1,0 +1,262 @@
+//! Rate limiting (SPEC sections 2 and 3): named policies, the key a request is counted under,
+//! and the decision with its `RateLimit-*` headers.
+//!
+//! A policy counts requests in a [`Limiter`]. Today's backend is [`LocalLimiter`] (governor's
+//! GCRA in this process); a shared backend (scope = "global", through Redis) implements the
+//! same trait and plugs into the same policies.
+
+mod key;
+mod local;
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::HeaderName;
+
+use crate::config::duration::Rate;
+use crate::error::GatewayError;
+pub use key::{KeyInput, KeyPart};
+pub use local::LocalLimiter;
+
+/// A token bucket: `burst` requests at once, one more every `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub burst: NonZeroU32,
+    pub interval: Duration,
+}
+
+impl Quota {
+    /// `rate`, with a bucket of `burst` (default: the N of the rate).
+    pub fn new(rate: Rate, burst: Option<NonZeroU32>) -> Self {
+        Quota {
+            burst: burst.unwrap_or(NonZeroU32::new(rate.count).unwrap_or(NonZeroU32::MIN)),
+            interval: rate.interval(),
+        }
+    }
+
+    /// How long an empty bucket takes to fill: the `w` of `RateLimit-Policy`.
+    pub fn window(&self) -> Duration {
+        self.interval * self.burst.get()
+    }
+
+    /// The decision for a bucket that is full again `until_full` from now.
+    fn decision(&self, allowed: bool, until_full: Duration) -> Decision {
+        let window = self.window();
+        let (remaining, retry_after) = if allowed {
+            let free = window.saturating_sub(until_full).as_nanos() / self.interval.as_nanos();
+            (free.min(self.burst.get().into()) as u32, Duration::ZERO)
+        } else {
+            // The next request conforms once one interval's worth of the bucket is free.
+            (0, until_full.saturating_sub(window - self.interval))
+        };
+        Decision {
+            allowed,
+            limit: self.burst.get(),
+            remaining,
+            reset: until_full,
+            retry_after,
+            window,
+        }
+    }
+}
+
+/// One policy's answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The bucket size.
+    pub limit: u32,
+    pub remaining: u32,
+    /// Until the bucket is full again.
+    pub reset: Duration,
+    /// Until a refused caller may try again; zero when allowed.
+    pub retry_after: Duration,
+    /// How long the whole bucket takes to refill.
+    pub window: Duration,
+}
+
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+impl Decision {
+    /// The `RateLimit-*` headers, and `Retry-After` on a refusal. Seconds round up, at least 1.
+    pub fn headers(&self) -> Vec<(HeaderName, String)> {
+        let mut h = vec![
+            (RATELIMIT_LIMIT, self.limit.to_string()),
+            (RATELIMIT_REMAINING, self.remaining.to_string()),
+            (RATELIMIT_RESET, whole_seconds(self.reset).to_string()),
+            (
+                RATELIMIT_POLICY,
+                format!("{};w={}", self.limit, whole_seconds(self.window)),
+            ),
+        ];
+        if !self.allowed {
+            h.push((
+                http::header::RETRY_AFTER,
+                whole_seconds(self.retry_after).to_string(),
+            ));
+        }
+        h
+    }
+}
+
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_nanos().div_ceil(1_000_000_000).max(1) as u64
+}
+
+/// Where requests are counted. Implemented by the local limiter; a shared backend (Redis)
+/// implements it too, which is why `check` is async.
+#[async_trait]
+pub trait Limiter: Send + Sync + fmt::Debug {
+    /// Counts one request under `key` and says whether it may pass.
+    async fn check(&self, key: &[u8]) -> Decision;
+    /// Forgets keys whose bucket is full again: they are indistinguishable from new ones.
+    fn prune(&self);
+    /// How many keys are held, for tests and diagnostics.
+    fn tracked_keys(&self) -> usize;
+}
+
+/// When in the pipeline a policy is checked (SPEC section 3, steps 6 and 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Keyed only by ip, route or header: checked before any credential work.
+    BeforeCredentials,
+    /// Keyed by subject, api_key or a claim: checked after authorisation.
+    AfterAuthorization,
+}
+
+/// A named policy: what a request is keyed by and where it is counted.
+#[derive(Debug)]
+pub struct Policy {
+    pub name: Arc<str>,
+    pub key: Vec<KeyPart>,
+    pub stage: Stage,
+    limiter: Arc<dyn Limiter>,
+}
+
+impl Policy {
+    pub fn new(name: impl Into<Arc<str>>, key: Vec<KeyPart>, limiter: Arc<dyn Limiter>) -> Self {
+        let stage = if key.iter().all(KeyPart::known_before_credentials) {
+            Stage::BeforeCredentials
+        } else {
+            Stage::AfterAuthorization
+        };
+        Policy {
+            name: name.into(),
+            key,
+            stage,
+            limiter,
+        }
+    }
+
+    pub async fn check(&self, input: &KeyInput<'_>) -> Decision {
+        let mut key = Vec::with_capacity(64);
+        key::write(&self.key, input, &mut key);
+        self.limiter.check(&key).await
+    }
+
+    pub fn limiter(&self) -> &dyn Limiter {
+        self.limiter.as_ref()
+    }
+}
+
+/// The policies a request has passed so far, reduced to the one its headers describe: the
+/// fewest remaining (ties: the first listed), or the policy that refused it.
+#[derive(Debug, Default, Clone)]
+pub struct Tally {
+    shown: Option<(usize, Arc<str>, Decision)>,
+}
+
+impl Tally {
+    /// Checks each `(position in the route's list, policy)` in turn; the first refusal ends it.
+    pub async fn check<'p>(
+        &mut self,
+        policies: impl IntoIterator<Item = (usize, &'p Policy)>,
+        input: &KeyInput<'_>,
+    ) -> Result<(), GatewayError> {
+        for (position, policy) in policies {
+            let decision = policy.check(input).await;
+            if !decision.allowed {
+                self.shown = Some((position, policy.name.clone(), decision));
+                return Err(GatewayError::RateLimited);
+            }
+            let fewer = match &self.shown {
+                None => true,
+                Some((p, _, shown)) => (decision.remaining, position) < (shown.remaining, *p),
+            };
+            if fewer {
+                self.shown = Some((position, policy.name.clone(), decision));
+            }
+        }
+        Ok(())
+    }
+
+    /// The name of the policy the headers describe (the refusing one after a 429).
+    pub fn policy(&self) -> Option<&str> {
+        self.shown.as_ref().map(|(_, name, _)| &**name)
+    }
+
+    pub fn headers(&self) -> Vec<(HeaderName, String)> {
+        self.shown
+            .as_ref()
+            .map(|(_, _, d)| d.headers())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota(count: u32, per_secs: u64, burst: u32) -> Quota {
+        Quota::new(
+            Rate {
+                count,
+                per: Duration::from_secs(per_secs),
+            },
+            NonZeroU32::new(burst),
+        )
+    }
+
+    #[test]
+    fn header_values_follow_the_spec() {
+        // 1/min, burst 3, first request: two left, full again in one interval.
+        let q = quota(1, 60, 3);
+        let d = q.decision(true, Duration::from_secs(60));
+        let h = d.headers();
+        let get = |n: &HeaderName| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get(&RATELIMIT_LIMIT), Some("3"));
+        assert_eq!(get(&RATELIMIT_REMAINING), Some("2"));
+        assert_eq!(get(&RATELIMIT_RESET), Some("60"));
+        assert_eq!(get(&RATELIMIT_POLICY), Some("3;w=180"));
+        assert_eq!(get(&http::header::RETRY_AFTER), None);
+
+        // Refused with the bucket empty: the next request conforms in one interval.
+        let d = q.decision(false, Duration::from_secs(180));
+        assert_eq!((d.remaining, d.retry_after), (0, Duration::from_secs(60)));
+        let h = d.headers();
+        let get = |n: &HeaderName| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get(&http::header::RETRY_AFTER), Some("60"));
+        assert_eq!(get(&RATELIMIT_RESET), Some("180"));
+    }
+
+    #[test]
+    fn seconds_round_up_and_are_at_least_one() {
+        assert_eq!(whole_seconds(Duration::from_millis(10)), 1);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1001)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(2)), 2);
+        // 100/s, burst 200: the policy window is two seconds.
+        assert_eq!(quota(100, 1, 200).window(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn burst_defaults_to_the_rate_count() {
+        assert_eq!(quota(20, 1, 0).burst.get(), 20);
+    }
+}
