@@ -1,24 +1,32 @@
 //! The per-request work of the proxy path, without the network: JWT verification (HS256 and
-//! ES256), route matching among 50 routes, path normalisation, and the upstream header rewrite.
+//! ES256), API-key lookup among 10,000 keys, rate-limit checks, route matching among 50 routes,
+//! path normalisation, and the upstream header rewrite.
 //!
 //!     cargo bench --bench hot_path
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use pingora::http::RequestHeader;
+use portcullis::auth::apikey::{self, ApiKey, ApiKeys};
 use portcullis::auth::jwt::{ClaimPaths, Issuer, Verifier};
 use portcullis::auth::keys::VerifyKey;
 use portcullis::auth::{AuthMethod, Identity};
+use portcullis::config::duration::parse_rate;
 use portcullis::config::IdentitySettings;
 use portcullis::policy::route::{find_route, AuthMode, PathPattern, Route};
 use portcullis::policy::RoleGraph;
 use portcullis::proxy::path::normalize;
 use portcullis::proxy::pipeline::{rewrite_upstream_request, Forwarding};
 use portcullis::proxy::upstream::{UpstreamPool, UpstreamSettings};
+use portcullis::ratelimit::{KeyInput, KeyPart, LocalLimiter, Policy, Quota};
 
 const SECRET: &[u8] = b"bench-secret-0123456789-0123456789-0123";
 
@@ -105,6 +113,88 @@ fn routes() -> Vec<Arc<Route>> {
         .collect()
 }
 
+/// Runs a future that is ready at once (the local limiter never waits).
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("the local limiter does not wait"),
+    }
+}
+
+fn api_keys(n: usize) -> (ApiKeys, Vec<String>) {
+    let presented: Vec<String> = (0..n).map(|_| apikey::generate()).collect();
+    let keys = presented
+        .iter()
+        .enumerate()
+        .map(|(i, k)| ApiKey {
+            id: format!("client-{i}"),
+            digest: hex::decode(apikey::sha256_hex(k))
+                .unwrap()
+                .try_into()
+                .unwrap(),
+            subject: format!("client-{i}"),
+            roles: vec!["service".into()],
+            permissions: vec![],
+            allowed_ips: vec![],
+            expires_at: None,
+            rate_limit: None,
+        })
+        .collect();
+    (ApiKeys::new(keys), presented)
+}
+
+/// A policy far above the load, so every check is an allowed one (the common case).
+fn policy(key: Vec<KeyPart>) -> Policy {
+    let quota = Quota::new(parse_rate("1000000/s").unwrap(), NonZeroU32::new(1_000_000));
+    Policy::new("bench", key, Arc::new(LocalLimiter::new(quota)))
+}
+
+fn bench_api_keys_and_limits(c: &mut Criterion, identity: &Identity) {
+    let (keys, presented) = api_keys(10_000);
+    let client: IpAddr = "192.0.2.7".parse().unwrap();
+    let mut i = 0;
+    c.bench_function("verify an API key among 10,000", |b| {
+        b.iter(|| {
+            i = (i + 1) % presented.len();
+            keys.verify(black_box(&presented[i]), Some(client), 0)
+                .unwrap()
+        })
+    });
+
+    let headers = http::HeaderMap::new();
+    let by_ip = policy(vec![KeyPart::Ip]);
+    let by_user = policy(vec![KeyPart::Subject, KeyPart::Route]);
+    // 1000 distinct callers, as in the load rig, so the map is not a single hot entry.
+    let ips: Vec<IpAddr> = (0..1000u32)
+        .map(|n| IpAddr::from((0x0a00_0000 + n).to_be_bytes()))
+        .collect();
+    let mut n = 0;
+    c.bench_function("rate-limit check, key = ip", |b| {
+        b.iter(|| {
+            n = (n + 1) % ips.len();
+            let input = KeyInput {
+                client_ip: Some(ips[n]),
+                route: "orders",
+                headers: &headers,
+                identity: None,
+            };
+            ready(by_ip.check(black_box(&input)))
+        })
+    });
+    c.bench_function("rate-limit check, key = [subject, route]", |b| {
+        b.iter(|| {
+            let input = KeyInput {
+                client_ip: Some(client),
+                route: "orders",
+                headers: &headers,
+                identity: Some(identity),
+            };
+            ready(by_user.check(black_box(&input)))
+        })
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let v = verifier();
     let hs = jsonwebtoken::encode(
@@ -154,6 +244,8 @@ fn bench(c: &mut Criterion) {
         claims: Arc::new(claims("own").as_object().unwrap().clone()),
         api_key: None,
     };
+    bench_api_keys_and_limits(c, &identity);
+
     let ids = IdentitySettings {
         subject: http::HeaderName::from_static("x-user-id"),
         roles: http::HeaderName::from_static("x-user-roles"),

@@ -2,11 +2,11 @@
 //!
 //! Governor decides; the map is ours so that the headers can be exact (they need the bucket's
 //! theoretical arrival time, which governor's own stores keep private) and so that memory
-//! stays bounded: each key costs a fixed 24 bytes whatever its length, and `prune` drops every
-//! key whose bucket is full again.
+//! stays bounded: each key costs a fixed 24 bytes whatever its length, `prune` drops every key
+//! whose bucket is full again, and past [`MAX_KEYS`] it also drops the keys nearest to full.
 
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,14 +22,21 @@ use governor::RateLimiter;
 
 use super::{Decision, Limiter, Quota};
 
+/// The most keys one policy keeps after pruning (about 24 MiB of buckets). A key forgotten
+/// early starts again with a full bucket, so this is the least recently limited keys winning a
+/// little allowance back, as nginx's `limit_req` does when its zone is full, rather than
+/// memory growing with every address an attacker can make up (an IPv6 /64 holds 2^64).
+pub const MAX_KEYS: usize = 1 << 20;
+
 /// Counts requests in this process.
 pub struct LocalLimiter<C: Clock = QuantaClock> {
-    gcra: RateLimiter<u128, Buckets, C, NoOpMiddleware<C::Instant>>,
+    gcra: RateLimiter<KeyDigest, Buckets, C, NoOpMiddleware<C::Instant>>,
     buckets: Buckets,
     /// Taken just before the limiter's own start, so `now - origin` is never less than the
     /// limiter's idea of it (they are equal under a fake clock).
     origin: C::Instant,
     quota: Quota,
+    max_keys: usize,
     /// Two independent, per-process SipHash keys: a client cannot aim two keys at one digest.
     digest_keys: (RandomState, RandomState),
 }
@@ -43,6 +50,11 @@ impl LocalLimiter<QuantaClock> {
 impl<C: Clock> LocalLimiter<C> {
     /// A limiter reading time from `clock`; tests pass governor's `FakeRelativeClock`.
     pub fn with_clock(quota: Quota, clock: C) -> Self {
+        LocalLimiter::with_clock_and_cap(quota, clock, MAX_KEYS)
+    }
+
+    /// As `with_clock`, keeping at most `max_keys` keys after each prune.
+    pub fn with_clock_and_cap(quota: Quota, clock: C, max_keys: usize) -> Self {
         let gcra_quota = governor::Quota::with_period(quota.interval)
             .expect("a validated rate has a non-zero interval")
             .allow_burst(quota.burst);
@@ -53,6 +65,7 @@ impl<C: Clock> LocalLimiter<C> {
             buckets,
             origin,
             quota,
+            max_keys,
             digest_keys: (RandomState::new(), RandomState::new()),
         }
     }
@@ -67,10 +80,11 @@ impl<C: Clock> LocalLimiter<C> {
             .decision(allowed, Duration::from_nanos(until_full))
     }
 
-    fn digest(&self, key: &[u8]) -> u128 {
-        let high = self.digest_keys.0.hash_one(key);
-        let low = self.digest_keys.1.hash_one(key);
-        (u128::from(high) << 64) | u128::from(low)
+    fn digest(&self, key: &[u8]) -> KeyDigest {
+        KeyDigest(
+            self.digest_keys.0.hash_one(key),
+            self.digest_keys.1.hash_one(key),
+        )
     }
 
     /// Nanoseconds since the limiter started, on its clock.
@@ -83,6 +97,20 @@ impl<C: Clock> LocalLimiter<C> {
         self.buckets
             .0
             .retain(|_, tat| tat.load(Ordering::Relaxed) > now);
+        let excess = self.buckets.0.len().saturating_sub(self.max_keys);
+        if excess > 0 {
+            // Forget the `excess` buckets nearest to full: they have the least to lose.
+            let mut tats: Vec<u64> = self
+                .buckets
+                .0
+                .iter()
+                .map(|e| e.value().load(Ordering::Relaxed))
+                .collect();
+            let cutoff = *tats.select_nth_unstable(excess - 1).1;
+            self.buckets
+                .0
+                .retain(|_, tat| tat.load(Ordering::Relaxed) > cutoff);
+        }
         // Give the memory back after a flood, not after every small change.
         let len = self.buckets.0.len();
         if self.buckets.0.capacity() > 4 * len + 1024 {
@@ -119,12 +147,24 @@ where
     }
 }
 
+/// Two keyed SipHash values of a key: 128 bits in 16 bytes with 8-byte alignment, so a map
+/// entry with its 8-byte state is 24 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyDigest(u64, u64);
+
+impl Hash for KeyDigest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already uniformly random: either half is a good hash.
+        state.write_u64(self.0);
+    }
+}
+
 /// Key digest -> theoretical arrival time (nanoseconds since the limiter's start; 0: none).
 #[derive(Clone, Default)]
-struct Buckets(Arc<DashMap<u128, AtomicU64, BuildHasherDefault<Digested>>>);
+struct Buckets(Arc<DashMap<KeyDigest, AtomicU64, BuildHasherDefault<Digested>>>);
 
 impl Buckets {
-    fn tat(&self, key: u128) -> u64 {
+    fn tat(&self, key: KeyDigest) -> u64 {
         self.0
             .get(&key)
             .map_or(0, |tat| tat.load(Ordering::Acquire))
@@ -132,9 +172,9 @@ impl Buckets {
 }
 
 impl StateStore for Buckets {
-    type Key = u128;
+    type Key = KeyDigest;
 
-    fn measure_and_replace<T, F, E>(&self, key: &u128, f: F) -> Result<T, E>
+    fn measure_and_replace<T, F, E>(&self, key: &KeyDigest, f: F) -> Result<T, E>
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
@@ -172,13 +212,14 @@ impl Hasher for Digested {
     }
 
     fn write(&mut self, bytes: &[u8]) {
+        // Only `KeyDigest` is hashed here, through `write_u64`; stay correct for anything else.
         for &b in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(b);
         }
     }
 
-    fn write_u128(&mut self, n: u128) {
-        self.0 = (n as u64) ^ ((n >> 64) as u64);
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -254,5 +295,29 @@ mod tests {
         l.prune();
         assert_eq!(l.tracked_keys(), 1);
         assert_eq!(l.check_now(b"busy").remaining, 8);
+    }
+
+    #[test]
+    fn past_the_cap_prune_forgets_the_buckets_nearest_to_full() {
+        let clock = FakeRelativeClock::default();
+        let quota = Quota::new(parse_rate("1/h").unwrap(), NonZeroU32::new(5));
+        let l = LocalLimiter::with_clock_and_cap(quota, clock.clone(), 100);
+        // A heavy caller first, then a flood of one-request keys.
+        for _ in 0..5 {
+            l.check_now(b"heavy");
+        }
+        for i in 0..1000u32 {
+            clock.advance(Duration::from_millis(1));
+            l.check_now(&i.to_le_bytes());
+        }
+        assert_eq!(l.tracked_keys(), 1001);
+        l.prune();
+        assert_eq!(l.tracked_keys(), 100);
+        // The heavy caller's empty bucket is kept, and so are the newest of the flood.
+        assert!(!l.check_now(b"heavy").allowed);
+        assert_eq!(l.check_now(&999u32.to_le_bytes()).remaining, 3);
+        assert_eq!(l.tracked_keys(), 100);
+        // An early one was forgotten: it starts again with a full bucket.
+        assert_eq!(l.check_now(&0u32.to_le_bytes()).remaining, 4);
     }
 }

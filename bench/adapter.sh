@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# GATEWAY_CMD for the load rig (../shared/bench): writes a gateway.toml for $GW_MODE into
+# $GW_RUN_DIR and runs Portcullis on one worker thread. The rig's own adapter, plus the
+# rate-limited variants this repo measures (`*-rl`).
+#
+#   plain      auth = "none"                      plain-rl   + a policy keyed by ip
+#   hs256      bearer HS256, role admin           hs256-rl   + a policy keyed by subject
+#   rs256      bearer RS256, role admin           es256      bearer ES256, role admin
+#   apikey     X-API-Key among 10,000 keys        apikey-rl  + a policy keyed by api_key
+#
+# Limits are set far above the load: they measure the check, they never refuse.
+set -eu
+bin=${PORTCULLIS_BIN:?set PORTCULLIS_BIN to the portcullis binary}
+dir=${GW_RUN_DIR:-$(mktemp -d)}
+cfg="$dir/gateway.toml"
+secret=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
+
+mode=${GW_MODE%-rl}
+auth=required; accept='["jwt"]'; roles='["admin"]'; limits='[]'; subject_header=$GW_USER_HEADER
+issuer=''
+case "$mode" in
+  plain)  auth=none; roles='[]' ;;
+  hs256)  issuer="secret = \"$(tr -d '\n' < "$GW_HS256_SECRET_FILE")\"" ;;
+  rs256)  issuer="public_key_file = \"$GW_RS256_PUBKEY\"" ;;
+  es256)  issuer="public_key_file = \"$GW_ES256_PUBKEY\"" ;;
+  apikey) accept='["api_key"]'; roles='[]'; subject_header=$GW_CLIENT_HEADER ;;
+  *) echo "unknown GW_MODE $GW_MODE" >&2; exit 2 ;;
+esac
+if [ "$GW_MODE" != "$mode" ]; then
+  case "$mode" in
+    plain)  limits='["by_ip"]' ;;
+    apikey) limits='["by_key"]' ;;
+    *)      limits='["by_subject"]' ;;
+  esac
+fi
+
+{
+cat <<TOML
+[server]
+listen = ["$GW_LISTEN"]
+threads = 1
+
+[tokens]
+issuer = "portcullis-bench"
+audience = "api"
+algorithm = "HS256"
+secret = "$secret"
+TOML
+if [ -n "$issuer" ]; then cat <<TOML
+
+[[tokens.trusted_issuers]]
+issuer = "$GW_ISSUER"
+audience = "bench-api"
+$issuer
+roles_claim = "role"
+TOML
+fi
+cat <<TOML
+
+[roles]
+admin = { permissions = ["*"] }
+
+[identity]
+subject_header = "$subject_header"
+
+[rate_limits]
+by_ip = { rate = "1000000/s", burst = 1000000, key = "ip" }
+by_subject = { rate = "1000000/s", burst = 1000000, key = "subject" }
+by_key = { rate = "1000000/s", burst = 1000000, key = "api_key" }
+
+[[upstreams]]
+name = "upstream"
+targets = ["$GW_UPSTREAM"]
+
+[[routes]]
+path = "/**"
+upstream = "upstream"
+auth = "$auth"
+accept = $accept
+roles_any = $roles
+rate_limit = $limits
+TOML
+if [ "$mode" = apikey ]; then
+  python3 - "$GW_APIKEYS_FILE" <<'PY'
+import hashlib, sys
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if len(parts) == 2:
+        key, client = parts
+        print(f'\n[[api_keys]]\nid = "{client}"\nkey_sha256 = "{hashlib.sha256(key.encode()).hexdigest()}"\nsubject = "{client}"')
+PY
+fi
+} > "$cfg"
+
+export PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn}
+exec "$bin" run -c "$cfg"
