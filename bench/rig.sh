@@ -6,13 +6,18 @@
 #   SCENARIOS='^gateway-(plain|apikey)' bench/rig.sh  a regex on scenario names
 #
 # Needs what the rig's setup.sh installs (nginx, haproxy, wrk; oha for the latency columns,
-# else they stay empty). Every knob of the rig's run.sh (ROUNDS, DURATION, ...) passes through.
+# else they stay empty). Results: target/bench-rig/results/<stamp>/summary.md. Every knob of the rig's run.sh (ROUNDS, DURATION, ...) passes through.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 rig=${RIG:-$repo/../shared/bench}
 [ -x "$rig/run.sh" ] || { echo "no load rig at $rig (set RIG)" >&2; exit 1; }
 
-(cd "$repo" && cargo build --release --locked --bin portcullis)
+# PORTCULLIS_BIN=/path/to/portcullis compares another build; by default this tree's, built now.
+if [ -z "${PORTCULLIS_BIN:-}" ]; then
+  (cd "$repo" && cargo build --release --locked --bin portcullis)
+  PORTCULLIS_BIN=$repo/target/release/portcullis
+fi
+export PORTCULLIS_BIN
 
 work=$repo/target/bench-rig
 mkdir -p "$work"
@@ -24,7 +29,6 @@ gateway-plain-rl  gateway:plain-rl  18200  none
 gateway-apikey-rl gateway:apikey-rl 18200  apikey
 TSV
 
-export PORTCULLIS_BIN=$repo/target/release/portcullis
 export GATEWAY_CMD="$repo/bench/adapter.sh"
 export SCENARIOS=${SCENARIOS:-'^(gateway-|haproxy-(plain|hs256|apikey)$)'}
 exec "$work/run.sh"

@@ -139,6 +139,8 @@ fn api_keys(n: usize) -> (ApiKeys, Vec<String>) {
             allowed_ips: vec![],
             expires_at: None,
             rate_limit: None,
+            grants: Default::default(),
+            claims: Default::default(),
         })
         .collect();
     (ApiKeys::new(keys), presented)
@@ -240,7 +242,7 @@ fn bench(c: &mut Criterion) {
     let identity = Identity {
         subject: "user-42".into(),
         method: AuthMethod::Jwt,
-        grants: graph.grants(&["user".to_string()], &[]),
+        grants: Arc::new(graph.grants(&["user".to_string()], &[])),
         claims: Arc::new(claims("own").as_object().unwrap().clone()),
         api_key: None,
     };

@@ -4,6 +4,12 @@ use clap::Parser;
 use portcullis::cli::{Cli, Command, LogFormat};
 use portcullis::config::{self, duration::parse_duration};
 
+/// Every proxied request allocates and frees many small buffers on one thread after another;
+/// mimalloc's thread-local free lists keep that cheap (glibc's malloc showed as a sixth of
+/// the proxy's CPU under load).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ipnet::IpNet;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::policy::roles::Grants;
 use crate::ratelimit::Policy;
 
 /// The recognisable prefix of keys made by `portcullis new-api-key`.
@@ -31,6 +33,17 @@ pub struct ApiKey {
     pub expires_at: Option<u64>,
     /// The key's own `rate_limit`, checked after the route's policies.
     pub rate_limit: Option<Arc<Policy>>,
+    /// Its effective roles and permissions, expanded at load.
+    pub grants: Arc<Grants>,
+    /// `{"sub": subject}`: ownership rules name `sub` by default, and a key's subject answers.
+    pub claims: Arc<Map<String, Value>>,
+}
+
+/// The claims an API key presents: its subject as `sub`.
+pub fn subject_claims(subject: &str) -> Arc<Map<String, Value>> {
+    let mut claims = Map::new();
+    claims.insert("sub".into(), subject.into());
+    Arc::new(claims)
 }
 
 /// Every configured key by digest.
@@ -135,6 +148,8 @@ mod tests {
             allowed_ips: allowed.iter().map(|s| s.parse().unwrap()).collect(),
             expires_at,
             rate_limit: None,
+            grants: Default::default(),
+            claims: subject_claims("svc"),
         };
         (ApiKeys::new(vec![k]), key)
     }

@@ -30,9 +30,9 @@ impl AuthMethod {
 pub struct Identity {
     pub subject: String,
     pub method: AuthMethod,
-    /// Effective roles and permissions.
-    pub grants: Grants,
-    /// The verified token's claims (empty for API keys).
+    /// Effective roles and permissions (an API key's are made once, at load).
+    pub grants: Arc<Grants>,
+    /// The verified token's claims (for an API key, just its subject as `sub`).
     pub claims: Arc<Map<String, Value>>,
     /// The API key used, for its own rate limit and the `api_key` rate-limit key.
     pub api_key: Option<Arc<ApiKey>>,

@@ -19,7 +19,7 @@ use super::duration::parse_duration;
 use super::raw::*;
 use super::source::{deserialize, span_of, ConfigError, ConfigErrors, KeyPath, SourceFile};
 use super::{Config, IdentitySettings, ServerSettings, TlsFiles};
-use crate::auth::apikey::{self, ApiKey, ApiKeys};
+use crate::auth::apikey::{self, subject_claims, ApiKey, ApiKeys};
 use crate::auth::jwt::{ClaimPaths, Issuer, Signer, Verifier};
 use crate::auth::keys::{self, parse_algorithm, Family, VerifyKey};
 use crate::headers::TrustedProxies;
@@ -167,7 +167,7 @@ impl<'a> Validator<'a> {
         let upstreams = self.upstreams();
         let verifier = Verifier::new(issuers, leeway);
         let policies = self.rate_limits();
-        let (api_keys, key_policies) = self.api_keys(&role_names);
+        let (api_keys, key_policies) = self.api_keys(&role_names, roles.as_ref());
         // An invalid section has its own errors; routes are checked as if it were valid.
         let mut configured = Vec::new();
         if self.table.contains_key("tokens") {
@@ -742,7 +742,11 @@ impl<'a> Validator<'a> {
     }
 
     /// The keys, and the policies of those with their own `rate_limit`.
-    fn api_keys(&self, roles: &HashSet<String>) -> (ApiKeys, Vec<Arc<Policy>>) {
+    fn api_keys(
+        &self,
+        roles: &HashSet<String>,
+        graph: Option<&RoleGraph>,
+    ) -> (ApiKeys, Vec<Arc<Policy>>) {
         let p = root("api_keys");
         let mut keys: Vec<ApiKey> = Vec::new();
         for (i, raw) in self.array::<RawApiKey>(self.table.get("api_keys"), &p) {
@@ -783,8 +787,11 @@ impl<'a> Validator<'a> {
             let rate_limit =
                 self.api_key_rate_limit(&raw.id, raw.rate_limit.as_deref(), &kp.key("rate_limit"));
             if let Some(digest) = digest {
+                let subject = raw.subject.clone().unwrap_or_else(|| raw.id.clone());
+                let grants = graph.map(|g| g.grants(&raw.roles, &raw.permissions));
                 keys.push(ApiKey {
-                    subject: raw.subject.clone().unwrap_or_else(|| raw.id.clone()),
+                    claims: subject_claims(&subject),
+                    subject,
                     id: raw.id,
                     digest,
                     roles: raw.roles,
@@ -792,6 +799,8 @@ impl<'a> Validator<'a> {
                     allowed_ips,
                     expires_at,
                     rate_limit,
+                    // An invalid [roles] has its own errors, and no config comes of it.
+                    grants: Arc::new(grants.unwrap_or_default()),
                 });
             }
         }

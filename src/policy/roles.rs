@@ -1,6 +1,7 @@
 //! `[roles]`: role -> permissions with inheritance, compiled once so a request only takes unions.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 /// Every role's effective roles (itself and all it inherits) and their permissions.
 #[derive(Debug, Default, Clone)]
@@ -15,13 +16,49 @@ struct Expanded {
 }
 
 /// A caller's effective roles and permissions, sorted (the order identity headers use).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct Grants {
     pub roles: BTreeSet<String>,
     pub permissions: BTreeSet<String>,
+    /// The comma-joined forms the identity headers carry, made on first use: an API key's
+    /// grants are shared by all of its requests, so they are joined once.
+    joined: OnceLock<(String, String)>,
 }
 
+impl PartialEq for Grants {
+    fn eq(&self, other: &Self) -> bool {
+        self.roles == other.roles && self.permissions == other.permissions
+    }
+}
+
+impl Eq for Grants {}
+
 impl Grants {
+    pub fn new(roles: BTreeSet<String>, permissions: BTreeSet<String>) -> Self {
+        Grants {
+            roles,
+            permissions,
+            joined: OnceLock::new(),
+        }
+    }
+
+    /// The effective roles, sorted and comma-separated.
+    pub fn roles_joined(&self) -> &str {
+        &self.joined().0
+    }
+
+    /// The permissions, sorted and comma-separated.
+    pub fn permissions_joined(&self) -> &str {
+        &self.joined().1
+    }
+
+    fn joined(&self) -> &(String, String) {
+        let join =
+            |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(",");
+        self.joined
+            .get_or_init(|| (join(&self.roles), join(&self.permissions)))
+    }
+
     pub fn has_permission(&self, p: &str) -> bool {
         self.permissions.contains("*") || self.permissions.contains(p)
     }
@@ -151,6 +188,8 @@ mod tests {
         let user = g.grants(&["user".to_string()], &["extra".to_string()]);
         assert!(user.has_permission("orders:read") && user.has_permission("extra"));
         assert!(!user.has_permission("orders:delete"));
+        assert_eq!(user.roles_joined(), "user,viewer");
+        assert_eq!(user.permissions_joined(), "extra,orders:read,orders:write");
     }
 
     #[test]

@@ -94,14 +94,11 @@ fn verify_api_key(
         .api_keys
         .verify(presented, client_ip, now)
         .map_err(GatewayError::InvalidToken)?;
-    let mut claims = serde_json::Map::new();
-    // Ownership rules name `sub` by default: an API key's subject answers to it.
-    claims.insert("sub".into(), key.subject.clone().into());
     Ok(Identity {
         subject: key.subject.clone(),
         method: AuthMethod::ApiKey,
-        grants: config.roles.grants(&key.roles, &key.permissions),
-        claims: Arc::new(claims),
+        grants: key.grants.clone(),
+        claims: key.claims.clone(),
         api_key: Some(key),
     })
 }
@@ -116,7 +113,7 @@ fn verify_jwt(
         .verifier
         .verify(token, now)
         .map_err(GatewayError::InvalidToken)?;
-    let grants = config.roles.grants(&verified.roles, &verified.permissions);
+    let grants = Arc::new(config.roles.grants(&verified.roles, &verified.permissions));
     Ok(Identity {
         subject: verified.subject,
         method,
@@ -242,12 +239,9 @@ fn set_identity(
     ids: &IdentitySettings,
     id: &Identity,
 ) -> pingora::Result<()> {
-    let joined = |set: &std::collections::BTreeSet<String>| {
-        set.iter().map(String::as_str).collect::<Vec<_>>().join(",")
-    };
     insert_checked(req, &ids.subject, &id.subject)?;
-    insert_checked(req, &ids.roles, &joined(&id.grants.roles))?;
-    insert_checked(req, &ids.permissions, &joined(&id.grants.permissions))?;
+    insert_checked(req, &ids.roles, id.grants.roles_joined())?;
+    insert_checked(req, &ids.permissions, id.grants.permissions_joined())?;
     req.insert_header(ids.method.clone(), id.method.as_str())?;
     for (path, header) in &ids.claims {
         if let Some(value) = id.claim(path).and_then(claim_header_value) {
@@ -292,10 +286,10 @@ mod tests {
         Identity {
             subject: sub.into(),
             method: AuthMethod::Jwt,
-            grants: Grants {
-                roles: roles.iter().map(|s| s.to_string()).collect(),
-                permissions: perms.iter().map(|s| s.to_string()).collect(),
-            },
+            grants: Arc::new(Grants::new(
+                roles.iter().map(|s| s.to_string()).collect(),
+                perms.iter().map(|s| s.to_string()).collect(),
+            )),
             claims: Arc::new(serde_json::json!({"sub": sub}).as_object().unwrap().clone()),
             api_key: None,
         }

@@ -131,7 +131,7 @@ mod tests {
         Identity {
             subject: "alice".into(),
             method: AuthMethod::Jwt,
-            grants: Grants::default(),
+            grants: Arc::new(Grants::default()),
             claims: Arc::new(claims.as_object().unwrap().clone()),
             api_key: None,
         }
