@@ -266,6 +266,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     base.insert_header("user-agent", "bench").unwrap();
     let fwd = Forwarding {
+        session_cookie: None,
         request_id: "3f0c2b1e-0000-4000-8000-000000000000",
         peer: Some("127.0.0.1".parse().unwrap()),
         peer_trusted: false,

@@ -10,8 +10,11 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
+use crate::clock::{Clock, TEST_CLOCK_ENV};
 use crate::config::Config;
+use crate::login::password::PasswordPool;
 use crate::proxy::Gateway;
+use crate::store::{MemoryStore, Store};
 
 /// Runs the gateway until the process is told to stop. Never returns.
 pub fn run(config: Config) -> ! {
@@ -29,12 +32,22 @@ pub fn run(config: Config) -> ! {
 
     let listen = config.server.listen.clone();
     let tls = config.server.tls.clone();
-    let snapshot = Arc::new(ArcSwap::from_pointee(config));
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(snapshot.clone()),
-        "portcullis",
-    );
+    let clock = Clock::from_env();
+    if !matches!(clock, Clock::System) {
+        tracing::warn!(
+            "{TEST_CLOCK_ENV} is set: this gateway's clock is moved by a file (tests only)"
+        );
+    }
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+    let gateway = Gateway {
+        config: Arc::new(ArcSwap::from_pointee(config)),
+        store: store.clone(),
+        passwords: password_pool(),
+        clock,
+    };
+    let snapshot = gateway.config.clone();
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "portcullis");
     for addr in &listen {
         let addr = addr.to_string();
         match &tls {
@@ -60,10 +73,21 @@ pub fn run(config: Config) -> ! {
         },
     ));
     server.add_service(background_service(
-        "rate-limit pruning",
-        RateLimitPruning { config: snapshot },
+        "pruning",
+        Pruning {
+            config: snapshot,
+            store,
+        },
     ));
     server.run_forever()
+}
+
+/// Half the cores (at least one) verify passwords, at the lowest priority, with a queue of
+/// 64 logins each: a storm beyond that is refused at once (503) rather than queued forever.
+fn password_pool() -> PasswordPool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / 2).max(1);
+    PasswordPool::new(threads, 64 * threads)
 }
 
 /// Active health checks for every upstream that configures one, on the current snapshot.
@@ -98,18 +122,20 @@ impl BackgroundService for HealthChecks {
     }
 }
 
-/// How often idle rate-limit keys are forgotten. Between two runs the limiters hold at most the
-/// keys seen in that time plus those whose bucket is still refilling.
+/// How often idle rate-limit keys and expired shared state are forgotten. Between two runs
+/// the limiters hold at most the keys seen in that time plus those whose bucket is still
+/// refilling.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 /// Drops every rate-limit key whose bucket is full again, so that a flood of distinct client
-/// IPs leaves nothing behind once it stops.
-struct RateLimitPruning {
+/// IPs leaves nothing behind once it stops, and whatever in the store has expired.
+struct Pruning {
     config: Arc<ArcSwap<Config>>,
+    store: Arc<dyn Store>,
 }
 
 #[async_trait]
-impl BackgroundService for RateLimitPruning {
+impl BackgroundService for Pruning {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         loop {
             tokio::select! {
@@ -117,8 +143,10 @@ impl BackgroundService for RateLimitPruning {
                 _ = shutdown.changed() => return,
             }
             let config = self.config.load_full();
+            let store = self.store.clone();
             // A flood's map can take milliseconds to sweep: keep that off the event loop.
             let swept = tokio::task::spawn_blocking(move || {
+                store.prune();
                 for policy in &config.rate_limits {
                     policy.limiter().prune();
                 }

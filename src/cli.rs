@@ -48,6 +48,13 @@ pub enum Command {
         #[arg(long, value_delimiter = ',')]
         roles: Vec<String>,
     },
+    /// Read a password from stdin and print its argon2id PHC string for users.toml.
+    HashPassword,
+    /// Print new single-use MFA backup codes, then the `backup_codes_sha256` line.
+    NewBackupCodes {
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+    },
     /// Print an access token signed with the configured key.
     Token {
         #[arg(long)]

@@ -31,6 +31,21 @@ pub enum GatewayError {
     GatewayTimeout,
     /// 503: shared state is needed but unreachable.
     Unavailable,
+    /// 405: a built-in endpoint called with the wrong method.
+    MethodNotAllowed,
+    /// 401: login with an unknown user, a wrong password or a disabled user (one body for all).
+    InvalidCredentials,
+    /// 401: the password was right; a second factor is needed (the body adds `mfa_token`).
+    MfaRequired,
+    /// 401: a wrong TOTP or backup code.
+    InvalidCode,
+    /// 401: a refresh token or `mfa_token` that is invalid, expired, spent or revoked
+    /// (400 on the RFC 6749 token endpoint).
+    InvalidGrant(&'static str),
+    /// 400: the token endpoint does not know the `grant_type`.
+    UnsupportedGrantType,
+    /// 429: too many failed logins for this username.
+    AccountLocked,
 }
 
 impl GatewayError {
@@ -47,6 +62,13 @@ impl GatewayError {
             GatewayError::BadGateway => StatusCode::BAD_GATEWAY,
             GatewayError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::InvalidCredentials
+            | GatewayError::MfaRequired
+            | GatewayError::InvalidCode
+            | GatewayError::InvalidGrant(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::UnsupportedGrantType => StatusCode::BAD_REQUEST,
+            GatewayError::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -64,6 +86,13 @@ impl GatewayError {
             GatewayError::BadGateway => "bad_gateway",
             GatewayError::GatewayTimeout => "gateway_timeout",
             GatewayError::Unavailable => "unavailable",
+            GatewayError::MethodNotAllowed => "invalid_request",
+            GatewayError::InvalidCredentials => "invalid_credentials",
+            GatewayError::MfaRequired => "mfa_required",
+            GatewayError::InvalidCode => "invalid_code",
+            GatewayError::InvalidGrant(_) => "invalid_grant",
+            GatewayError::UnsupportedGrantType => "unsupported_grant_type",
+            GatewayError::AccountLocked => "account_locked",
         }
     }
 
@@ -71,7 +100,8 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest(d)
             | GatewayError::InvalidToken(d)
-            | GatewayError::InsufficientScope(d) => d,
+            | GatewayError::InsufficientScope(d)
+            | GatewayError::InvalidGrant(d) => d,
             GatewayError::MissingCredentials => "authentication required",
             GatewayError::NotFound => "no route for this path",
             GatewayError::PayloadTooLarge => "request body too large",
@@ -80,6 +110,12 @@ impl GatewayError {
             GatewayError::BadGateway => "upstream unreachable",
             GatewayError::GatewayTimeout => "upstream timed out",
             GatewayError::Unavailable => "shared state unavailable",
+            GatewayError::MethodNotAllowed => "method not allowed",
+            GatewayError::InvalidCredentials => "invalid username or password",
+            GatewayError::MfaRequired => "a one-time code is required",
+            GatewayError::InvalidCode => "invalid one-time code",
+            GatewayError::UnsupportedGrantType => "unsupported grant_type",
+            GatewayError::AccountLocked => "too many failed attempts: try again later",
         }
     }
 
@@ -100,7 +136,14 @@ impl GatewayError {
             | GatewayError::RateLimited
             | GatewayError::BadGateway
             | GatewayError::GatewayTimeout
-            | GatewayError::Unavailable => None,
+            | GatewayError::Unavailable
+            | GatewayError::MethodNotAllowed
+            | GatewayError::InvalidCredentials
+            | GatewayError::MfaRequired
+            | GatewayError::InvalidCode
+            | GatewayError::InvalidGrant(_)
+            | GatewayError::UnsupportedGrantType
+            | GatewayError::AccountLocked => None,
         }
     }
 
@@ -154,6 +197,28 @@ mod tests {
             (GatewayError::BadGateway, 502, "bad_gateway", false),
             (GatewayError::GatewayTimeout, 504, "gateway_timeout", false),
             (GatewayError::Unavailable, 503, "unavailable", false),
+            (
+                GatewayError::MethodNotAllowed,
+                405,
+                "invalid_request",
+                false,
+            ),
+            (
+                GatewayError::InvalidCredentials,
+                401,
+                "invalid_credentials",
+                false,
+            ),
+            (GatewayError::MfaRequired, 401, "mfa_required", false),
+            (GatewayError::InvalidCode, 401, "invalid_code", false),
+            (GatewayError::InvalidGrant("x"), 401, "invalid_grant", false),
+            (
+                GatewayError::UnsupportedGrantType,
+                400,
+                "unsupported_grant_type",
+                false,
+            ),
+            (GatewayError::AccountLocked, 429, "account_locked", false),
         ];
         for (err, status, code, challenges) in table {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

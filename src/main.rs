@@ -37,6 +37,11 @@ fn main() -> ExitCode {
             new_api_key(&id, subject.as_deref(), &roles);
             ExitCode::SUCCESS
         }
+        Command::HashPassword => hash_password(),
+        Command::NewBackupCodes { count } => {
+            new_backup_codes(count);
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -58,6 +63,42 @@ fn new_api_key(id: &str, subject: Option<&str>, roles: &[String]) {
     }
 }
 
+/// One line of stdin (one trailing newline dropped) -> an argon2id PHC string.
+fn hash_password() -> ExitCode {
+    use std::io::Read;
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("portcullis: cannot read the password from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    if input.ends_with(b"\n") {
+        input.pop();
+        if input.ends_with(b"\r") {
+            input.pop();
+        }
+    }
+    if input.is_empty() {
+        eprintln!("portcullis: refusing to hash an empty password");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", portcullis::login::password::hash(&input));
+    ExitCode::SUCCESS
+}
+
+/// The codes (shown once), a blank line, then the digests for users.toml.
+fn new_backup_codes(count: usize) {
+    use portcullis::login::mfa;
+    let codes = mfa::new_backup_codes(count.max(1));
+    for c in &codes {
+        println!("{c}");
+    }
+    let digests: Vec<String> = codes
+        .iter()
+        .map(|c| format!("\"{}\"", hex::encode(mfa::backup_code_digest(c))))
+        .collect();
+    println!("\nbackup_codes_sha256 = [{}]", digests.join(", "));
+}
+
 fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(loaded) => {
@@ -65,8 +106,13 @@ fn check(path: &std::path::Path) -> ExitCode {
                 eprintln!("{w} (warning)");
             }
             let c = &loaded.config;
+            let users = c
+                .login
+                .as_ref()
+                .map(|l| format!(", {} user(s)", l.users.len()))
+                .unwrap_or_default();
             println!(
-                "{}: ok: {} route(s), {} upstream(s), {} listener(s)",
+                "{}: ok: {} route(s), {} upstream(s), {} listener(s){users}",
                 path.display(),
                 c.routes.len(),
                 c.upstreams.len(),
@@ -103,7 +149,7 @@ fn token(path: &std::path::Path, sub: &str, roles: &[String], ttl: Option<&str>)
     };
     let grants = loaded.config.roles.grants(roles, &[]);
     let permissions: Vec<String> = grants.permissions.into_iter().collect();
-    let now = portcullis::proxy::unix_now();
+    let now = portcullis::clock::Clock::from_env().now();
     match signer.access_token(sub, roles, &permissions, ttl, now, None) {
         Ok(t) => {
             println!("{t}");

@@ -55,6 +55,15 @@ pub struct VerifiedToken {
     pub claims: Map<String, Value>,
 }
 
+/// Which kind of token the caller expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// An access token, from any configured issuer (Portcullis's own: `typ = "access"`).
+    Access,
+    /// One of Portcullis's own refresh tokens (`typ = "refresh"`), for the refresh endpoints.
+    Refresh,
+}
+
 /// All issuers by `iss`, with the clock leeway.
 #[derive(Debug, Default)]
 pub struct Verifier {
@@ -84,8 +93,19 @@ impl Verifier {
         self.issuers.is_empty()
     }
 
-    /// Verifies `token` at `now` (seconds since the epoch). The error is the public description.
+    /// Verifies an access token at `now` (seconds since the epoch). The error is the public
+    /// description.
     pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, &'static str> {
+        self.verify_as(token, now, TokenUse::Access)
+    }
+
+    /// Verifies `token` as the kind `want`.
+    pub fn verify_as(
+        &self,
+        token: &str,
+        now: u64,
+        want: TokenUse,
+    ) -> Result<VerifiedToken, &'static str> {
         if token.is_empty() {
             return Err("empty token");
         }
@@ -109,6 +129,9 @@ impl Verifier {
             .and_then(Value::as_str)
             .ok_or("missing issuer")?;
         let issuer = self.issuers.get(iss).ok_or("unknown issuer")?;
+        if want == TokenUse::Refresh && !issuer.own {
+            return Err("not a refresh token of this gateway");
+        }
 
         let message = &token[..h64.len() + 1 + p64.len()];
         let mut candidates = issuer.keys.iter().filter(|k| {
@@ -124,7 +147,7 @@ impl Verifier {
         if !verified {
             return Err("invalid signature");
         }
-        self.check_claims(issuer, claims, now)
+        self.check_claims(issuer, claims, now, want)
     }
 
     fn check_claims(
@@ -132,6 +155,7 @@ impl Verifier {
         issuer: &Issuer,
         claims: Map<String, Value>,
         now: u64,
+        want: TokenUse,
     ) -> Result<VerifiedToken, &'static str> {
         let now = now as f64;
         let leeway = self.leeway as f64;
@@ -161,7 +185,11 @@ impl Verifier {
             }
         }
         if issuer.own {
-            if claims.get("typ").and_then(Value::as_str) != Some("access") {
+            let typ = match want {
+                TokenUse::Access => "access",
+                TokenUse::Refresh => "refresh",
+            };
+            if claims.get("typ").and_then(Value::as_str) != Some(typ) {
                 return Err("wrong token type");
             }
         } else {
@@ -187,6 +215,11 @@ impl Verifier {
             claims,
         })
     }
+}
+
+/// A token id: a UUID v4.
+pub fn new_jti() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(b64: &str) -> Result<T, &'static str> {
@@ -218,6 +251,7 @@ pub struct Signer {
     pub kid: Option<String>,
     pub key: EncodingKey,
     pub access_ttl: u64,
+    pub refresh_ttl: u64,
 }
 
 impl std::fmt::Debug for Signer {
@@ -242,6 +276,50 @@ impl Signer {
         now: u64,
         sid: Option<&str>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.access_token_with(sub, roles, permissions, &Map::new(), ttl, now, sid)
+    }
+
+    /// As `access_token`, with a user's extra claims (which never replace the registered ones).
+    #[allow(clippy::too_many_arguments)]
+    pub fn access_token_with(
+        &self,
+        sub: &str,
+        roles: &[String],
+        permissions: &[String],
+        extra: &Map<String, Value>,
+        ttl: u64,
+        now: u64,
+        sid: Option<&str>,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut claims = extra.clone();
+        claims.extend(self.registered(sub, "access", ttl, now, &new_jti(), sid));
+        claims.insert("roles".into(), roles.into());
+        claims.insert("permissions".into(), permissions.into());
+        self.sign(&claims)
+    }
+
+    /// A refresh token of session `sid`, identified by `jti`, for `refresh_ttl`.
+    pub fn refresh_token(
+        &self,
+        sub: &str,
+        sid: &str,
+        jti: &str,
+        now: u64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims = self.registered(sub, "refresh", self.refresh_ttl, now, jti, Some(sid));
+        self.sign(&claims)
+    }
+
+    /// The claims every token of ours carries.
+    fn registered(
+        &self,
+        sub: &str,
+        typ: &str,
+        ttl: u64,
+        now: u64,
+        jti: &str,
+        sid: Option<&str>,
+    ) -> Map<String, Value> {
         let mut claims = Map::new();
         claims.insert("iss".into(), self.issuer.clone().into());
         claims.insert("sub".into(), sub.into());
@@ -251,14 +329,12 @@ impl Signer {
         claims.insert("exp".into(), (now + ttl).into());
         claims.insert("iat".into(), now.into());
         claims.insert("nbf".into(), now.into());
-        claims.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
+        claims.insert("jti".into(), jti.into());
         if let Some(sid) = sid {
             claims.insert("sid".into(), sid.into());
         }
-        claims.insert("typ".into(), "access".into());
-        claims.insert("roles".into(), roles.into());
-        claims.insert("permissions".into(), permissions.into());
-        self.sign(&claims)
+        claims.insert("typ".into(), typ.into());
+        claims
     }
 
     pub fn sign(&self, claims: &Map<String, Value>) -> Result<String, jsonwebtoken::errors::Error> {

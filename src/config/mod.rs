@@ -4,6 +4,7 @@
 pub mod duration;
 pub mod raw;
 pub mod source;
+pub mod users;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use http::HeaderName;
 use crate::auth::apikey::ApiKeys;
 use crate::auth::jwt::{Signer, Verifier};
 use crate::headers::TrustedProxies;
+use crate::login::LoginSettings;
 use crate::policy::{RoleGraph, Route};
 use crate::proxy::upstream::UpstreamPool;
 use crate::ratelimit::Policy;
@@ -39,8 +41,20 @@ pub struct Config {
     pub identity: IdentitySettings,
     pub upstreams: Vec<Arc<UpstreamPool>>,
     pub routes: Vec<Arc<Route>>,
-    /// Every rate-limit policy, API keys' own included: the pruner walks them.
+    /// Every rate-limit policy, API keys' and login's own included: the pruner walks them.
     pub rate_limits: Vec<Arc<Policy>>,
+    /// `[login]`: the built-in endpoints, when enabled.
+    pub login: Option<LoginSettings>,
+}
+
+impl Config {
+    /// The login cookie's name, when login sets one: a credential like a bearer token.
+    pub fn session_cookie(&self) -> Option<&str> {
+        self.login
+            .as_ref()
+            .and_then(|l| l.cookie.as_ref())
+            .map(|c| c.name.as_str())
+    }
 }
 
 #[derive(Debug, Clone)]

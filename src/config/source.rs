@@ -191,6 +191,11 @@ impl SourceFile {
         self.warnings.borrow_mut().push(e);
     }
 
+    /// Adds the errors of another file read on this one's behalf (users.toml).
+    pub fn absorb(&self, errors: ConfigErrors) {
+        self.errors.borrow_mut().extend(errors.0);
+    }
+
     pub fn has_errors(&self) -> bool {
         !self.errors.borrow().is_empty()
     }
@@ -218,7 +223,15 @@ impl SourceFile {
     /// The errors in file order.
     pub fn take_errors(&self) -> ConfigErrors {
         let mut errors = std::mem::take(&mut *self.errors.borrow_mut());
-        errors.sort_by_key(|e| (e.line, e.col));
+        // This file's errors first, then those of the files it names.
+        errors.sort_by(|a, b| {
+            (a.file != self.path, &a.file, a.line, a.col).cmp(&(
+                b.file != self.path,
+                &b.file,
+                b.line,
+                b.col,
+            ))
+        });
         ConfigErrors(errors)
     }
 }

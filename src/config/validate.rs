@@ -1,6 +1,7 @@
 //! Raw config -> `Config`. Every problem is collected, with its key path and position, and
 //! reported together; nothing half-valid is ever returned.
 
+mod login;
 mod rate_limits;
 
 use std::collections::{BTreeMap, HashSet};
@@ -168,6 +169,7 @@ impl<'a> Validator<'a> {
         let verifier = Verifier::new(issuers, leeway);
         let policies = self.rate_limits();
         let (api_keys, key_policies) = self.api_keys(&role_names, roles.as_ref());
+        let login = self.login(&role_names, signer.is_some());
         // An invalid section has its own errors; routes are checked as if it were valid.
         let mut configured = Vec::new();
         if self.table.contains_key("tokens") {
@@ -175,6 +177,9 @@ impl<'a> Validator<'a> {
         }
         if self.table.contains_key("api_keys") {
             configured.push(CredentialKind::ApiKey);
+        }
+        if login.as_ref().is_some_and(|l| l.cookie.is_some()) {
+            configured.push(CredentialKind::Cookie);
         }
         let routes = self.routes(&upstreams, &role_names, &configured, &policies);
         let listed: Vec<_> = routes
@@ -194,14 +199,19 @@ impl<'a> Validator<'a> {
             identity: identity?,
             upstreams: upstreams.into_values().collect(),
             routes,
-            rate_limits: policies.into_values().chain(key_policies).collect(),
+            rate_limits: policies
+                .into_values()
+                .chain(key_policies)
+                .chain(login.as_ref().and_then(|l| l.rate_limit.clone()))
+                .collect(),
+            login,
         })
     }
 
     /// Sections whose capability has not landed yet are refused rather than silently ignored:
     /// a configured rate limit or API key that is not enforced would be worse than an error.
     fn not_yet_supported(&self) {
-        for (section, what) in [("login", "the login endpoints"), ("admin", "the admin API")] {
+        for (section, what) in [("admin", "the admin API")] {
             if self.table.contains_key(section) {
                 self.err(
                     &root(section),
@@ -399,7 +409,7 @@ impl<'a> Validator<'a> {
             self.err(&p.key("issuer"), "must not be empty");
         }
         let access_ttl = self.duration(&p.key("access_ttl"), raw.access_ttl.as_deref(), "15m");
-        self.duration(&p.key("refresh_ttl"), raw.refresh_ttl.as_deref(), "7d");
+        let refresh_ttl = self.duration(&p.key("refresh_ttl"), raw.refresh_ttl.as_deref(), "7d");
         let alg = match parse_algorithm(&raw.algorithm) {
             Ok(a) => a,
             Err(e) => {
@@ -538,6 +548,7 @@ impl<'a> Validator<'a> {
             kid,
             key: encoding,
             access_ttl: access_ttl.as_secs(),
+            refresh_ttl: refresh_ttl.as_secs(),
         };
         Some((issuer, signer, public))
     }

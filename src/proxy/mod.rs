@@ -7,7 +7,7 @@ pub mod upstream;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -19,17 +19,25 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 
 use crate::auth::Identity;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::endpoints::{self, Services};
 use crate::error::GatewayError;
 use crate::headers::{self, X_REQUEST_ID};
+use crate::login::password::PasswordPool;
 use crate::policy::Route;
 use crate::ratelimit::{KeyInput, Stage, Tally};
+use crate::store::Store;
 use pipeline::{Destination, Forwarding};
 use respond::LocalResponse;
 
-/// The gateway: the current config snapshot, swapped whole on reload.
+/// The gateway: the current config snapshot (swapped whole on reload) and what outlives a
+/// reload: the shared state, the password workers, the clock.
 pub struct Gateway {
     pub config: Arc<ArcSwap<Config>>,
+    pub store: Arc<dyn Store>,
+    pub passwords: PasswordPool,
+    pub clock: Clock,
 }
 
 /// Per-request state, set by `request_filter` and read by the later phases.
@@ -57,10 +65,6 @@ enum Decision {
 }
 
 impl Gateway {
-    pub fn new(config: Arc<ArcSwap<Config>>) -> Self {
-        Gateway { config }
-    }
-
     /// SPEC section 3, steps 2 to 10, in order.
     async fn decide(
         &self,
@@ -68,6 +72,7 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Decision, GatewayError> {
         let config = ctx.config.clone();
+        let now = self.clock.now();
         let req = session.req_header();
         pipeline::check_header_size(&req.headers)?;
 
@@ -96,6 +101,16 @@ impl Gateway {
                     .header(CACHE_CONTROL, "public, max-age=300");
                 return Ok(Decision::Respond(resp));
             }
+            Destination::Login(rest) => {
+                let services = Services {
+                    store: self.store.as_ref(),
+                    passwords: &self.passwords,
+                    now,
+                };
+                return Ok(Decision::Respond(
+                    endpoints::serve(session, ctx, services, &rest).await,
+                ));
+            }
             Destination::Route(m) => m,
         };
         ctx.route = Some(matched.route.clone());
@@ -112,8 +127,9 @@ impl Gateway {
         ctx.rate_limit.check(early, &limits).await?;
 
         // 7, 8. credentials and verification
+        let store = self.store.as_ref();
         let identity =
-            pipeline::authenticate(&config, route, &req.headers, ctx.client_ip, unix_now())?;
+            pipeline::authenticate(&config, store, route, &req.headers, ctx.client_ip, now)?;
         // 9. authorisation
         pipeline::authorize(route, &matched.captures, identity.as_ref())?;
 
@@ -138,13 +154,6 @@ impl Gateway {
         session.req_header_mut().set_uri(uri);
         Ok(Decision::Forward)
     }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[async_trait]
@@ -214,6 +223,7 @@ impl ProxyHttp for Gateway {
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let forwarding = Forwarding {
             request_id: &ctx.request_id,
+            session_cookie: ctx.config.session_cookie(),
             peer: session
                 .client_addr()
                 .and_then(|a| a.as_inet())

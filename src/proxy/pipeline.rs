@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::header::HOST;
+use http::header::{COOKIE, HOST};
 use http::{HeaderMap, HeaderValue, Method};
 use pingora::http::RequestHeader;
 
@@ -16,8 +16,10 @@ use crate::error::GatewayError;
 use crate::headers::{
     self, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID,
 };
+use crate::login::TokenFacts;
 use crate::policy::route::{find_route, AuthMode, RouteMatch};
 use crate::policy::Route;
+use crate::store::{Presented, Store};
 
 /// Request headers beyond this many bytes (names and values) are refused with 431. Pingora's
 /// own limit (1 MiB) is far above what any real client sends.
@@ -29,6 +31,8 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub enum Destination<'c> {
     /// A built-in endpoint, served by the gateway.
     Jwks,
+    /// Under `[login].base_path`: the rest of the path (an unknown one is 404, never proxied).
+    Login(String),
     /// A configured route.
     Route(RouteMatch<'c>),
 }
@@ -54,6 +58,13 @@ pub fn route<'c>(
     if path == JWKS_PATH && (method == Method::GET || method == Method::HEAD) {
         return Ok(Destination::Jwks);
     }
+    if let Some(login) = &config.login {
+        if let Some(rest) = path.strip_prefix(login.base_path.as_str()) {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Ok(Destination::Login(rest.to_string()));
+            }
+        }
+    }
     find_route(&config.routes, method, path)
         .map(Destination::Route)
         .ok_or(GatewayError::NotFound)
@@ -63,13 +74,15 @@ pub fn route<'c>(
 /// `Ok(None)`: an anonymous caller the route lets through.
 pub fn authenticate(
     config: &Config,
+    store: &dyn Store,
     route: &Route,
     headers: &HeaderMap,
     client_ip: Option<IpAddr>,
     now: u64,
 ) -> Result<Option<Identity>, GatewayError> {
     let ignore_all = route.auth == AuthMode::None;
-    let credential = credentials::find(headers, |k| !ignore_all && route.accepts(k), None)?;
+    let cookie = config.session_cookie();
+    let credential = credentials::find(headers, |k| !ignore_all && route.accepts(k), cookie)?;
     let Some(credential) = credential else {
         return match route.auth {
             AuthMode::Required => Err(GatewayError::MissingCredentials),
@@ -77,15 +90,16 @@ pub fn authenticate(
         };
     };
     let identity = match credential {
-        Credential::Bearer(token) => verify_jwt(config, token, now, AuthMethod::Jwt)?,
-        Credential::Cookie(token) => verify_jwt(config, token, now, AuthMethod::Cookie)?,
-        Credential::ApiKey(key) => verify_api_key(config, key, client_ip, now)?,
+        Credential::Bearer(token) => verify_jwt(config, store, token, now, AuthMethod::Jwt)?,
+        Credential::Cookie(token) => verify_jwt(config, store, token, now, AuthMethod::Cookie)?,
+        Credential::ApiKey(key) => verify_api_key(config, store, key, client_ip, now)?,
     };
     Ok(Some(identity))
 }
 
 fn verify_api_key(
     config: &Config,
+    store: &dyn Store,
     presented: &str,
     client_ip: Option<IpAddr>,
     now: u64,
@@ -94,6 +108,14 @@ fn verify_api_key(
         .api_keys
         .verify(presented, client_ip, now)
         .map_err(GatewayError::InvalidToken)?;
+    let revoked = store.is_revoked(&Presented {
+        subject: &key.subject,
+        api_key: Some(&key.id),
+        ..Presented::default()
+    });
+    if revoked {
+        return Err(GatewayError::InvalidToken("API key revoked"));
+    }
     Ok(Identity {
         subject: key.subject.clone(),
         method: AuthMethod::ApiKey,
@@ -105,6 +127,7 @@ fn verify_api_key(
 
 fn verify_jwt(
     config: &Config,
+    store: &dyn Store,
     token: &str,
     now: u64,
     method: AuthMethod,
@@ -113,6 +136,9 @@ fn verify_jwt(
         .verifier
         .verify(token, now)
         .map_err(GatewayError::InvalidToken)?;
+    if store.is_revoked(&TokenFacts::of(&verified).presented(&verified.subject)) {
+        return Err(GatewayError::InvalidToken("token revoked"));
+    }
     let grants = Arc::new(config.roles.grants(&verified.roles, &verified.permissions));
     Ok(Identity {
         subject: verified.subject,
@@ -168,6 +194,9 @@ pub fn authorize(
 /// What step 11 writes: facts gathered by the earlier steps.
 pub struct Forwarding<'a> {
     pub request_id: &'a str,
+    /// The session cookie's name, when login cookies are configured: removed like any
+    /// credential.
+    pub session_cookie: Option<&'a str>,
     pub peer: Option<IpAddr>,
     pub peer_trusted: bool,
     pub tls: bool,
@@ -182,7 +211,7 @@ pub fn rewrite_upstream_request(
     f: &Forwarding<'_>,
 ) -> pingora::Result<()> {
     if !ids.forward_credentials {
-        strip_credentials(req);
+        strip_credentials(req, f.session_cookie);
     }
     if let Some(id) = f.identity {
         set_identity(req, ids, id)?;
@@ -221,8 +250,11 @@ pub fn rewrite_upstream_request(
 }
 
 /// Removes the credentials Portcullis consumes: a Bearer/ApiKey `Authorization` (other schemes
-/// are not ours and pass untouched) and `X-API-Key`.
-fn strip_credentials(req: &mut RequestHeader) {
+/// are not ours and pass untouched), `X-API-Key`, and the session cookie (other cookies stay).
+fn strip_credentials(req: &mut RequestHeader, session_cookie: Option<&str>) {
+    if let Some(name) = session_cookie {
+        strip_cookie(req, name);
+    }
     let ours = req
         .headers
         .get(http::header::AUTHORIZATION)
@@ -232,6 +264,35 @@ fn strip_credentials(req: &mut RequestHeader) {
         req.remove_header(&http::header::AUTHORIZATION);
     }
     headers::strip_all(req, [&X_API_KEY]);
+}
+
+/// Rewrites every `Cookie` header without the pairs named `name`.
+fn strip_cookie(req: &mut RequestHeader, name: &str) {
+    let has_it = |v: &str| {
+        v.split(';')
+            .any(|p| p.trim().split_once('=').is_some_and(|(k, _)| k == name))
+    };
+    let values: Vec<String> = req
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    if !values.iter().any(|v| has_it(v)) {
+        return;
+    }
+    headers::strip_all(req, [&COOKIE]);
+    for v in values {
+        let kept: Vec<&str> = v
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && p.split_once('=').is_none_or(|(k, _)| k != name))
+            .collect();
+        if !kept.is_empty() {
+            // Built from a valid header value minus some pairs: still a valid value.
+            let _ = req.append_header(COOKIE, kept.join("; "));
+        }
+    }
 }
 
 fn set_identity(

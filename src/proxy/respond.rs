@@ -25,6 +25,15 @@ impl LocalResponse {
         }
     }
 
+    /// A response without a body (204).
+    pub fn empty(status: StatusCode) -> Self {
+        LocalResponse {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
     /// The SPEC section 3 refusal: JSON body, RFC 6750 challenge where one applies.
     pub fn refusal(err: &GatewayError, request_id: &str) -> Self {
         let mut r = LocalResponse::json(err.status(), err.body(request_id));
@@ -51,7 +60,10 @@ pub async fn write(
     for (name, value) in resp.headers {
         header.insert_header(name, value)?;
     }
-    header.insert_header(CONTENT_LENGTH, resp.body.len().to_string())?;
+    // RFC 9110 section 8.6: no Content-Length on a 204.
+    if resp.status != StatusCode::NO_CONTENT {
+        header.insert_header(CONTENT_LENGTH, resp.body.len().to_string())?;
+    }
     header.insert_header(X_REQUEST_ID, request_id)?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session

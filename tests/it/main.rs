@@ -5,6 +5,7 @@ mod support;
 mod apikey;
 mod cli;
 mod jwt;
+mod login;
 mod pipeline;
 mod ratelimit;
 mod tls;

@@ -55,6 +55,30 @@ impl Gateway {
     /// Writes `toml` (with `{LISTEN}`, `{UPSTREAM}` and `{KEYS}` replaced) and runs the gateway
     /// on it, waiting until it accepts connections.
     pub async fn start(toml: &str, upstream: SocketAddr) -> Gateway {
+        Gateway::start_with_files(toml, upstream, &[]).await
+    }
+
+    /// As `start`, with more files (such as users.toml) beside gateway.toml.
+    pub async fn start_with_files(
+        toml: &str,
+        upstream: SocketAddr,
+        files: &[(&str, &str)],
+    ) -> Gateway {
+        Gateway::launch(toml, upstream, files, false).await
+    }
+
+    /// As `start_with_files`, with the gateway's clock frozen at now: the test moves it with
+    /// `advance_clock`, so that expiries are exact and nothing waits.
+    pub async fn start_frozen(toml: &str, upstream: SocketAddr, files: &[(&str, &str)]) -> Gateway {
+        Gateway::launch(toml, upstream, files, true).await
+    }
+
+    async fn launch(
+        toml: &str,
+        upstream: SocketAddr,
+        files: &[(&str, &str)],
+        frozen: bool,
+    ) -> Gateway {
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -64,10 +88,17 @@ impl Gateway {
                 .replace("{KEYS}", &keys_dir().to_string_lossy());
             let path = dir.path().join("gateway.toml");
             std::fs::write(&path, config).unwrap();
+            for (name, text) in files {
+                std::fs::write(dir.path().join(name), text).unwrap();
+            }
+            if frozen {
+                std::fs::write(dir.path().join("clock"), now().to_string()).unwrap();
+            }
             let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
                 .args(["run", "-c"])
                 .arg(&path)
                 .env("PORTCULLIS_LOG", "info")
+                .env("PORTCULLIS_TEST_CLOCK_FILE", dir.path().join("clock"))
                 .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
                 .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
                 .spawn()
@@ -100,6 +131,39 @@ impl Gateway {
         false
     }
 
+    /// Moves a frozen gateway's clock `secs` on (it reads the file at every use).
+    pub fn advance_clock(&self, secs: i64) {
+        let now = self.clock_now();
+        std::fs::write(self.dir.path().join("clock"), (now + secs).to_string()).unwrap();
+    }
+
+    /// The gateway's idea of now.
+    pub fn clock_now(&self) -> i64 {
+        std::fs::read_to_string(self.dir.path().join("clock"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(now)
+    }
+
+    /// POSTs a JSON body.
+    pub async fn post_json(&self, path: &str, headers: &[(&str, &str)], body: &Value) -> Response {
+        let mut h = headers.to_vec();
+        h.push(("Content-Type", "application/json"));
+        self.request("POST", path, &h, &body.to_string()).await
+    }
+
+    /// POSTs a form-encoded body.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let body: String = form_urlencoded_pairs(fields);
+        self.request(
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &body,
+        )
+        .await
+    }
+
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
@@ -125,7 +189,7 @@ impl Gateway {
         for (k, v) in headers {
             raw.push_str(&format!("{k}: {v}\r\n"));
         }
-        if !body.is_empty() {
+        if !body.is_empty() || method == "POST" {
             raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         raw.push_str("\r\n");
@@ -139,6 +203,14 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn form_urlencoded_pairs(fields: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        s.append_pair(k, v);
+    }
+    s.finish()
 }
 
 /// A parsed HTTP response.

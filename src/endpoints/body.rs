@@ -1,0 +1,181 @@
+//! Request bodies of the built-in endpoints: JSON or form-encoded, at most 64 KiB, every
+//! field a string.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use pingora::proxy::Session;
+
+use crate::error::GatewayError;
+
+/// Bodies over this are refused with 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Reads the whole body, refusing it as soon as it is known to be too large.
+pub async fn read(session: &mut Session) -> Result<Bytes, GatewayError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(GatewayError::PayloadTooLarge);
+    }
+    let mut body = BytesMut::new();
+    loop {
+        let chunk = session
+            .read_request_body()
+            .await
+            .map_err(|_| GatewayError::InvalidRequest("unreadable request body"))?;
+        let Some(chunk) = chunk else {
+            return Ok(body.freeze());
+        };
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(GatewayError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+}
+
+/// The fields of a body, by name.
+#[derive(Debug, Default)]
+pub struct Fields(HashMap<String, String>);
+
+impl Fields {
+    /// Parses `body` by its `Content-Type`. An empty body is no fields, whatever its type.
+    pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Fields, GatewayError> {
+        if body.is_empty() {
+            return Ok(Fields::default());
+        }
+        let mime = content_type
+            .and_then(|t| t.split(';').next())
+            .map(|t| t.trim().to_ascii_lowercase());
+        match mime.as_deref() {
+            Some("application/json") => Self::json(body),
+            Some("application/x-www-form-urlencoded") => Self::form(body),
+            _ => Err(GatewayError::InvalidRequest(
+                "the body must be application/json or application/x-www-form-urlencoded",
+            )),
+        }
+    }
+
+    fn json(body: &[u8]) -> Result<Fields, GatewayError> {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|_| GatewayError::InvalidRequest("malformed JSON body"))?;
+        let serde_json::Value::Object(map) = value else {
+            return Err(GatewayError::InvalidRequest(
+                "the JSON body must be an object",
+            ));
+        };
+        let mut fields = HashMap::new();
+        for (k, v) in map {
+            match v {
+                serde_json::Value::String(s) => {
+                    fields.insert(k, s);
+                }
+                serde_json::Value::Null => {}
+                _ => return Err(GatewayError::InvalidRequest("every field must be a string")),
+            }
+        }
+        Ok(Fields(fields))
+    }
+
+    fn form(body: &[u8]) -> Result<Fields, GatewayError> {
+        let mut fields = HashMap::new();
+        for (k, v) in form_urlencoded::parse(body) {
+            // RFC 6749 section 3.2: parameters must not be included more than once.
+            if fields.insert(k.into_owned(), v.into_owned()).is_some() {
+                return Err(GatewayError::InvalidRequest("a field is repeated"));
+            }
+        }
+        Ok(Fields(fields))
+    }
+
+    /// A field that is present and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A required field, or the 400 naming it.
+    pub fn required(&self, name: &'static str) -> Result<&str, GatewayError> {
+        self.get(name)
+            .ok_or(GatewayError::InvalidRequest(missing(name)))
+    }
+
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name).filter(|v| !v.is_empty())
+    }
+}
+
+/// Descriptions are fixed strings (nothing a client sent is echoed back), one per field.
+fn missing(name: &'static str) -> &'static str {
+    match name {
+        "username" => "missing field: username",
+        "password" => "missing field: password",
+        "mfa_token" => "missing field: mfa_token",
+        "code" => "missing field: code",
+        "refresh_token" => "missing field: refresh_token",
+        "grant_type" => "missing field: grant_type",
+        _ => "a required field is missing",
+    }
+}
+
+/// The request's `Content-Type`, if it is readable.
+pub fn content_type(session: &Session) -> Option<&str> {
+    session
+        .req_header()
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_form_bodies() {
+        let f = Fields::parse(
+            Some("application/json; charset=utf-8"),
+            br#"{"username":"alice","password":"p w","totp":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (f.get("username"), f.get("password")),
+            (Some("alice"), Some("p w"))
+        );
+        assert_eq!(f.get("totp"), None);
+        let f = Fields::parse(
+            Some("application/x-www-form-urlencoded"),
+            b"grant_type=password&username=al%69ce&password=a+b",
+        )
+        .unwrap();
+        assert_eq!(f.get("username"), Some("alice"));
+        assert_eq!(f.get("password"), Some("a b"));
+        assert_eq!(
+            f.required("refresh_token"),
+            Err(GatewayError::InvalidRequest("missing field: refresh_token"))
+        );
+        assert!(Fields::parse(None, b"").unwrap().get("x").is_none());
+    }
+
+    #[test]
+    fn malformed_bodies_are_400() {
+        for (ct, body) in [
+            (Some("application/json"), &b"{not json"[..]),
+            (Some("application/json"), b"[1,2]"),
+            (Some("application/json"), br#"{"username": 7}"#),
+            (Some("application/x-www-form-urlencoded"), b"a=1&a=2"),
+            (Some("text/plain"), b"username=alice"),
+            (None, b"username=alice"),
+        ] {
+            let e = Fields::parse(ct, body).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400, "{ct:?} {body:?}");
+        }
+    }
+}

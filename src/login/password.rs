@@ -1,0 +1,220 @@
+//! Password hashes (argon2 PHC strings and bcrypt) and the pool that verifies them.
+//!
+//! Verifying a password costs tens of milliseconds of CPU by design. It never runs on the
+//! proxy's event loop: a few dedicated threads at the lowest scheduling priority take the
+//! jobs from a bounded queue, so a storm of logins waits its turn (or is refused when the
+//! queue is full) while proxied requests keep the CPU they need.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+/// A stored password hash, checked for shape at load.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordHash {
+    /// A PHC string: `$argon2id$v=19$m=...,t=...,p=...$salt$hash`.
+    Argon2(String),
+    /// `$2a$`, `$2b$` or `$2y$`.
+    Bcrypt(String),
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A hash is not the password, but it is what an offline attack starts from.
+        f.write_str(match self {
+            PasswordHash::Argon2(_) => "Argon2(***)",
+            PasswordHash::Bcrypt(_) => "Bcrypt(***)",
+        })
+    }
+}
+
+impl PasswordHash {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.starts_with("$argon2") {
+            let phc = argon2::PasswordHash::new(s)
+                .map_err(|e| format!("not a valid argon2 PHC string: {e}"))?;
+            argon2::Algorithm::try_from(phc.algorithm)
+                .map_err(|e| format!("unknown argon2 variant: {e}"))?;
+            argon2::Params::try_from(&phc).map_err(|e| format!("bad argon2 parameters: {e}"))?;
+            if phc.hash.is_none() || phc.salt.is_none() {
+                return Err("argon2 PHC string without its salt or hash".into());
+            }
+            return Ok(PasswordHash::Argon2(s.to_string()));
+        }
+        if ["$2a$", "$2b$", "$2y$"].iter().any(|p| s.starts_with(p)) {
+            s.parse::<bcrypt::HashParts>()
+                .map_err(|e| format!("not a valid bcrypt hash: {e}"))?;
+            return Ok(PasswordHash::Bcrypt(s.to_string()));
+        }
+        Err(
+            "must be an argon2 PHC string ($argon2id$...) or a bcrypt hash ($2a$, $2b$, $2y$)"
+                .into(),
+        )
+    }
+
+    /// Whether `password` matches. Slow on purpose: call it on the pool.
+    pub fn verify(&self, password: &[u8]) -> bool {
+        match self {
+            PasswordHash::Argon2(s) => argon2::PasswordHash::new(s)
+                .is_ok_and(|phc| Argon2::default().verify_password(password, &phc).is_ok()),
+            PasswordHash::Bcrypt(s) => bcrypt::verify(password, s).unwrap_or(false),
+        }
+    }
+}
+
+/// An argon2id PHC string for `password` at the crate's default cost (OWASP's
+/// recommendation: m = 19 MiB, t = 2, p = 1). What `portcullis hash-password` prints.
+pub fn hash(password: &[u8]) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password, &salt)
+        .expect("argon2 with default parameters hashes any password")
+        .to_string()
+}
+
+/// A hash of a random password at the default cost: unknown users are verified against it,
+/// so that they take as long as known ones.
+fn dummy_hash() -> &'static PasswordHash {
+    static DUMMY: OnceLock<PasswordHash> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).expect("the OS random source is available");
+        PasswordHash::Argon2(hash(&random))
+    })
+}
+
+/// The pool is full: the caller should come back later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Dedicated low-priority threads verifying passwords, fed by a bounded queue.
+#[derive(Debug, Clone)]
+pub struct PasswordPool {
+    jobs: SyncSender<Job>,
+}
+
+impl PasswordPool {
+    /// `threads` workers; at most `queue` verifications wait.
+    pub fn new(threads: usize, queue: usize) -> Self {
+        let (jobs, rx) = mpsc::sync_channel::<Job>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("portcullis-password-{i}"))
+                .spawn(move || worker(rx))
+                .expect("the OS can start a thread");
+        }
+        PasswordPool { jobs }
+    }
+
+    /// Verifies `password` against `hash`, or against the dummy hash when there is no user
+    /// (the answer is then always `false`, in the time a real check takes).
+    pub async fn verify(&self, hash: Option<PasswordHash>, password: String) -> Result<bool, Busy> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let ok = match &hash {
+                Some(h) => h.verify(password.as_bytes()),
+                None => {
+                    dummy_hash().verify(password.as_bytes());
+                    false
+                }
+            };
+            let _ = done.send(ok);
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => result.await.map_err(|_| Busy),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Busy),
+        }
+    }
+}
+
+fn worker(rx: Arc<Mutex<Receiver<Job>>>) {
+    lower_priority();
+    loop {
+        let job = {
+            let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            rx.recv()
+        };
+        match job {
+            Ok(job) => job(),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Nice 19 for this thread only: when the proxy's threads want the CPU, they get it.
+fn lower_priority() {
+    // SAFETY: gettid and setpriority take no pointers; on failure the thread simply keeps
+    // its priority.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+            tracing::debug!("could not lower the password threads' priority");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `hash-password`'s output, and bcrypt hashes of "secret" in all three prefixes
+    /// (cost 4, made with Python's bcrypt).
+    #[test]
+    fn argon2_and_bcrypt_verify() {
+        let h = PasswordHash::parse(&hash(b"correct horse")).unwrap();
+        assert!(h.verify(b"correct horse"));
+        assert!(!h.verify(b"wrong horse"));
+        let bcrypt_b = bcrypt::hash_with_result("secret", 4).unwrap();
+        for version in [
+            bcrypt::Version::TwoA,
+            bcrypt::Version::TwoB,
+            bcrypt::Version::TwoY,
+        ] {
+            let s = bcrypt_b.format_for_version(version);
+            let h = PasswordHash::parse(&s).unwrap();
+            assert!(h.verify(b"secret"), "{s}");
+            assert!(!h.verify(b"Secret"), "{s}");
+        }
+    }
+
+    #[test]
+    fn bad_hashes_are_refused() {
+        for bad in [
+            "",
+            "plaintext",
+            "$argon2id$v=19$m=19456,t=2,p=1$short",
+            "$2x$04$abcdefghijklmnopqrstuu",
+            "$2b$04$tooshort",
+            "$1$md5crypt",
+        ] {
+            assert!(PasswordHash::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            format!("{:?}", PasswordHash::parse(&hash(b"x")).unwrap()),
+            "Argon2(***)"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_pool_verifies_off_the_caller_and_refuses_when_full() {
+        let pool = PasswordPool::new(1, 4);
+        let h = PasswordHash::parse(&hash(b"pw")).unwrap();
+        assert_eq!(pool.verify(Some(h.clone()), "pw".into()).await, Ok(true));
+        assert_eq!(pool.verify(Some(h), "no".into()).await, Ok(false));
+        assert_eq!(pool.verify(None, "pw".into()).await, Ok(false));
+
+        // No worker at all: the queue fills and the next caller is told so at once.
+        let (jobs, _rx) = mpsc::sync_channel::<Job>(1);
+        let stalled = PasswordPool { jobs };
+        stalled.jobs.try_send(Box::new(|| {})).unwrap();
+        assert_eq!(stalled.verify(None, "pw".into()).await, Err(Busy));
+    }
+}

@@ -1,0 +1,138 @@
+//! Shared state (SPEC `[store]`): revocations, refresh sessions, failed-login counters and
+//! lockouts, and the single-use markers of MFA.
+//!
+//! [`Store`] is the seam between the gateway and where the state lives. The memory backend
+//! serves one instance; a Redis backend implements the same trait for many. Revocations are
+//! checked on every proxied request, so [`Store::is_revoked`] is synchronous: every backend
+//! answers it from a view held in the process, never with a network round trip.
+
+pub mod memory;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+
+/// A revocation, with how long it must be remembered (Unix seconds): past `until`, every
+/// token it could refuse has expired anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// One token, by `jti`.
+    Jti { jti: String, until: u64 },
+    /// Every token of a session (`sid`): one login, across its refreshes.
+    Session { sid: String, until: u64 },
+    /// Every token of a subject issued at or before the second `at`.
+    Subject {
+        subject: String,
+        at: u64,
+        until: u64,
+    },
+    /// An API key, by id. Remembered until restart or until the key leaves the config.
+    ApiKey { id: String },
+}
+
+impl Revocation {
+    /// The audit log's name for it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Revocation::Jti { .. } => "jti",
+            Revocation::Session { .. } => "session",
+            Revocation::Subject { .. } => "subject",
+            Revocation::ApiKey { .. } => "api_key",
+        }
+    }
+}
+
+/// What SPEC step 8 asks about a credential that verified.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presented<'a> {
+    pub jti: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    pub subject: &'a str,
+    /// `iat`; a token without one counts as issued at the epoch (any revoke-all covers it).
+    pub iat: Option<u64>,
+    pub api_key: Option<&'a str>,
+}
+
+/// What became of a refresh token presented for rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was the session's current one; `next` is now.
+    Rotated,
+    /// It was spent already: the session must die.
+    Reused,
+    /// No such session (ended, expired, or never known to this store).
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached; the text is for the log, never for a response.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where shared state lives. Times are Unix seconds of the store's clock.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// SPEC step 8: whether a verified credential is revoked. Answered locally.
+    fn is_revoked(&self, presented: &Presented<'_>) -> bool;
+
+    async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError>;
+
+    /// A new session whose current refresh token is `refresh_jti`.
+    async fn start_session(
+        &self,
+        sid: &str,
+        refresh_jti: &str,
+        until: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Atomically: if `presented` is the session's current refresh token, `next` replaces
+    /// it. Of two callers racing with the same token, exactly one gets `Rotated`.
+    async fn rotate_refresh(
+        &self,
+        sid: &str,
+        presented: &str,
+        next: &str,
+        until: u64,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Forgets a session, so its refresh token no longer rotates.
+    async fn end_session(&self, sid: &str) -> Result<(), StoreError>;
+
+    /// When the username's lockout ends, if it is locked now.
+    async fn locked_until(&self, username: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Counts a failed attempt for `username`. The `max`-th failure within `lockout` seconds
+    /// of each other locks it for `lockout` seconds: the lock's end is returned.
+    async fn record_failure(
+        &self,
+        username: &str,
+        max: u32,
+        lockout: u64,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// A success, or an operator's unlock: the count and any lock are cleared.
+    async fn clear_failures(&self, username: &str) -> Result<(), StoreError>;
+
+    /// Marks `marker` (a TOTP code's step, a backup code) used until `until`. `true` for the
+    /// first caller only.
+    async fn spend(&self, marker: &str, until: u64) -> Result<bool, StoreError>;
+
+    /// A pending MFA login: the token's digest, for `username`, until `until`.
+    async fn put_mfa(&self, id: &str, username: &str, until: u64) -> Result<(), StoreError>;
+
+    /// The username of a live MFA token.
+    async fn mfa_user(&self, id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Counts a wrong code against an MFA token; at `max` the token dies.
+    async fn mfa_wrong_code(&self, id: &str, max: u32) -> Result<(), StoreError>;
+
+    /// Consumes an MFA token after a right code: `true` for exactly one caller.
+    async fn take_mfa(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Drops whatever has expired. Called in the background every few seconds.
+    fn prune(&self);
+}
