@@ -18,7 +18,7 @@ conns=${CONNS:-50}
 work=$(mktemp -d)
 trap 'kill "$gw" "$sampler" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-(cd "$repo" && cargo build --release --locked --bin portcullis)
+(cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$work/gateway.toml" <<TOML
 [server]
@@ -58,7 +58,7 @@ secs=$((ips / 40000 + 5))
 FLOOD_IPS=$ips taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" -s "$repo/bench/ip_flood.lua" \
   "http://127.0.0.1:$port/" >"$work/wrk.txt"
 at_end=$(rss)
-peak=$(awk '$2 > m {m = $2} END {print m}' "$work/rss.log")
+peak=$(awk -v e="$at_end" 'BEGIN {m = e} $2 > m {m = $2} END {print m}' "$work/rss.log")
 sleep 21   # two pruning rounds (every 10 s); wall-clock is what is measured here
 after=$(rss)
 

@@ -14,7 +14,7 @@ rig=${RIG:-$repo/../shared/bench}
 
 # PORTCULLIS_BIN=/path/to/portcullis compares another build; by default this tree's, built now.
 if [ -z "${PORTCULLIS_BIN:-}" ]; then
-  (cd "$repo" && cargo build --release --locked --bin portcullis)
+  (cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream)
   PORTCULLIS_BIN=$repo/target/release/portcullis
 fi
 export PORTCULLIS_BIN

@@ -27,6 +27,7 @@ use portcullis::proxy::path::normalize;
 use portcullis::proxy::pipeline::{rewrite_upstream_request, Forwarding};
 use portcullis::proxy::upstream::{UpstreamPool, UpstreamSettings};
 use portcullis::ratelimit::{KeyInput, KeyPart, LocalLimiter, Policy, Quota};
+use portcullis::store::{MemoryStore, Presented, Revocation, Store};
 
 const SECRET: &[u8] = b"bench-secret-0123456789-0123456789-0123";
 
@@ -197,6 +198,31 @@ fn bench_api_keys_and_limits(c: &mut Criterion, identity: &Identity) {
     });
 }
 
+/// SPEC step 8's revocation check, with nothing revoked and with 100,000 revoked jtis.
+fn bench_revocations(c: &mut Criterion) {
+    let store = MemoryStore::new(portcullis::clock::Clock::System);
+    let token = Presented {
+        jti: Some("0b7e3f0e-5d6c-4d1a-9a51-3f1e2d4c5b6a"),
+        sid: Some("5d0c2a7e-1b3f-4e6d-8a9c-7b5e4d3c2b1a"),
+        subject: "user-42",
+        iat: Some(now()),
+        api_key: None,
+    };
+    c.bench_function("revocation check, nothing revoked", |b| {
+        b.iter(|| store.is_revoked(black_box(&token)))
+    });
+    for i in 0..100_000u32 {
+        ready(store.revoke(Revocation::Jti {
+            jti: format!("revoked-{i}"),
+            until: now() + 3600,
+        }))
+        .unwrap();
+    }
+    c.bench_function("revocation check, 100k jtis revoked", |b| {
+        b.iter(|| store.is_revoked(black_box(&token)))
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let v = verifier();
     let hs = jsonwebtoken::encode(
@@ -247,6 +273,7 @@ fn bench(c: &mut Criterion) {
         api_key: None,
     };
     bench_api_keys_and_limits(c, &identity);
+    bench_revocations(c);
 
     let ids = IdentitySettings {
         subject: http::HeaderName::from_static("x-user-id"),

@@ -24,6 +24,9 @@ pub struct Echo {
 /// Serves until the listener fails. HTTP/1.1 with keep-alive; bodies by Content-Length.
 pub async fn serve(listener: TcpListener) {
     while let Ok((stream, _)) = listener.accept().await {
+        // Head and body go out in two writes: without this, Nagle's algorithm holds the body
+        // until the client's delayed ACK (40 ms a request on Linux).
+        let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let _ = serve_connection(stream).await;
         });

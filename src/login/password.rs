@@ -1,9 +1,9 @@
 //! Password hashes (argon2 PHC strings and bcrypt) and the pool that verifies them.
 //!
 //! Verifying a password costs tens of milliseconds of CPU by design. It never runs on the
-//! proxy's event loop: a few dedicated threads at the lowest scheduling priority take the
-//! jobs from a bounded queue, so a storm of logins waits its turn (or is refused when the
-//! queue is full) while proxied requests keep the CPU they need.
+//! proxy's event loop: a few dedicated threads at the lowest scheduling class (SCHED_IDLE)
+//! take the jobs from a bounded queue, so a storm of logins waits its turn (or is refused when
+//! the queue is full) while proxied requests keep the CPU they need.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -148,15 +148,19 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>) {
     }
 }
 
-/// Nice 19 for this thread only: when the proxy's threads want the CPU, they get it.
+/// SCHED_IDLE for this thread only (nice 19 where that is refused): it runs when the proxy's
+/// threads leave the CPU idle, and gives way the moment they wake.
 fn lower_priority() {
-    // SAFETY: gettid and setpriority take no pointers; on failure the thread simply keeps
-    // its priority.
+    // SAFETY: `param` outlives the call; gettid, sched_setscheduler and setpriority act on
+    // this thread only. On failure the thread keeps its priority.
     #[cfg(target_os = "linux")]
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
-            tracing::debug!("could not lower the password threads' priority");
+        let param = libc::sched_param { sched_priority: 0 };
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            if libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0 {
+                tracing::debug!("could not lower the password threads' priority");
+            }
         }
     }
 }

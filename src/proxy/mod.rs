@@ -322,7 +322,11 @@ impl ProxyHttp for Gateway {
                 event = "refused",
                 reason = refusal.code(),
                 description = refusal.description(),
-                policy = ctx.rate_limit.policy().unwrap_or(""),
+                // Only a rate-limit refusal has a policy to name.
+                policy = match refusal {
+                    GatewayError::RateLimited => ctx.rate_limit.policy().unwrap_or(""),
+                    _ => "",
+                },
                 route,
                 client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
                 request_id = %ctx.request_id,

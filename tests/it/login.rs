@@ -701,3 +701,98 @@ async fn the_jwks_verifies_issued_tokens_independently() {
     let data = jsonwebtoken::decode::<Value>(&refresh_token, &key, &v).unwrap();
     assert_eq!(data.claims["typ"], "refresh");
 }
+
+#[test]
+fn hash_password_and_new_backup_codes() {
+    // One trailing newline is dropped: the hash is of the password as typed.
+    let out = cli(&["hash-password"], Some("s3cret pass\n"));
+    assert!(out.status.success());
+    let phc = String::from_utf8(out.stdout).unwrap();
+    let phc = phc.trim_end();
+    assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+    let parsed = argon2::PasswordHash::new(phc).unwrap();
+    use argon2::PasswordVerifier;
+    assert!(argon2::Argon2::default()
+        .verify_password(b"s3cret pass", &parsed)
+        .is_ok());
+    assert!(argon2::Argon2::default()
+        .verify_password(b"s3cret pass\n", &parsed)
+        .is_err());
+    assert!(!cli(&["hash-password"], Some("\n")).status.success());
+
+    let out = cli(&["new-backup-codes", "--count", "4"], None);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (codes, line) = text.split_once("\n\n").unwrap();
+    let codes: Vec<&str> = codes.lines().collect();
+    assert_eq!(codes.len(), 4);
+    let expected: Vec<String> = codes
+        .iter()
+        .map(|c| format!("\"{}\"", hex_sha256(&c.replace('-', ""))))
+        .collect();
+    assert_eq!(
+        line.trim_end(),
+        format!("backup_codes_sha256 = [{}]", expected.join(", "))
+    );
+}
+
+#[test]
+fn check_reports_login_and_users_file_errors_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gateway.toml"),
+        r#"[server]
+listen = ["127.0.0.1:8080"]
+
+[tokens]
+issuer = "portcullis"
+secret = "it-secret-0123456789-0123456789-0123456789"
+
+[login]
+base_path = "/auth/"
+max_failed_attempts = 0
+rate_limit = "0/min"
+cookie = { same_site = "Sideways" }
+
+[roles]
+user = {}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("users.toml"),
+        r#"[[users]]
+username = "alice"
+password_hash = "$argon2id$v=19$m=19456,t=2,p=1$bad"
+roles = ["admin"]
+"#,
+    )
+    .unwrap();
+    let path = dir.path().join("gateway.toml");
+    let out = cli(&["check", "-c", &path.to_string_lossy()], None);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for e in [
+        "gateway.toml:9:13: login.base_path: must be a path",
+        "gateway.toml:10:23: login.max_failed_attempts: must be at least 1",
+        "gateway.toml:11:14: login.rate_limit: rate `0/min` is zero",
+        "gateway.toml:12:24: login.cookie.same_site: `Sideways` is not one of Strict, Lax, None",
+        "users.toml:3:17: users[0].password_hash: not a valid argon2 PHC string",
+        "users.toml:4:10: users[0].roles[0]: unknown role `admin`",
+    ] {
+        assert!(stderr.contains(e), "missing `{e}` in:\n{stderr}");
+    }
+    // gateway.toml's errors come first.
+    let first_users = stderr.find("users.toml:").unwrap();
+    assert!(stderr[..first_users].contains("gateway.toml:12:"));
+
+    // A users file that is missing is an error at the key naming it.
+    std::fs::remove_file(dir.path().join("users.toml")).unwrap();
+    let out = cli(&["check", "-c", &path.to_string_lossy()], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gateway.toml:8:1: login: ")
+            && stderr.contains("users.toml: cannot read file"),
+        "{stderr}"
+    );
+}
