@@ -11,10 +11,10 @@ use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
 use crate::clock::{Clock, TEST_CLOCK_ENV};
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::login::password::PasswordPool;
 use crate::proxy::Gateway;
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, RedisStore, Store};
 
 /// Runs the gateway until the process is told to stop. Never returns.
 pub fn run(config: Config) -> ! {
@@ -38,7 +38,14 @@ pub fn run(config: Config) -> ! {
             "{TEST_CLOCK_ENV} is set: this gateway's clock is moved by a file (tests only)"
         );
     }
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+    let (store, redis): (Arc<dyn Store>, _) = match &config.store.backend {
+        Backend::Memory => (Arc::new(MemoryStore::new(clock.clone())), None),
+        Backend::Redis(settings) => {
+            let redis = Arc::new(RedisStore::new(settings.clone(), clock.clone()));
+            (redis.clone(), Some(redis))
+        }
+    };
+    bind_global_limits(&config, &store);
     let gateway = Gateway {
         config: Arc::new(ArcSwap::from_pointee(config)),
         store: store.clone(),
@@ -72,6 +79,9 @@ pub fn run(config: Config) -> ! {
             config: snapshot.clone(),
         },
     ));
+    if let Some(redis) = redis {
+        server.add_service(background_service("redis sync", RedisSync { redis }));
+    }
     server.add_service(background_service(
         "pruning",
         Pruning {
@@ -80,6 +90,27 @@ pub fn run(config: Config) -> ! {
         },
     ));
     server.run_forever()
+}
+
+/// `scope = "global"` policies count in the shared store once it exists.
+pub fn bind_global_limits(config: &Config, store: &Arc<dyn Store>) {
+    if let Some(shared) = store.clone().shared_buckets() {
+        for policy in &config.rate_limits {
+            policy.bind(&shared);
+        }
+    }
+}
+
+/// Connects to Redis, follows revocations, keeps the freshness that `on_failure` reads.
+struct RedisSync {
+    redis: Arc<RedisStore>,
+}
+
+#[async_trait]
+impl BackgroundService for RedisSync {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.redis.clone().run(shutdown).await
+    }
 }
 
 /// Half the cores (at least one) verify passwords, at the lowest priority, with a queue of

@@ -21,6 +21,7 @@ use crate::login::LoginSettings;
 use crate::policy::{RoleGraph, Route};
 use crate::proxy::upstream::UpstreamPool;
 use crate::ratelimit::Policy;
+use crate::store::RedisSettings;
 
 pub use source::{ConfigError, ConfigErrors};
 pub use validate::{load, Loaded};
@@ -45,6 +46,42 @@ pub struct Config {
     pub rate_limits: Vec<Arc<Policy>>,
     /// `[login]`: the built-in endpoints, when enabled.
     pub login: Option<LoginSettings>,
+    /// `[store]`.
+    pub store: StoreSettings,
+}
+
+/// `[store]`, validated.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub backend: Backend,
+    pub on_failure: OnFailure,
+    /// Seconds the revocation state may go unconfirmed before `on_failure` applies.
+    pub max_staleness: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            backend: Backend::Memory,
+            on_failure: OnFailure::Closed,
+            max_staleness: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Memory,
+    Redis(RedisSettings),
+}
+
+/// What a request that needs revocation state gets when that state is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// 503 `unavailable`.
+    Closed,
+    /// Served; the outage is logged.
+    Open,
 }
 
 impl Config {

@@ -28,7 +28,8 @@ pub struct RawTlsFiles {
 pub struct RawStore {
     #[serde(default = "default_backend")]
     pub backend: String,
-    pub redis_url: Option<String>,
+    /// One URL, or a list: the seed nodes of a Redis Cluster.
+    pub redis_url: Option<OneOrMany>,
     pub key_prefix: Option<String>,
     pub on_failure: Option<String>,
     pub max_staleness: Option<String>,

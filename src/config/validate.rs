@@ -3,6 +3,7 @@
 
 mod login;
 mod rate_limits;
+mod store;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -167,9 +168,11 @@ impl<'a> Validator<'a> {
         let identity = self.identity();
         let upstreams = self.upstreams();
         let verifier = Verifier::new(issuers, leeway);
-        let policies = self.rate_limits();
+        let store = self.store();
+        let shared = matches!(store.backend, crate::config::Backend::Redis(_));
+        let policies = self.rate_limits(shared);
         let (api_keys, key_policies) = self.api_keys(&role_names, roles.as_ref());
-        let login = self.login(&role_names, signer.is_some());
+        let login = self.login(&role_names, signer.is_some(), shared);
         // An invalid section has its own errors; routes are checked as if it were valid.
         let mut configured = Vec::new();
         if self.table.contains_key("tokens") {
@@ -205,6 +208,7 @@ impl<'a> Validator<'a> {
                 .chain(login.as_ref().and_then(|l| l.rate_limit.clone()))
                 .collect(),
             login,
+            store,
         })
     }
 
@@ -216,17 +220,6 @@ impl<'a> Validator<'a> {
                 self.err(
                     &root(section),
                     format!("{what} are not supported by this version yet"),
-                );
-            }
-        }
-        if let Some(store) = self.section::<RawStore>("store") {
-            if store.backend != "memory" {
-                self.err(
-                    &root("store").key("backend"),
-                    format!(
-                        "backend `{}` is not supported by this version yet (use \"memory\")",
-                        store.backend
-                    ),
                 );
             }
         }

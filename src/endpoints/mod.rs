@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::auth::credentials::{self, Credential};
 use crate::auth::jwt::VerifiedToken;
+use crate::config::OnFailure;
 use crate::error::GatewayError;
 use crate::login::password::PasswordPool;
 use crate::login::{Login, LoginSettings, Refused, TokenFacts, TokenPair};
@@ -96,6 +97,10 @@ async fn run(
     let config = ctx.config.clone();
     let settings = config.login.as_ref().ok_or(GatewayError::NotFound)?;
     let signer = config.signer.as_ref().ok_or(GatewayError::NotFound)?;
+    let stale = !services.store.is_fresh(config.store.max_staleness);
+    if stale && config.store.on_failure == OnFailure::Closed {
+        return Err(GatewayError::Unavailable.into());
+    }
     if !endpoint.allows(&session.req_header().method) {
         let allow = if endpoint == Endpoint::UserInfo {
             "GET, HEAD"

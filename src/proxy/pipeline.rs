@@ -11,7 +11,7 @@ use pingora::http::RequestHeader;
 use crate::auth::credentials::{self, Credential};
 use crate::auth::identity::{claim_as_segment, claim_header_value};
 use crate::auth::{AuthMethod, Identity};
-use crate::config::{Config, IdentitySettings};
+use crate::config::{Config, IdentitySettings, OnFailure};
 use crate::error::GatewayError;
 use crate::headers::{
     self, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID,
@@ -94,6 +94,10 @@ pub fn authenticate(
         Credential::Cookie(token) => verify_jwt(config, store, token, now, AuthMethod::Cookie)?,
         Credential::ApiKey(key) => verify_api_key(config, store, key, client_ip, now)?,
     };
+    // A credential that verified is only as good as the revocations it was checked against.
+    if !store.is_fresh(config.store.max_staleness) && config.store.on_failure == OnFailure::Closed {
+        return Err(GatewayError::Unavailable);
+    }
     Ok(Some(identity))
 }
 

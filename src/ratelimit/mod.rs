@@ -1,10 +1,11 @@
 //! Rate limiting (SPEC sections 2 and 3): named policies, the key a request is counted under,
 //! and the decision with its `RateLimit-*` headers.
 //!
-//! A policy counts requests in a [`Limiter`]. Today's backend is [`LocalLimiter`] (governor's
-//! GCRA in this process); a shared backend (scope = "global", through Redis) implements the
-//! same trait and plugs into the same policies.
+//! A policy counts requests in a [`Limiter`]: [`LocalLimiter`] (governor's GCRA in this
+//! process) or [`GlobalLimiter`] (`scope = "global"`: GCRA in the shared store, with a local
+//! stand-in while the store is unreachable).
 
+mod global;
 mod key;
 mod local;
 
@@ -18,6 +19,7 @@ use http::HeaderName;
 
 use crate::config::duration::Rate;
 use crate::error::GatewayError;
+pub use global::{GlobalLimiter, SharedBuckets};
 pub use key::{KeyInput, KeyPart};
 pub use local::LocalLimiter;
 
@@ -119,6 +121,8 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     fn prune(&self);
     /// How many keys are held, for tests and diagnostics.
     fn tracked_keys(&self) -> usize;
+    /// Connects a global limiter to the shared store once it exists; others ignore it.
+    fn bind(&self, _shared: &Arc<dyn SharedBuckets>) {}
 }
 
 /// When in the pipeline a policy is checked (SPEC section 3, steps 6 and 10).
@@ -162,6 +166,11 @@ impl Policy {
 
     pub fn limiter(&self) -> &dyn Limiter {
         self.limiter.as_ref()
+    }
+
+    /// See [`Limiter::bind`].
+    pub fn bind(&self, shared: &Arc<dyn SharedBuckets>) {
+        self.limiter.bind(shared)
     }
 }
 

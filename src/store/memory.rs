@@ -1,11 +1,11 @@
 //! The memory backend: one instance's state, in this process, until restart.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
 
+use super::revocations::RevocationView;
 use super::{Presented, Revocation, Rotation, Store, StoreError};
 use crate::clock::Clock;
 
@@ -13,20 +13,8 @@ use crate::clock::Clock;
 pub struct MemoryStore {
     clock: Clock,
     /// Read on every proxied request; written only by revocations.
-    revoked: RwLock<Revoked>,
-    /// Nothing revoked at all: the common case answers without taking the lock.
-    none_revoked: AtomicBool,
+    revoked: RevocationView,
     state: Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct Revoked {
-    /// id -> until
-    jtis: HashMap<String, u64>,
-    sessions: HashMap<String, u64>,
-    /// subject -> (at, until)
-    subjects: HashMap<String, (u64, u64)>,
-    api_keys: HashSet<String>,
 }
 
 #[derive(Debug, Default)]
@@ -53,8 +41,7 @@ impl MemoryStore {
     pub fn new(clock: Clock) -> Self {
         MemoryStore {
             clock,
-            revoked: RwLock::default(),
-            none_revoked: AtomicBool::new(true),
+            revoked: RevocationView::default(),
             state: Mutex::default(),
         }
     }
@@ -69,40 +56,14 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     fn is_revoked(&self, p: &Presented<'_>) -> bool {
-        if self.none_revoked.load(Ordering::Acquire) {
-            return false;
-        }
-        let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
-        p.jti.is_some_and(|j| r.jtis.contains_key(j))
-            || p.sid.is_some_and(|s| r.sessions.contains_key(s))
-            || r.subjects
-                .get(p.subject)
-                .is_some_and(|&(at, _)| p.iat.unwrap_or(0) <= at)
-            || p.api_key.is_some_and(|k| r.api_keys.contains(k))
+        self.revoked.is_revoked(p)
     }
 
     async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError> {
         if let Revocation::Session { sid, .. } = &revocation {
             self.state().sessions.remove(sid);
         }
-        let mut r = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
-        match revocation {
-            Revocation::Jti { jti, until } => {
-                r.jtis.insert(jti, until);
-            }
-            Revocation::Session { sid, until } => {
-                r.sessions.insert(sid, until);
-            }
-            Revocation::Subject { subject, at, until } => {
-                // A later revoke-all covers an earlier one.
-                let entry = r.subjects.entry(subject).or_insert((at, until));
-                *entry = (entry.0.max(at), entry.1.max(until));
-            }
-            Revocation::ApiKey { id } => {
-                r.api_keys.insert(id);
-            }
-        }
-        self.none_revoked.store(false, Ordering::Release);
+        self.revoked.insert(revocation);
         Ok(())
     }
 
@@ -239,17 +200,7 @@ impl Store for MemoryStore {
 
     fn prune(&self) {
         let now = self.clock.now();
-        {
-            let mut r = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
-            r.jtis.retain(|_, until| *until > now);
-            r.sessions.retain(|_, until| *until > now);
-            r.subjects.retain(|_, (_, until)| *until > now);
-            let empty = r.jtis.is_empty()
-                && r.sessions.is_empty()
-                && r.subjects.is_empty()
-                && r.api_keys.is_empty();
-            self.none_revoked.store(empty, Ordering::Release);
-        }
+        self.revoked.prune(now);
         let mut s = self.state();
         s.sessions.retain(|_, (_, until)| *until > now);
         s.failures.retain(|_, (_, until)| *until > now);

@@ -7,11 +7,16 @@
 //! answers it from a view held in the process, never with a network round trip.
 
 pub mod memory;
+pub mod redis;
+pub mod revocations;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use self::redis::{RedisSettings, RedisStore};
+use crate::ratelimit::SharedBuckets;
 pub use memory::MemoryStore;
 
 /// A revocation, with how long it must be remembered (Unix seconds): past `until`, every
@@ -78,6 +83,17 @@ pub enum StoreError {
 pub trait Store: Send + Sync + fmt::Debug {
     /// SPEC step 8: whether a verified credential is revoked. Answered locally.
     fn is_revoked(&self, presented: &Presented<'_>) -> bool;
+
+    /// Whether the revocations this instance knows were confirmed current within
+    /// `max_staleness` seconds. Always, for a store in this process alone.
+    fn is_fresh(&self, _max_staleness: u64) -> bool {
+        true
+    }
+
+    /// The shared buckets of `scope = "global"` rate limits, if this backend has them.
+    fn shared_buckets(self: Arc<Self>) -> Option<Arc<dyn SharedBuckets>> {
+        None
+    }
 
     async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError>;
 

@@ -17,7 +17,7 @@ const BOB_TOTP: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const BOB_BACKUP_CODES: [&str; 2] = ["k7m2p-x9q4r", "a3b4c-d5e6f"];
 
 /// A cheap argon2id hash (the tests log in many times); the format is what counts.
-fn argon2id(password: &str) -> String {
+pub(crate) fn argon2id(password: &str) -> String {
     let params = argon2::Params::new(1024, 1, 1, None).unwrap();
     argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
         .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
@@ -117,7 +117,7 @@ async fn start(login_extra: &str) -> Gateway {
     .await
 }
 
-async fn login(gw: &Gateway, user: &str, password: &str) -> Response {
+pub(crate) async fn login(gw: &Gateway, user: &str, password: &str) -> Response {
     gw.post_json(
         "/auth/login",
         &[],
@@ -127,7 +127,7 @@ async fn login(gw: &Gateway, user: &str, password: &str) -> Response {
 }
 
 /// A 200 token pair: (access, refresh).
-fn pair(r: &Response) -> (String, String) {
+pub(crate) fn pair(r: &Response) -> (String, String) {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let body = r.json();
@@ -139,12 +139,12 @@ fn pair(r: &Response) -> (String, String) {
     )
 }
 
-async fn call(gw: &Gateway, access: &str) -> Response {
+pub(crate) async fn call(gw: &Gateway, access: &str) -> Response {
     gw.get("/api/orders", &[("Authorization", &bearer(access))])
         .await
 }
 
-async fn refresh(gw: &Gateway, refresh: &str) -> Response {
+pub(crate) async fn refresh(gw: &Gateway, refresh: &str) -> Response {
     gw.post_json("/auth/refresh", &[], &json!({"refresh_token": refresh}))
         .await
 }

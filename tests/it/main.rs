@@ -8,6 +8,7 @@ mod jwt;
 mod login;
 mod pipeline;
 mod ratelimit;
+mod redis;
 mod tls;
 mod upstream;
 

@@ -330,7 +330,7 @@ rate_limit = ["zero", "nope"]
         "gateway.toml:6:33: rate_limits.empty.burst: burst must be between 1 and 4294967295",
         "gateway.toml:7:16: rate_limits.odd.rate: rate `5/fortnight`: unknown unit `fortnight` (s, min, h, d)",
         "gateway.toml:7:44: rate_limits.odd.key[1]: `cookie` is not one of ip, subject, api_key, route, header:NAME, claim:PATH",
-        "gateway.toml:8:46: rate_limits.shared.scope: scope \"global\" needs the Redis store",
+        "gateway.toml:8:46: rate_limits.shared.scope: scope \"global\" needs the shared store",
         "gateway.toml:18:23: routes[0].rate_limit[1]: unknown rate-limit policy `nope` (not in [rate_limits])",
     ] {
         assert!(stderr.contains(e), "missing `{e}` in:\n{stderr}");

@@ -9,13 +9,19 @@ use crate::config::duration::parse_rate;
 use crate::config::raw::{RawCookie, RawLogin};
 use crate::config::source::KeyPath;
 use crate::login::{CookieSettings, LoginSettings, SameSite};
-use crate::ratelimit::{KeyPart, LocalLimiter, Policy, Quota};
+use crate::ratelimit::{GlobalLimiter, KeyPart, Limiter, LocalLimiter, Policy, Quota};
 
 const DEFAULT_RATE: &str = "10/min";
 
 impl Validator<'_> {
     /// `None` without `[login]` or with `enabled = false`.
-    pub(super) fn login(&self, roles: &HashSet<String>, can_sign: bool) -> Option<LoginSettings> {
+    /// `shared`: with the Redis store, the login budget is one for all instances.
+    pub(super) fn login(
+        &self,
+        roles: &HashSet<String>,
+        can_sign: bool,
+        shared: bool,
+    ) -> Option<LoginSettings> {
         let raw = self.section::<RawLogin>("login")?;
         let p = root("login");
         if raw.enabled == Some(false) {
@@ -52,7 +58,8 @@ impl Validator<'_> {
         if lockout == 0 {
             self.err(&p.key("lockout"), "must be at least one second");
         }
-        let rate_limit = self.login_rate_limit(raw.rate_limit.as_deref(), &p.key("rate_limit"));
+        let rate_limit =
+            self.login_rate_limit(raw.rate_limit.as_deref(), &p.key("rate_limit"), shared);
         let cookie = raw
             .cookie
             .as_ref()
@@ -90,16 +97,22 @@ impl Validator<'_> {
     }
 
     /// One budget per client IP over login, token and mfa.
-    fn login_rate_limit(&self, rate: Option<&str>, p: &KeyPath) -> Option<Arc<Policy>> {
+    fn login_rate_limit(
+        &self,
+        rate: Option<&str>,
+        p: &KeyPath,
+        shared: bool,
+    ) -> Option<Arc<Policy>> {
         let rate = parse_rate(rate.unwrap_or(DEFAULT_RATE))
             .map_err(|e| self.err(p, e))
             .ok()?;
         let quota = Quota::new(rate, NonZeroU32::new(rate.count));
-        Some(Arc::new(Policy::new(
-            "login",
-            vec![KeyPart::Ip],
-            Arc::new(LocalLimiter::new(quota)),
-        )))
+        let limiter: Arc<dyn Limiter> = if shared {
+            Arc::new(GlobalLimiter::new("login", quota))
+        } else {
+            Arc::new(LocalLimiter::new(quota))
+        };
+        Some(Arc::new(Policy::new("login", vec![KeyPart::Ip], limiter)))
     }
 
     fn cookie(&self, raw: &RawCookie, p: &KeyPath) -> CookieSettings {

@@ -10,13 +10,14 @@ use super::{root, Validator};
 use crate::config::duration::parse_rate;
 use crate::config::raw::{OneOrMany, RawRateLimit};
 use crate::config::source::{deserialize, KeyPath};
-use crate::ratelimit::{KeyPart, LocalLimiter, Policy, Quota};
+use crate::ratelimit::{GlobalLimiter, KeyPart, Limiter, LocalLimiter, Policy, Quota};
 
 /// The named policies, by name.
 pub(super) type Policies = BTreeMap<String, Arc<Policy>>;
 
 impl Validator<'_> {
-    pub(super) fn rate_limits(&self) -> Policies {
+    /// `shared`: the store is shared (Redis), so `scope = "global"` is possible.
+    pub(super) fn rate_limits(&self, shared: bool) -> Policies {
         let p = root("rate_limits");
         let mut policies = Policies::new();
         let Some(value) = self.table.get("rate_limits") else {
@@ -30,7 +31,7 @@ impl Validator<'_> {
             let name = name.get_ref().to_string();
             let pp = p.key(&name);
             if let Some(raw) = deserialize::<RawRateLimit>(self.src, def, &pp) {
-                if let Some(policy) = self.policy(&name, &raw, &pp) {
+                if let Some(policy) = self.policy(&name, &raw, &pp, shared) {
                     policies.insert(name, Arc::new(policy));
                 }
             }
@@ -38,7 +39,7 @@ impl Validator<'_> {
         policies
     }
 
-    fn policy(&self, name: &str, raw: &RawRateLimit, p: &KeyPath) -> Option<Policy> {
+    fn policy(&self, name: &str, raw: &RawRateLimit, p: &KeyPath, shared: bool) -> Option<Policy> {
         let quota = self.quota(&raw.rate, &p.key("rate"), raw.burst, &p.key("burst"));
         let parts: Vec<&String> = match &raw.key {
             OneOrMany::One(part) => vec![part],
@@ -59,18 +60,31 @@ impl Validator<'_> {
                 Err(e) => self.err(&at, e),
             }
         }
-        match raw.scope.as_deref() {
-            None | Some("local") => {}
-            Some("global") => self.err(
-                &p.key("scope"),
-                "scope \"global\" needs the Redis store, which this version does not have yet",
-            ),
-            Some(other) => self.err(
-                &p.key("scope"),
-                format!("`{other}` is not one of local, global"),
-            ),
-        }
-        let limiter = Arc::new(LocalLimiter::new(quota?));
+        let global = match raw.scope.as_deref() {
+            None | Some("local") => false,
+            Some("global") => {
+                if !shared {
+                    self.err(
+                        &p.key("scope"),
+                        "scope \"global\" needs the shared store: [store] backend = \"redis\"",
+                    );
+                }
+                true
+            }
+            Some(other) => {
+                self.err(
+                    &p.key("scope"),
+                    format!("`{other}` is not one of local, global"),
+                );
+                false
+            }
+        };
+        let quota = quota?;
+        let limiter: Arc<dyn Limiter> = if global {
+            Arc::new(GlobalLimiter::new(name, quota))
+        } else {
+            Arc::new(LocalLimiter::new(quota))
+        };
         Some(Policy::new(name, key, limiter))
     }
 

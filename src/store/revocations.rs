@@ -1,0 +1,123 @@
+//! The revocations this process knows, as SPEC step 8 reads them on every request: a local
+//! view, written by revocations (and, with Redis, by what other instances publish).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock};
+
+use super::{Presented, Revocation};
+
+#[derive(Debug)]
+pub struct RevocationView {
+    revoked: RwLock<Revoked>,
+    /// Nothing revoked at all: the common case answers without taking the lock.
+    none: AtomicBool,
+}
+
+impl Default for RevocationView {
+    fn default() -> Self {
+        RevocationView {
+            revoked: RwLock::default(),
+            none: AtomicBool::new(true),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Revoked {
+    /// id -> until
+    jtis: HashMap<String, u64>,
+    sessions: HashMap<String, u64>,
+    /// subject -> (at, until)
+    subjects: HashMap<String, (u64, u64)>,
+    api_keys: HashSet<String>,
+}
+
+impl RevocationView {
+    pub fn is_revoked(&self, p: &Presented<'_>) -> bool {
+        if self.none.load(Ordering::Acquire) {
+            return false;
+        }
+        let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
+        p.jti.is_some_and(|j| r.jtis.contains_key(j))
+            || p.sid.is_some_and(|s| r.sessions.contains_key(s))
+            || r.subjects
+                .get(p.subject)
+                .is_some_and(|&(at, _)| p.iat.unwrap_or(0) <= at)
+            || p.api_key.is_some_and(|k| r.api_keys.contains(k))
+    }
+
+    pub fn insert(&self, revocation: Revocation) {
+        let mut r = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+        match revocation {
+            Revocation::Jti { jti, until } => {
+                let e = r.jtis.entry(jti).or_insert(until);
+                *e = (*e).max(until);
+            }
+            Revocation::Session { sid, until } => {
+                let e = r.sessions.entry(sid).or_insert(until);
+                *e = (*e).max(until);
+            }
+            Revocation::Subject { subject, at, until } => {
+                // A later revoke-all covers an earlier one.
+                let entry = r.subjects.entry(subject).or_insert((at, until));
+                *entry = (entry.0.max(at), entry.1.max(until));
+            }
+            Revocation::ApiKey { id } => {
+                r.api_keys.insert(id);
+            }
+        }
+        self.none.store(false, Ordering::Release);
+    }
+
+    /// Forgets what has expired by `now`.
+    pub fn prune(&self, now: u64) {
+        let mut r = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+        r.jtis.retain(|_, until| *until > now);
+        r.sessions.retain(|_, until| *until > now);
+        r.subjects.retain(|_, (_, until)| *until > now);
+        let empty = r.jtis.is_empty()
+            && r.sessions.is_empty()
+            && r.subjects.is_empty()
+            && r.api_keys.is_empty();
+        self.none.store(empty, Ordering::Release);
+    }
+
+    /// Everything still in force, to write back to a shared store that lost it.
+    pub fn snapshot(&self) -> Vec<Revocation> {
+        let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
+        let mut all = Vec::new();
+        all.extend(r.jtis.iter().map(|(jti, &until)| Revocation::Jti {
+            jti: jti.clone(),
+            until,
+        }));
+        all.extend(r.sessions.iter().map(|(sid, &until)| Revocation::Session {
+            sid: sid.clone(),
+            until,
+        }));
+        all.extend(
+            r.subjects
+                .iter()
+                .map(|(subject, &(at, until))| Revocation::Subject {
+                    subject: subject.clone(),
+                    at,
+                    until,
+                }),
+        );
+        all.extend(
+            r.api_keys
+                .iter()
+                .map(|id| Revocation::ApiKey { id: id.clone() }),
+        );
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
+        r.jtis.len() + r.sessions.len() + r.subjects.len() + r.api_keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
