@@ -30,6 +30,8 @@ pub struct RawStore {
     pub backend: String,
     /// One URL, or a list: the seed nodes of a Redis Cluster.
     pub redis_url: Option<OneOrMany>,
+    /// PEM CA certificates for `rediss://` (default: the system's roots).
+    pub redis_ca_file: Option<String>,
     pub key_prefix: Option<String>,
     pub on_failure: Option<String>,
     pub max_staleness: Option<String>,

@@ -41,6 +41,8 @@ pub struct RedisSettings {
     /// One URL: a single node. Several: a Redis Cluster, through its seed nodes.
     pub urls: Vec<String>,
     pub key_prefix: String,
+    /// PEM CA certificates that `rediss://` servers are verified with (else the system's).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -50,6 +52,7 @@ impl std::fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("urls", &urls)
             .field("key_prefix", &self.key_prefix)
+            .field("ca", &self.ca_pem.is_some())
             .finish()
     }
 }
@@ -384,10 +387,28 @@ impl RedisStore {
         }
     }
 
+    fn tls_certs(&self) -> Option<redis::TlsCertificates> {
+        self.settings
+            .ca_pem
+            .as_ref()
+            .map(|pem| redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            })
+    }
+
+    /// A client for one node, with the configured CA for `rediss://`.
+    fn client(&self, url: &str) -> redis::RedisResult<redis::Client> {
+        match self.tls_certs() {
+            Some(certs) => redis::Client::build_with_tls(url, certs),
+            None => redis::Client::open(url),
+        }
+    }
+
     /// Connects (single node or cluster); the connection then reconnects by itself.
     async fn connect(&self) -> Result<Conn, String> {
         if let [url] = self.settings.urls.as_slice() {
-            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let client = self.client(url).map_err(|e| e.to_string())?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(Duration::from_secs(1)))
                 .set_response_timeout(Some(COMMAND_TIMEOUT))
@@ -403,8 +424,11 @@ impl RedisStore {
             .map_err(|e| e.to_string())?;
             Ok(Conn::Single(manager))
         } else {
-            let client = redis::cluster::ClusterClient::new(self.settings.urls.clone())
-                .map_err(|e| e.to_string())?;
+            let mut builder = redis::cluster::ClusterClientBuilder::new(self.settings.urls.clone());
+            if let Some(certs) = self.tls_certs() {
+                builder = builder.certs(certs);
+            }
+            let client = builder.build().map_err(|e| e.to_string())?;
             let conn = tokio::time::timeout(Duration::from_secs(2), client.get_async_connection())
                 .await
                 .map_err(|_| "connect timed out".to_string())?
@@ -458,7 +482,7 @@ impl RedisStore {
         let url = self.settings.urls[0].clone();
         loop {
             let subscribed = async {
-                let client = redis::Client::open(url.as_str())?;
+                let client = self.client(&url)?;
                 let mut pubsub = client.get_async_pubsub().await?;
                 pubsub.subscribe(&self.keys.channel).await?;
                 redis::RedisResult::Ok(pubsub)

@@ -21,6 +21,11 @@ fn users() -> String {
 
 /// A gateway on `redis` with `key_prefix`; `extra` goes into `[store]`.
 fn config(redis: &RedisServer, prefix: &str, store_extra: &str) -> String {
+    config_for(&format!("\"{}\"", redis.url()), prefix, store_extra)
+}
+
+/// As `config`, `redis_url` written as given (a string or a list).
+fn config_for(redis_url: &str, prefix: &str, store_extra: &str) -> String {
     format!(
         r#"
 [server]
@@ -29,7 +34,7 @@ threads = 1
 
 [store]
 backend = "redis"
-redis_url = "{url}"
+redis_url = {redis_url}
 key_prefix = "{prefix}"
 {store_extra}
 
@@ -68,8 +73,7 @@ rate_limit = ["shared"]
 path = "/public/**"
 upstream = "echo"
 auth = "none"
-"#,
-        url = redis.url()
+"#
     )
 }
 
@@ -167,6 +171,61 @@ async fn a_revocation_on_one_instance_holds_on_the_other_within_a_second() {
         let ttl: i64 = redis.cli(&["TTL", key]).parse().unwrap();
         assert!(ttl > 0, "{key} has no TTL ({ttl})");
     }
+}
+
+#[tokio::test]
+async fn rediss_with_a_private_ca() {
+    let redis = RedisServer::start_tls().await;
+    let ca = format!("redis_ca_file = \"{}/ca_cert.pem\"", keys_dir().display());
+    let a = gateway(&redis, "tls:", &ca).await;
+    let b = gateway(&redis, "tls:", &ca).await;
+    assert!(redis.url().starts_with("rediss://"));
+    let (access, _) = pair(&login(&a, "alice", PASSWORD).await);
+    let r = a
+        .request(
+            "POST",
+            "/auth/logout",
+            &[("Authorization", &bearer(&access))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    time_until_refused(&b, &access, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_redis_cluster_through_the_url_list() {
+    let cluster = RedisCluster::start().await;
+    let urls = format!("{:?}", cluster.urls());
+    let start = || async {
+        let gw = Gateway::start_with_files(
+            &config_for(&urls, "cluster:", ""),
+            start_echo().await,
+            &[("users.toml", &users())],
+        )
+        .await;
+        wait_until_connected(&gw).await;
+        gw
+    };
+    let a = start().await;
+    let b = start().await;
+    // No pub/sub in cluster mode: the poll alone brings the revocation within a second.
+    let (access, refresh_token) = pair(&login(&a, "alice", PASSWORD).await);
+    let (_, r2) = pair(&refresh(&b, &refresh_token).await);
+    refresh(&a, &refresh_token)
+        .await
+        .assert_refusal(401, "invalid_grant");
+    time_until_refused(&b, &access, Duration::from_secs(1)).await;
+    refresh(&b, &r2).await.assert_refusal(401, "invalid_grant");
+    let mut allowed = 0;
+    for _ in 0..30 {
+        for gw in [&a, &b] {
+            if gw.get("/limited/x", &[]).await.status == 200 {
+                allowed += 1;
+            }
+        }
+    }
+    assert_eq!(allowed, 40);
 }
 
 #[tokio::test]

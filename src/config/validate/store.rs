@@ -36,6 +36,7 @@ impl Validator<'_> {
             "memory" => {
                 for (key, set) in [
                     ("redis_url", raw.redis_url.is_some()),
+                    ("redis_ca_file", raw.redis_ca_file.is_some()),
                     ("key_prefix", raw.key_prefix.is_some()),
                 ] {
                     if set {
@@ -97,6 +98,22 @@ impl Validator<'_> {
                 "must not be empty: deployments sharing a Redis keep apart by it",
             );
         }
-        RedisSettings { urls, key_prefix }
+        let ca_pem = raw.redis_ca_file.as_ref().and_then(|f| {
+            let at = p.key("redis_ca_file");
+            if !urls.iter().all(|u| u.starts_with("rediss://")) {
+                self.err(&at, "a CA file is for rediss:// URLs only");
+            }
+            let pem = self.read_file(&at, f)?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                self.err(&at, "not a PEM certificate file");
+                return None;
+            }
+            Some(pem)
+        });
+        RedisSettings {
+            urls,
+            key_prefix,
+            ca_pem,
+        }
     }
 }
