@@ -7,6 +7,10 @@
 #   hs256      bearer HS256, role admin           hs256-rl   + a policy keyed by subject
 #   rs256      bearer RS256, role admin           es256      bearer ES256, role admin
 #   apikey     X-API-Key among 10,000 keys        apikey-rl  + a policy keyed by api_key
+#   *-grl      as *-rl, with the policy's scope = "global" (needs the redis store)
+#   <mode>@redis   the same with [store] backend = "redis": a redis-server of its own, started
+#                  here on the load core (so the rig counts its CPU with the scenario's), or
+#                  $PORTCULLIS_REDIS_URL when set
 #
 # Limits are set far above the load: they measure the check, they never refuse.
 set -eu
@@ -15,7 +19,13 @@ dir=${GW_RUN_DIR:-$(mktemp -d)}
 cfg="$dir/gateway.toml"
 secret=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
 
-mode=${GW_MODE%-rl}
+store=memory
+case "$GW_MODE" in *@redis) store=redis ;; esac
+full=${GW_MODE%@redis}
+scope=local
+case "$full" in *-grl) scope=global ;; esac
+mode=${full%-rl}
+mode=${mode%-grl}
 auth=required; accept='["jwt"]'; roles='["admin"]'; limits='[]'; subject_header=$GW_USER_HEADER
 issuer=''
 case "$mode" in
@@ -26,7 +36,7 @@ case "$mode" in
   apikey) accept='["api_key"]'; roles='[]'; subject_header=$GW_CLIENT_HEADER ;;
   *) echo "unknown GW_MODE $GW_MODE" >&2; exit 2 ;;
 esac
-if [ "$GW_MODE" != "$mode" ]; then
+if [ "$full" != "$mode" ]; then
   case "$mode" in
     plain)  limits='["by_ip"]' ;;
     apikey) limits='["by_key"]' ;;
@@ -34,11 +44,29 @@ if [ "$GW_MODE" != "$mode" ]; then
   esac
 fi
 
+store_section='backend = "memory"'
+if [ "$store" = redis ]; then
+  url=${PORTCULLIS_REDIS_URL:-}
+  if [ -z "$url" ]; then
+    redis_port=$((GW_PORT + 2000))
+    taskset -c "${LOAD_CPU:-1}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
+      --appendonly no --dir "$dir" >"$dir/redis.log" 2>&1 &
+    for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+    url=redis://127.0.0.1:$redis_port/0
+  fi
+  store_section="backend = \"redis\"
+redis_url = \"$url\"
+key_prefix = \"bench-$$-$RANDOM:\""
+fi
+
 {
 cat <<TOML
 [server]
 listen = ["$GW_LISTEN"]
 threads = 1
+
+[store]
+$store_section
 
 [tokens]
 issuer = "portcullis-bench"
@@ -64,9 +92,9 @@ admin = { permissions = ["*"] }
 subject_header = "$subject_header"
 
 [rate_limits]
-by_ip = { rate = "1000000/s", burst = 1000000, key = "ip" }
-by_subject = { rate = "1000000/s", burst = 1000000, key = "subject" }
-by_key = { rate = "1000000/s", burst = 1000000, key = "api_key" }
+by_ip = { rate = "1000000/s", burst = 1000000, key = "ip", scope = "$scope" }
+by_subject = { rate = "1000000/s", burst = 1000000, key = "subject", scope = "$scope" }
+by_key = { rate = "1000000/s", burst = 1000000, key = "api_key", scope = "$scope" }
 
 [[upstreams]]
 name = "upstream"

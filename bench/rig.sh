@@ -27,7 +27,11 @@ chmod -R u+w "$work"
 cat >>"$work/scenarios.tsv" <<'TSV'
 gateway-plain-rl  gateway:plain-rl  18200  none
 gateway-apikey-rl gateway:apikey-rl 18200  apikey
+gateway-hs256-rl-redis  gateway:hs256-rl@redis  18200  hs256
+gateway-apikey-redis    gateway:apikey@redis    18200  apikey
+gateway-plain-grl-redis gateway:plain-grl@redis 18200  none
 TSV
+
 
 export GATEWAY_CMD="$repo/bench/adapter.sh"
 export SCENARIOS=${SCENARIOS:-'^(gateway-|haproxy-(plain|hs256|apikey)$)'}
