@@ -10,6 +10,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
+use crate::admin::AdminApp;
 use crate::clock::{Clock, TEST_CLOCK_ENV};
 use crate::config::{Backend, Config};
 use crate::login::password::PasswordPool;
@@ -30,6 +31,7 @@ pub fn run(config: Config) -> ! {
     let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
     server.bootstrap();
 
+    crate::metrics::metrics();
     let listen = config.server.listen.clone();
     let tls = config.server.tls.clone();
     let clock = Clock::from_env();
@@ -46,6 +48,7 @@ pub fn run(config: Config) -> ! {
         }
     };
     bind_global_limits(&config, &store);
+    let clock_for_admin = clock.clone();
     let gateway = Gateway {
         config: Arc::new(ArcSwap::from_pointee(config)),
         store: store.clone(),
@@ -53,6 +56,7 @@ pub fn run(config: Config) -> ! {
         clock,
     };
     let snapshot = gateway.config.clone();
+    let admin_listen = snapshot.load().server.admin_listen;
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "portcullis");
     for addr in &listen {
@@ -73,6 +77,18 @@ pub fn run(config: Config) -> ! {
     }
     tracing::info!(listen = ?listen, tls = tls.is_some(), "portcullis starting");
     server.add_service(proxy);
+    if let Some(addr) = admin_listen {
+        let app = AdminApp {
+            config: snapshot.clone(),
+            store: store.clone(),
+            clock: clock_for_admin,
+            readiness: Arc::new(Vec::new),
+        };
+        let mut admin = pingora::services::listening::Service::new("admin".to_string(), app);
+        admin.add_tcp(&addr.to_string());
+        tracing::info!(admin_listen = %addr, "admin listener");
+        server.add_service(admin);
+    }
     server.add_service(background_service(
         "upstream health checks",
         HealthChecks {

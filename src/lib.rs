@@ -6,6 +6,7 @@
 //! `endpoints` serves the built-in login endpoints of `login`; `error` is the one refusal
 //! type and its wire form.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod endpoints;
 pub mod error;
 pub mod headers;
 pub mod login;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;

@@ -48,6 +48,28 @@ pub struct Config {
     pub login: Option<LoginSettings>,
     /// `[store]`.
     pub store: StoreSettings,
+    /// `[admin] token`: without it the admin API is off.
+    pub admin_token: Option<Secret>,
+}
+
+/// A secret from the config: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// `[store]`, validated.

@@ -20,7 +20,7 @@ use toml::de::{DeTable, DeValue};
 use super::duration::parse_duration;
 use super::raw::*;
 use super::source::{deserialize, span_of, ConfigError, ConfigErrors, KeyPath, SourceFile};
-use super::{Config, IdentitySettings, ServerSettings, TlsFiles};
+use super::{Config, IdentitySettings, Secret, ServerSettings, TlsFiles};
 use crate::auth::apikey::{self, subject_claims, ApiKey, ApiKeys};
 use crate::auth::jwt::{ClaimPaths, Issuer, Signer, Verifier};
 use crate::auth::keys::{self, parse_algorithm, Family, VerifyKey};
@@ -156,7 +156,6 @@ impl<'a> Validator<'a> {
                 );
             }
         }
-        self.not_yet_supported();
         let raw_server = self.raw_server();
         let server = raw_server.as_ref().map(|r| self.server(r));
         let trusted_proxies = raw_server
@@ -209,20 +208,28 @@ impl<'a> Validator<'a> {
                 .collect(),
             login,
             store,
+            admin_token: self.admin_token(raw_server.as_ref()),
         })
     }
 
-    /// Sections whose capability has not landed yet are refused rather than silently ignored:
-    /// a configured rate limit or API key that is not enforced would be worse than an error.
-    fn not_yet_supported(&self) {
-        for (section, what) in [("admin", "the admin API")] {
-            if self.table.contains_key(section) {
-                self.err(
-                    &root(section),
-                    format!("{what} are not supported by this version yet"),
-                );
-            }
+    /// `[admin] token`: at least 16 characters, and only useful with `admin_listen`.
+    fn admin_token(&self, server: Option<&RawServer>) -> Option<Secret> {
+        let raw = self.section::<RawAdmin>("admin")?;
+        let token = raw.token?;
+        let p = root("admin").key("token");
+        if token.len() < 16 {
+            self.err(
+                &p,
+                "must be at least 16 characters (e.g. `openssl rand -base64 32`)",
+            );
         }
+        if server.is_some_and(|s| s.admin_listen.is_none()) {
+            self.warn(
+                &p,
+                "no [server] admin_listen: the admin API has nowhere to listen",
+            );
+        }
+        Some(Secret::new(token))
     }
 
     fn raw_server(&self) -> Option<RawServer> {
@@ -253,13 +260,7 @@ impl<'a> Validator<'a> {
             }
         }
         let admin_listen = raw.admin_listen.as_deref().and_then(|a| match a.parse() {
-            Ok(addr) => {
-                self.warn(
-                    &p.key("admin_listen"),
-                    "the admin listener is not part of this version yet; nothing listens here",
-                );
-                Some(addr)
-            }
+            Ok(addr) => Some(addr),
             Err(_) => {
                 self.err(
                     &p.key("admin_listen"),

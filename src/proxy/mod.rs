@@ -25,6 +25,7 @@ use crate::endpoints::{self, Services};
 use crate::error::GatewayError;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::login::password::PasswordPool;
+use crate::metrics::{metrics, status_label};
 use crate::policy::Route;
 use crate::ratelimit::{KeyInput, Stage, Tally};
 use crate::store::Store;
@@ -56,6 +57,10 @@ pub struct RequestCtx {
     pub rate_limit: Tally,
     /// Why the gateway refused, for the access log.
     pub refusal: Option<GatewayError>,
+    /// A built-in endpoint answered (the metrics' route label).
+    pub builtin: bool,
+    /// When the request went upstream, for the upstream latency histogram.
+    pub upstream_start: Option<Instant>,
 }
 
 /// What the pipeline decided for a request.
@@ -97,11 +102,13 @@ impl Gateway {
         // 5. built-in endpoints, else the route
         let matched = match pipeline::route(&config, &method, &path)? {
             Destination::Jwks => {
+                ctx.builtin = true;
                 let resp = LocalResponse::json(StatusCode::OK, config.jwks.clone())
                     .header(CACHE_CONTROL, "public, max-age=300");
                 return Ok(Decision::Respond(resp));
             }
             Destination::Login(rest) => {
+                ctx.builtin = true;
                 let services = Services {
                     store: self.store.as_ref(),
                     passwords: &self.passwords,
@@ -172,6 +179,8 @@ impl ProxyHttp for Gateway {
             identity: None,
             rate_limit: Tally::default(),
             refusal: None,
+            builtin: false,
+            upstream_start: None,
         }
     }
 
@@ -220,6 +229,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        ctx.upstream_start = Some(Instant::now());
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let forwarding = Forwarding {
             request_id: &ctx.request_id,
@@ -241,6 +251,12 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
+        if let (Some(start), Some(route)) = (ctx.upstream_start.take(), &ctx.route) {
+            metrics()
+                .upstream_duration
+                .with_label_values(&[route.upstream.name()])
+                .observe(start.elapsed().as_secs_f64());
+        }
         upstream_response.insert_header(X_REQUEST_ID, &ctx.request_id)?;
         for (name, value) in ctx.rate_limit.headers() {
             upstream_response.insert_header(name, value)?;
@@ -300,7 +316,9 @@ impl ProxyHttp for Gateway {
             .map(|i| i.method.as_str())
             .unwrap_or("");
         let client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
-        let latency_ms = ctx.start.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = ctx.start.elapsed().as_secs_f64();
+        let latency_ms = elapsed * 1000.0;
+        record_metrics(ctx, route, status, elapsed);
         tracing::info!(
             target: "access",
             request_id = %ctx.request_id,
@@ -332,5 +350,32 @@ impl ProxyHttp for Gateway {
                 request_id = %ctx.request_id,
             );
         }
+    }
+}
+
+/// The request's metrics. Built-in endpoints count under the route `builtin`, requests that
+/// matched nothing under `unmatched`.
+fn record_metrics(ctx: &RequestCtx, route: &str, status: u16, elapsed: f64) {
+    let m = metrics();
+    let route = match route {
+        "" if ctx.builtin => "builtin",
+        "" => "unmatched",
+        name => name,
+    };
+    m.requests
+        .with_label_values(&[route, status_label(status)])
+        .inc();
+    m.request_duration
+        .with_label_values(&[route])
+        .observe(elapsed);
+    match ctx.refusal {
+        Some(GatewayError::RateLimited) => {
+            let policy = ctx.rate_limit.policy().unwrap_or("");
+            m.rate_limited.with_label_values(&[policy]).inc();
+        }
+        Some(r) if matches!(r.status().as_u16(), 401 | 403) => {
+            m.auth_failures.with_label_values(&[r.code()]).inc();
+        }
+        _ => {}
     }
 }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod admin;
 mod apikey;
 mod cli;
 mod jwt;

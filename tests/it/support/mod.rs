@@ -47,6 +47,8 @@ pub async fn start_echo() -> SocketAddr {
 /// The real `portcullis` binary, killed on drop.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// `{ADMIN}` in the config: the admin listener's address.
+    pub admin: SocketAddr,
     pub dir: tempfile::TempDir,
     child: Child,
 }
@@ -82,8 +84,10 @@ impl Gateway {
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+            let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
             let config = toml
                 .replace("{LISTEN}", &addr.to_string())
+                .replace("{ADMIN}", &admin.to_string())
                 .replace("{UPSTREAM}", &upstream.to_string())
                 .replace("{KEYS}", &keys_dir().to_string_lossy());
             let path = dir.path().join("gateway.toml");
@@ -103,7 +107,12 @@ impl Gateway {
                 .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
                 .spawn()
                 .unwrap();
-            let mut gw = Gateway { addr, dir, child };
+            let mut gw = Gateway {
+                addr,
+                admin,
+                dir,
+                child,
+            };
             if gw.wait_ready().await {
                 return gw;
             }
@@ -129,6 +138,23 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         false
+    }
+
+    /// A request to the admin listener.
+    pub async fn admin_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
+        let mut raw =
+            format!("{method} {path} HTTP/1.1\r\nHost: admin.test\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            raw.push_str(&format!("{k}: {v}\r\n"));
+        }
+        raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        send_raw(self.admin, raw.as_bytes()).await
     }
 
     /// Moves a frozen gateway's clock `secs` on (it reads the file at every use).
