@@ -15,6 +15,7 @@ use crate::clock::{Clock, TEST_CLOCK_ENV};
 use crate::config::{Backend, Config};
 use crate::login::password::PasswordPool;
 use crate::proxy::Gateway;
+use crate::reload::Reloader;
 use crate::store::{MemoryStore, RedisStore, Store};
 
 /// Runs the gateway until the process is told to stop. Never returns.
@@ -98,6 +99,14 @@ pub fn run(config: Config) -> ! {
     if let Some(redis) = redis {
         server.add_service(background_service("redis sync", RedisSync { redis }));
     }
+    server.add_service(background_service(
+        "config reload",
+        Reloader {
+            path: snapshot.load().path.clone(),
+            config: snapshot.clone(),
+            store: store.clone(),
+        },
+    ));
     server.add_service(background_service(
         "pruning",
         Pruning {

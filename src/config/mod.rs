@@ -24,7 +24,7 @@ use crate::ratelimit::Policy;
 use crate::store::RedisSettings;
 
 pub use source::{ConfigError, ConfigErrors};
-pub use validate::{load, Loaded};
+pub use validate::{load, load_after, Loaded};
 
 /// A validated configuration: everything the request path needs, compiled.
 #[derive(Debug)]

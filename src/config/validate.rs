@@ -53,6 +53,12 @@ const SECTIONS: &[&str] = &[
 
 /// Reads, validates and compiles a gateway.toml.
 pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    load_after(path, None)
+}
+
+/// As `load`, for a reload: rate-limit policies whose name and budget are unchanged keep
+/// counting in the running config's limiters, so a reload resets no budget.
+pub fn load_after(path: &Path, previous: Option<&Config>) -> Result<Loaded, ConfigErrors> {
     let src = SourceFile::read(path)?;
     let Some(table) = src.parse() else {
         return Err(src.take_errors());
@@ -61,6 +67,7 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
         src: &src,
         table: &table,
         base: src.base_dir(),
+        previous,
     };
     let config = v.config();
     if src.has_errors() {
@@ -76,6 +83,8 @@ struct Validator<'a> {
     src: &'a SourceFile,
     table: &'a DeTable<'a>,
     base: PathBuf,
+    /// The running config, on a reload.
+    previous: Option<&'a Config>,
 }
 
 fn root(k: &str) -> KeyPath {
@@ -116,6 +125,29 @@ impl<'a> Validator<'a> {
             .enumerate()
             .filter_map(|(i, item)| deserialize(self.src, item, &path.index(i)).map(|t| (i, t)))
             .collect()
+    }
+
+    /// The limiter for a policy: the running config's, when it has the same policy.
+    fn limiter(
+        &self,
+        name: &str,
+        key: &[crate::ratelimit::KeyPart],
+        quota: crate::ratelimit::Quota,
+        global: bool,
+    ) -> Arc<dyn crate::ratelimit::Limiter> {
+        use crate::ratelimit::{GlobalLimiter, LocalLimiter};
+        let kept = self.previous.and_then(|c| {
+            c.rate_limits
+                .iter()
+                .find_map(|p| p.limiter_if_same(name, key, quota, global))
+        });
+        kept.unwrap_or_else(|| {
+            if global {
+                Arc::new(GlobalLimiter::new(name, quota))
+            } else {
+                Arc::new(LocalLimiter::new(quota))
+            }
+        })
     }
 
     fn resolve(&self, file: &str) -> PathBuf {

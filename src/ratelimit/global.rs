@@ -92,4 +92,12 @@ impl Limiter for GlobalLimiter {
     fn bind(&self, shared: &Arc<dyn SharedBuckets>) {
         let _ = self.shared.set(shared.clone());
     }
+
+    fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    fn is_global(&self) -> bool {
+        true
+    }
 }

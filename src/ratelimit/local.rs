@@ -145,6 +145,10 @@ where
     fn tracked_keys(&self) -> usize {
         self.buckets.0.len()
     }
+
+    fn quota(&self) -> Quota {
+        self.quota
+    }
 }
 
 /// Two keyed SipHash values of a key: 128 bits in 16 bytes with 8-byte alignment, so a map

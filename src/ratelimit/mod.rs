@@ -123,6 +123,12 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     fn tracked_keys(&self) -> usize;
     /// Connects a global limiter to the shared store once it exists; others ignore it.
     fn bind(&self, _shared: &Arc<dyn SharedBuckets>) {}
+    /// The bucket it counts with.
+    fn quota(&self) -> Quota;
+    /// Counted in the shared store (`scope = "global"`).
+    fn is_global(&self) -> bool {
+        false
+    }
 }
 
 /// When in the pipeline a policy is checked (SPEC section 3, steps 6 and 10).
@@ -171,6 +177,22 @@ impl Policy {
     /// See [`Limiter::bind`].
     pub fn bind(&self, shared: &Arc<dyn SharedBuckets>) {
         self.limiter.bind(shared)
+    }
+
+    /// The limiter, for a reloaded config's policy of the same name and budget to carry on
+    /// counting where this one was.
+    pub fn limiter_if_same(
+        &self,
+        name: &str,
+        key: &[KeyPart],
+        quota: Quota,
+        global: bool,
+    ) -> Option<Arc<dyn Limiter>> {
+        let same = &*self.name == name
+            && self.key == key
+            && self.limiter.quota() == quota
+            && self.limiter.is_global() == global;
+        same.then(|| self.limiter.clone())
     }
 }
 

@@ -10,6 +10,7 @@ mod login;
 mod pipeline;
 mod ratelimit;
 mod redis;
+mod reload;
 mod tls;
 mod upstream;
 

@@ -9,7 +9,7 @@ use crate::config::duration::parse_rate;
 use crate::config::raw::{RawCookie, RawLogin};
 use crate::config::source::KeyPath;
 use crate::login::{CookieSettings, LoginSettings, SameSite};
-use crate::ratelimit::{GlobalLimiter, KeyPart, Limiter, LocalLimiter, Policy, Quota};
+use crate::ratelimit::{KeyPart, Policy, Quota};
 
 const DEFAULT_RATE: &str = "10/min";
 
@@ -107,11 +107,7 @@ impl Validator<'_> {
             .map_err(|e| self.err(p, e))
             .ok()?;
         let quota = Quota::new(rate, NonZeroU32::new(rate.count));
-        let limiter: Arc<dyn Limiter> = if shared {
-            Arc::new(GlobalLimiter::new("login", quota))
-        } else {
-            Arc::new(LocalLimiter::new(quota))
-        };
+        let limiter = self.limiter("login", &[KeyPart::Ip], quota, shared);
         Some(Arc::new(Policy::new("login", vec![KeyPart::Ip], limiter)))
     }
 

@@ -10,7 +10,7 @@ use super::{root, Validator};
 use crate::config::duration::parse_rate;
 use crate::config::raw::{OneOrMany, RawRateLimit};
 use crate::config::source::{deserialize, KeyPath};
-use crate::ratelimit::{GlobalLimiter, KeyPart, Limiter, LocalLimiter, Policy, Quota};
+use crate::ratelimit::{KeyPart, Policy, Quota};
 
 /// The named policies, by name.
 pub(super) type Policies = BTreeMap<String, Arc<Policy>>;
@@ -79,12 +79,7 @@ impl Validator<'_> {
                 false
             }
         };
-        let quota = quota?;
-        let limiter: Arc<dyn Limiter> = if global {
-            Arc::new(GlobalLimiter::new(name, quota))
-        } else {
-            Arc::new(LocalLimiter::new(quota))
-        };
+        let limiter = self.limiter(name, &key, quota?, global);
         Some(Policy::new(name, key, limiter))
     }
 
@@ -150,12 +145,9 @@ impl Validator<'_> {
         p: &KeyPath,
     ) -> Option<Arc<Policy>> {
         let quota = self.quota(rate?, p, None, p)?;
-        let limiter = Arc::new(LocalLimiter::new(quota));
-        Some(Arc::new(Policy::new(
-            format!("api_key:{id}"),
-            vec![KeyPart::ApiKey],
-            limiter,
-        )))
+        let name = format!("api_key:{id}");
+        let limiter = self.limiter(&name, &[KeyPart::ApiKey], quota, false);
+        Some(Arc::new(Policy::new(name, vec![KeyPart::ApiKey], limiter)))
     }
 
     /// Policies no route lists are probably a mistake.

@@ -140,6 +140,31 @@ impl Gateway {
         false
     }
 
+    /// Sends SIGHUP: reload the config.
+    pub fn sighup(&self) {
+        // SAFETY: kill(2) with a pid this test started and a valid signal number.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP);
+        }
+    }
+
+    /// Waits (up to 10 s) until the gateway's output holds `needle` `times` times.
+    pub async fn wait_for_log(&self, needle: &str, times: usize) -> String {
+        for _ in 0..1000 {
+            let out = self.stdout();
+            if out.matches(needle).count() >= times {
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("`{needle}` x{times} never logged:\n{}", self.stdout());
+    }
+
+    /// The config file, to be rewritten by reload tests.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("gateway.toml")
+    }
+
     /// A request to the admin listener.
     pub async fn admin_request(
         &self,
