@@ -50,6 +50,7 @@ pub fn run(config: Config) -> ! {
     };
     bind_global_limits(&config, &store);
     let clock_for_admin = clock.clone();
+    let clock_for_jwks = clock.clone();
     let gateway = Gateway {
         config: Arc::new(ArcSwap::from_pointee(config)),
         store: store.clone(),
@@ -83,7 +84,10 @@ pub fn run(config: Config) -> ! {
             config: snapshot.clone(),
             store: store.clone(),
             clock: clock_for_admin,
-            readiness: Arc::new(Vec::new),
+            readiness: Arc::new({
+                let config = snapshot.clone();
+                move || jwks_not_ready(&config.load())
+            }),
         };
         let mut admin = pingora::services::listening::Service::new("admin".to_string(), app);
         admin.add_tcp(&addr.to_string());
@@ -99,6 +103,13 @@ pub fn run(config: Config) -> ! {
     if let Some(redis) = redis {
         server.add_service(background_service("redis sync", RedisSync { redis }));
     }
+    server.add_service(background_service(
+        "jwks",
+        JwksFetcher {
+            config: snapshot.clone(),
+            clock: clock_for_jwks,
+        },
+    ));
     server.add_service(background_service(
         "config reload",
         Reloader {
@@ -123,6 +134,29 @@ pub fn bind_global_limits(config: &Config, store: &Arc<dyn Store>) {
         for policy in &config.rate_limits {
             policy.bind(&shared);
         }
+    }
+}
+
+/// Readiness reasons: trusted issuers whose `jwks_url` has not been fetched yet.
+fn jwks_not_ready(config: &Config) -> Vec<String> {
+    config
+        .remote_jwks
+        .iter()
+        .filter(|r| !r.is_ready())
+        .map(|r| format!("jwks: the keys of `{}` have not been fetched yet", r.issuer))
+        .collect()
+}
+
+/// Fetches the trusted issuers' `jwks_url` key sets when due.
+struct JwksFetcher {
+    config: Arc<ArcSwap<Config>>,
+    clock: Clock,
+}
+
+#[async_trait]
+impl BackgroundService for JwksFetcher {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        crate::auth::jwks::run(self.config.clone(), self.clock.clone(), shutdown).await
     }
 }
 

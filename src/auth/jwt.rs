@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::identity::claim_at;
+use super::jwks::RemoteJwks;
 use super::keys::{parse_algorithm, VerifyKey};
 
 /// Tokens longer than this are refused before any decoding.
@@ -41,6 +42,8 @@ pub struct Issuer {
     pub iss: String,
     pub audience: Option<String>,
     pub keys: Vec<VerifyKey>,
+    /// Keys fetched from a `jwks_url` (then `keys` is empty).
+    pub remote: Option<Arc<RemoteJwks>>,
     pub claim_paths: ClaimPaths,
     /// Portcullis's own issuer: tokens must have `typ = "access"`.
     pub own: bool,
@@ -134,7 +137,19 @@ impl Verifier {
         }
 
         let message = &token[..h64.len() + 1 + p64.len()];
-        let mut candidates = issuer.keys.iter().filter(|k| {
+        let fetched = issuer.remote.as_ref().map(|r| r.keys());
+        let keys: &[VerifyKey] = fetched.as_deref().map_or(&issuer.keys, |k| k.as_slice());
+        if let (Some(remote), Some(kid)) = (&issuer.remote, &header.kid) {
+            let known = keys
+                .iter()
+                .any(|k| k.kid.as_deref().is_none_or(|have| have == kid));
+            if !known {
+                // Perhaps the issuer rotated its keys: fetch again (at most every 10 s).
+                remote.want_refresh();
+                return Err("unknown key id");
+            }
+        }
+        let mut candidates = keys.iter().filter(|k| {
             k.algorithms.contains(&alg)
                 && match (&header.kid, &k.kid) {
                     (Some(want), Some(have)) => want == have,

@@ -50,6 +50,8 @@ pub struct Config {
     pub store: StoreSettings,
     /// `[admin] token`: without it the admin API is off.
     pub admin_token: Option<Secret>,
+    /// The trusted issuers' `jwks_url` key sets, fetched in the background.
+    pub remote_jwks: Vec<Arc<crate::auth::jwks::RemoteJwks>>,
 }
 
 /// A secret from the config: its `Debug` never shows it.

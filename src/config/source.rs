@@ -30,6 +30,13 @@ impl KeyPath {
         p.0.push(Seg::Key(k.to_string()));
         p
     }
+    /// The path one step up (the root stays the root).
+    pub fn parent(&self) -> Self {
+        let mut p = self.clone();
+        p.0.pop();
+        p
+    }
+
     pub fn index(&self, i: usize) -> Self {
         let mut p = self.clone();
         p.0.push(Seg::Index(i));

@@ -22,6 +22,7 @@ use super::raw::*;
 use super::source::{deserialize, span_of, ConfigError, ConfigErrors, KeyPath, SourceFile};
 use super::{Config, IdentitySettings, Secret, ServerSettings, TlsFiles};
 use crate::auth::apikey::{self, subject_claims, ApiKey, ApiKeys};
+use crate::auth::jwks::RemoteJwks;
 use crate::auth::jwt::{ClaimPaths, Issuer, Signer, Verifier};
 use crate::auth::keys::{self, parse_algorithm, Family, VerifyKey};
 use crate::headers::TrustedProxies;
@@ -198,6 +199,8 @@ impl<'a> Validator<'a> {
         let (issuers, signer, jwks, leeway) = self.tokens();
         let identity = self.identity();
         let upstreams = self.upstreams();
+        let remote_jwks: Vec<Arc<RemoteJwks>> =
+            issuers.iter().filter_map(|i| i.remote.clone()).collect();
         let verifier = Verifier::new(issuers, leeway);
         let store = self.store();
         let shared = matches!(store.backend, crate::config::Backend::Redis(_));
@@ -241,6 +244,7 @@ impl<'a> Validator<'a> {
             login,
             store,
             admin_token: self.admin_token(raw_server.as_ref()),
+            remote_jwks,
         })
     }
 
@@ -564,6 +568,7 @@ impl<'a> Validator<'a> {
             iss: raw.issuer.clone(),
             audience: raw.audience.clone(),
             keys,
+            remote: None,
             claim_paths: ClaimPaths::default(),
             own: true,
         };
@@ -591,6 +596,56 @@ impl<'a> Validator<'a> {
             return false;
         }
         true
+    }
+
+    /// A `jwks_url`: checked here, fetched at run time (never by `check`). The running config's
+    /// key set is kept when the source is unchanged.
+    fn remote_jwks(
+        &self,
+        raw: &RawTrustedIssuer,
+        url: &str,
+        algorithms: Option<Vec<Algorithm>>,
+        p: &KeyPath,
+    ) -> Option<Arc<RemoteJwks>> {
+        let parsed = match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => u,
+            _ => {
+                self.err(p, "must be an https:// (or http://) URL");
+                return None;
+            }
+        };
+        if parsed.scheme() == "http" {
+            let loopback = match parsed.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                None => false,
+            };
+            if !loopback {
+                self.warn(
+                    p,
+                    "plain http: the keys can be swapped on the way; use https",
+                );
+            }
+        }
+        let refresh = self
+            .duration(
+                &p.parent().key("jwks_refresh"),
+                raw.jwks_refresh.as_deref(),
+                "10m",
+            )
+            .as_secs();
+        let kept = self.previous.and_then(|c| {
+            c.remote_jwks
+                .iter()
+                .find(|r| r.issuer == raw.issuer && r.same_source(url, &algorithms, refresh))
+                .cloned()
+        });
+        Some(
+            kept.unwrap_or_else(|| {
+                Arc::new(RemoteJwks::new(&raw.issuer, url, algorithms, refresh))
+            }),
+        )
     }
 
     fn trusted_issuer(&self, raw: &RawTrustedIssuer, p: &KeyPath) -> Option<Issuer> {
@@ -649,13 +704,10 @@ impl<'a> Validator<'a> {
             };
             Some(algs)
         };
+        let mut remote = None;
         let keys = if let Some(url) = &raw.jwks_url {
-            let _ = url;
-            self.err(
-                &p.key("jwks_url"),
-                "jwks_url is not supported by this version yet; use jwks_file or public_key_file",
-            );
-            return None;
+            remote = Some(self.remote_jwks(raw, url, algorithms, &p.key("jwks_url"))?);
+            Vec::new()
         } else if let Some(secret) = &raw.secret {
             let kp = p.key("secret");
             if !self.check_secret(&kp, secret) {
@@ -709,6 +761,7 @@ impl<'a> Validator<'a> {
             iss: raw.issuer.clone(),
             audience: raw.audience.clone(),
             keys,
+            remote,
             claim_paths: ClaimPaths {
                 roles: claim_path(&raw.roles_claim, "roles"),
                 permissions: claim_path(&raw.permissions_claim, "permissions"),

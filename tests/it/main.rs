@@ -5,6 +5,7 @@ mod support;
 mod admin;
 mod apikey;
 mod cli;
+mod jwks;
 mod jwt;
 mod login;
 mod pipeline;

@@ -1,0 +1,196 @@
+//! Keys of a trusted issuer fetched from its `jwks_url`: at start (readiness waits for the
+//! first fetch), every `jwks_refresh`, and again when a token names a `kid` we do not know
+//! (one fetch at a time, at most once per 10 s). A failed fetch keeps the last good keys and
+//! is retried with backoff. The schedule reads the gateway's clock, so tests move it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::Algorithm;
+
+use super::keys::{keys_from_jwks, VerifyKey};
+use crate::clock::Clock;
+
+/// An unknown kid fetches again at most this often.
+pub const MIN_REFETCH: u64 = 10;
+/// A JWKS document larger than this is refused.
+const MAX_DOCUMENT: usize = 1024 * 1024;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct RemoteJwks {
+    pub issuer: String,
+    pub url: String,
+    pub algorithms: Option<Vec<Algorithm>>,
+    /// Seconds between scheduled fetches.
+    pub refresh: u64,
+    keys: ArcSwap<Vec<VerifyKey>>,
+    fetched: AtomicBool,
+    /// A token named an unknown kid.
+    wanted: AtomicBool,
+    schedule: Mutex<Schedule>,
+}
+
+#[derive(Debug, Default)]
+struct Schedule {
+    /// Clock seconds of the last attempt and of the last success (0: never).
+    last_attempt: u64,
+    last_success: u64,
+    /// Failures in a row, for the backoff.
+    failures: u32,
+}
+
+impl std::fmt::Debug for RemoteJwks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteJwks")
+            .field("issuer", &self.issuer)
+            .field("url", &self.url)
+            .field("keys", &self.keys.load().len())
+            .finish()
+    }
+}
+
+impl RemoteJwks {
+    pub fn new(issuer: &str, url: &str, algorithms: Option<Vec<Algorithm>>, refresh: u64) -> Self {
+        RemoteJwks {
+            issuer: issuer.to_string(),
+            url: url.to_string(),
+            algorithms,
+            refresh: refresh.max(1),
+            keys: ArcSwap::from_pointee(Vec::new()),
+            fetched: AtomicBool::new(false),
+            wanted: AtomicBool::new(false),
+            schedule: Mutex::default(),
+        }
+    }
+
+    /// The current keys (the last good fetch).
+    pub fn keys(&self) -> Arc<Vec<VerifyKey>> {
+        self.keys.load_full()
+    }
+
+    /// Fetched at least once.
+    pub fn is_ready(&self) -> bool {
+        self.fetched.load(Ordering::Acquire)
+    }
+
+    /// Called when a token names a kid none of the keys has.
+    pub fn want_refresh(&self) {
+        self.wanted.store(true, Ordering::Release);
+    }
+
+    /// Whether a fetch is due at `now` (clock seconds).
+    pub fn is_due(&self, now: u64) -> bool {
+        let s = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
+        if s.last_attempt == 0 {
+            return true;
+        }
+        if s.failures > 0 {
+            // 1, 2, 4 ... s, never longer than the refresh interval.
+            let backoff = (1u64 << s.failures.min(10)).min(self.refresh);
+            return now >= s.last_attempt + backoff;
+        }
+        let since = now.saturating_sub(s.last_attempt);
+        since >= self.refresh || (self.wanted.load(Ordering::Acquire) && since >= MIN_REFETCH)
+    }
+
+    /// Fetches and, if the document is good, swaps the keys in.
+    pub async fn fetch(&self, client: &reqwest::Client, now: u64) {
+        self.wanted.store(false, Ordering::Release);
+        let result = self.download(client).await;
+        let mut s = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
+        s.last_attempt = now;
+        match result {
+            Ok(keys) => {
+                if s.failures > 0 {
+                    tracing::info!(issuer = %self.issuer, keys = keys.len(), "JWKS fetched again");
+                } else {
+                    tracing::debug!(issuer = %self.issuer, keys = keys.len(), "JWKS fetched");
+                }
+                self.keys.store(Arc::new(keys));
+                self.fetched.store(true, Ordering::Release);
+                s.failures = 0;
+                s.last_success = now;
+            }
+            Err(e) => {
+                s.failures += 1;
+                if s.failures == 1 {
+                    tracing::warn!(
+                        issuer = %self.issuer,
+                        url = %self.url,
+                        error = %e,
+                        kept = self.keys.load().len(),
+                        "JWKS fetch failed: the last good keys stay"
+                    );
+                }
+            }
+        }
+    }
+
+    async fn download(&self, client: &reqwest::Client) -> Result<Vec<VerifyKey>, String> {
+        let response = client
+            .get(&self.url)
+            .timeout(FETCH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("status {}", response.status()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_DOCUMENT as u64)
+        {
+            return Err("document too large".into());
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("reading the body: {e}"))?;
+        if body.len() > MAX_DOCUMENT {
+            return Err("document too large".into());
+        }
+        keys_from_jwks(&body, self.algorithms.as_deref())
+    }
+
+    /// A reloaded config keeps the keys of an unchanged source.
+    pub fn same_source(
+        &self,
+        url: &str,
+        algorithms: &Option<Vec<Algorithm>>,
+        refresh: u64,
+    ) -> bool {
+        self.url == url && &self.algorithms == algorithms && self.refresh == refresh.max(1)
+    }
+}
+
+/// The HTTP client for every JWKS fetch: rustls, the system's roots, no redirects to other
+/// schemes.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("a TLS client with the default settings builds")
+}
+
+/// Fetches every remote JWKS of the current config when due.
+pub async fn run(
+    config: Arc<ArcSwap<crate::config::Config>>,
+    clock: Clock,
+    mut shutdown: pingora::server::ShutdownWatch,
+) {
+    let client = client();
+    loop {
+        let now = clock.now();
+        let sets = config.load().remote_jwks.clone();
+        for set in sets.iter().filter(|s| s.is_due(now)) {
+            set.fetch(&client, now).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

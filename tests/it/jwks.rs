@@ -1,0 +1,256 @@
+//! `jwks_url`: keys fetched from a local JWKS server at start, picked up again on an unknown
+//! kid, kept when the server goes down; readiness waits for the first fetch.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::support::*;
+
+/// A JWKS endpoint whose answer the test sets (status and body); counts its requests.
+struct JwksServer {
+    addr: SocketAddr,
+    answer: Arc<Mutex<(u16, String)>>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl JwksServer {
+    async fn start(status: u16, body: String) -> JwksServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = Arc::new(Mutex::new((status, body)));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (a, h) = (answer.clone(), hits.clone());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let (a, h) = (a.clone(), h.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let _ = s.read(&mut buf).await;
+                    h.fetch_add(1, Ordering::SeqCst);
+                    let (status, body) = a.lock().unwrap().clone();
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(body.as_bytes()).await;
+                });
+            }
+        });
+        JwksServer { addr, answer, hits }
+    }
+
+    fn set(&self, status: u16, body: String) {
+        *self.answer.lock().unwrap() = (status, body);
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+fn private(name: &str) -> EncodingKey {
+    EncodingKey::from_rsa_pem(&key(name)).unwrap()
+}
+
+fn jwks(keys: &[(&str, &str)]) -> String {
+    let keys: Vec<Jwk> = keys
+        .iter()
+        .map(|(file, kid)| {
+            let mut jwk = Jwk::from_encoding_key(&private(file), Algorithm::RS256).unwrap();
+            jwk.common.key_id = Some(kid.to_string());
+            jwk
+        })
+        .collect();
+    serde_json::to_string(&JwkSet { keys }).unwrap()
+}
+
+fn token(file: &str, kid: &str) -> String {
+    let mut claims = access_claims("idp-user", &["viewer"]);
+    claims.insert("iss".into(), json!("remote-idp"));
+    claims.remove("typ");
+    bearer(&sign(Algorithm::RS256, &private(file), Some(kid), &claims))
+}
+
+fn config(server: &JwksServer) -> String {
+    format!(
+        r#"
+[server]
+listen = ["{{LISTEN}}"]
+admin_listen = "{{ADMIN}}"
+threads = 1
+
+[tokens]
+issuer = "portcullis"
+secret = "{HS_SECRET}"
+
+[[tokens.trusted_issuers]]
+issuer = "remote-idp"
+audience = "api"
+jwks_url = "http://{}/jwks"
+jwks_refresh = "1m"
+algorithms = ["RS256"]
+
+[roles]
+viewer = {{}}
+
+[[upstreams]]
+name = "echo"
+targets = ["{{UPSTREAM}}"]
+
+[[routes]]
+path = "/api/**"
+upstream = "echo"
+roles_any = ["viewer"]
+"#,
+        server.addr
+    )
+}
+
+async fn status(gw: &Gateway, auth: &str) -> u16 {
+    gw.get("/api/x", &[("Authorization", auth)]).await.status
+}
+
+/// Polls until `cond` holds (the fetcher runs every 100 ms), at most 5 s.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut cond: impl FnMut() -> F,
+) {
+    for _ in 0..500 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("never: {what}");
+}
+
+async fn ready(gw: &Gateway) -> bool {
+    gw.admin_request("GET", "/readyz", &[], "").await.status == 200
+}
+
+#[tokio::test]
+async fn keys_rotate_unknown_kids_are_fetched_and_an_outage_keeps_the_old_keys() {
+    let server = JwksServer::start(200, jwks(&[("rsa_private.pem", "a")])).await;
+    let gw = Gateway::start_frozen(&config(&server), start_echo().await, &[]).await;
+    eventually("ready", || ready(&gw)).await;
+    let token_a = token("rsa_private.pem", "a");
+    assert_eq!(status(&gw, &token_a).await, 200);
+
+    // The issuer rotates to key b. A token with kid b is unknown until the next fetch, which
+    // an unknown kid may ask for at most every 10 s.
+    server.set(200, jwks(&[("rsa2_private.pem", "b")]));
+    let token_b = token("rsa2_private.pem", "b");
+    let r = gw.get("/api/x", &[("Authorization", &token_b)]).await;
+    assert_eq!(
+        r.assert_refusal(401, "invalid_token")["error_description"],
+        "unknown key id"
+    );
+    let hits = server.hits();
+    gw.advance_clock(11);
+    eventually("kid b picked up", || async {
+        status(&gw, &token_b).await == 200
+    })
+    .await;
+    assert_eq!(server.hits(), hits + 1, "one fetch");
+    assert_eq!(status(&gw, &token_a).await, 401, "key a left the set");
+
+    // The server goes down: the refresh fails, the last good keys stay.
+    server.set(503, "{}".into());
+    let hits = server.hits();
+    gw.advance_clock(61);
+    eventually("a refresh attempt", || async { server.hits() > hits }).await;
+    assert_eq!(status(&gw, &token_b).await, 200);
+    assert!(ready(&gw).await, "still ready on the last good keys");
+    let logs = gw
+        .wait_for_log("JWKS fetch failed: the last good keys stay", 1)
+        .await;
+    assert!(logs.contains("status 503"), "{logs}");
+    // A forged token with a known kid is still refused.
+    let forged = token("rsa_private.pem", "b");
+    assert_eq!(status(&gw, &forged).await, 401);
+}
+
+#[tokio::test]
+async fn readiness_waits_for_the_first_fetch() {
+    let server = JwksServer::start(503, "{}".into()).await;
+    let gw = Gateway::start_frozen(&config(&server), start_echo().await, &[]).await;
+    eventually("a first attempt", || async { server.hits() > 0 }).await;
+    let r = gw.admin_request("GET", "/readyz", &[], "").await;
+    assert_eq!(r.status, 503);
+    let reasons = r.json()["reasons"].to_string();
+    assert!(
+        reasons.contains("jwks") && reasons.contains("remote-idp"),
+        "{reasons}"
+    );
+    let token_a = token("rsa_private.pem", "a");
+    assert_eq!(status(&gw, &token_a).await, 401);
+    // Up again: the retry (with backoff on the gateway's clock) fetches it.
+    server.set(200, jwks(&[("rsa_private.pem", "a")]));
+    gw.advance_clock(5);
+    eventually("ready", || ready(&gw)).await;
+    assert_eq!(status(&gw, &token_a).await, 200);
+}
+
+#[test]
+fn check_validates_jwks_urls_without_fetching() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        r#"[server]
+listen = ["127.0.0.1:8080"]
+
+[tokens]
+issuer = "p"
+secret = "it-secret-0123456789-0123456789-0123456789"
+
+[[tokens.trusted_issuers]]
+issuer = "a"
+jwks_url = "ftp://idp.example.com/keys"
+
+[[tokens.trusted_issuers]]
+issuer = "b"
+jwks_url = "http://idp.example.com/keys"
+jwks_refresh = "soon"
+"#,
+    )
+    .unwrap();
+    let out = cli(&["check", "-c", &path.to_string_lossy()], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for e in [
+        "gateway.toml:10:12: tokens.trusted_issuers[0].jwks_url: must be an https:// (or http://) URL",
+        "gateway.toml:15:16: tokens.trusted_issuers[1].jwks_refresh:",
+    ] {
+        assert!(stderr.contains(e), "missing `{e}` in:\n{stderr}");
+    }
+    std::fs::write(
+        &path,
+        r#"[server]
+listen = ["127.0.0.1:8080"]
+
+[tokens]
+issuer = "p"
+secret = "it-secret-0123456789-0123456789-0123456789"
+
+[[tokens.trusted_issuers]]
+issuer = "b"
+jwks_url = "http://idp.example.com/keys"
+"#,
+    )
+    .unwrap();
+    let out = cli(&["check", "-c", &path.to_string_lossy()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plain http"));
+}
