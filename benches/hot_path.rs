@@ -287,6 +287,7 @@ fn bench(c: &mut Criterion) {
             http::HeaderName::from_static("x-user-email"),
         )],
         forward_credentials: false,
+        internal_token: None,
         all: vec![],
     };
     let mut base = RequestHeader::build("GET", b"/api/v1/users/42/orders/7", None).unwrap();
@@ -296,6 +297,8 @@ fn bench(c: &mut Criterion) {
     base.insert_header("user-agent", "bench").unwrap();
     let fwd = Forwarding {
         session_cookie: None,
+        signer: None,
+        now: now(),
         request_id: "3f0c2b1e-0000-4000-8000-000000000000",
         peer: Some("127.0.0.1".parse().unwrap()),
         peer_trusted: false,

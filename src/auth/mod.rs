@@ -3,6 +3,7 @@
 pub mod apikey;
 pub mod credentials;
 pub mod identity;
+pub mod internal;
 pub mod jwks;
 pub mod jwt;
 pub mod keys;

@@ -142,6 +142,8 @@ pub struct IdentitySettings {
     /// Dotted claim path -> header.
     pub claims: Vec<(Vec<String>, HeaderName)>,
     pub forward_credentials: bool,
+    /// `internal_token`: a signed identity for the upstream.
+    pub internal_token: Option<Arc<crate::auth::internal::InternalToken>>,
     /// Every header above: stripped from each incoming request.
     pub all: Vec<HeaderName>,
 }

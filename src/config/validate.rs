@@ -800,12 +800,33 @@ impl<'a> Validator<'a> {
                 ),
             }
         }
-        if raw.internal_token.is_some() {
-            self.err(
-                &p.key("internal_token"),
-                "internal_token is not supported by this version yet",
-            );
-        }
+        let internal_token = raw.internal_token.as_ref().and_then(|t| {
+            let ip = p.key("internal_token");
+            if !self.table.contains_key("tokens") {
+                self.err(
+                    &ip,
+                    "needs [tokens]: the token is signed with the gateway's key",
+                );
+            }
+            let name = t.header.as_deref().unwrap_or("X-Identity-Token");
+            let header = HeaderName::from_str(name)
+                .map_err(|_| {
+                    self.err(
+                        &ip.key("header"),
+                        format!("`{name}` is not a valid header name"),
+                    )
+                })
+                .ok()?;
+            let ttl = self
+                .duration(&ip.key("ttl"), t.ttl.as_deref(), "60s")
+                .as_secs();
+            if ttl == 0 {
+                self.err(&ip.key("ttl"), "must be at least one second");
+            }
+            Some(Arc::new(crate::auth::internal::InternalToken::new(
+                header, ttl,
+            )))
+        });
         let (subject, roles, permissions, method) = (subject?, roles?, permissions?, method?);
         let mut all = vec![
             subject.clone(),
@@ -814,6 +835,7 @@ impl<'a> Validator<'a> {
             method.clone(),
         ];
         all.extend(claims.iter().map(|(_, h)| h.clone()));
+        all.extend(internal_token.iter().map(|t| t.header.clone()));
         let mut seen = HashSet::new();
         for h in &all {
             if !seen.insert(h.clone()) {
@@ -827,6 +849,7 @@ impl<'a> Validator<'a> {
             method,
             claims,
             forward_credentials: raw.forward_credentials,
+            internal_token,
             all,
         })
     }

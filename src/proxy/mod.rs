@@ -233,6 +233,8 @@ impl ProxyHttp for Gateway {
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let forwarding = Forwarding {
             request_id: &ctx.request_id,
+            signer: ctx.config.signer.as_ref(),
+            now: self.clock.now(),
             session_cookie: ctx.config.session_cookie(),
             peer: session
                 .client_addr()

@@ -198,6 +198,9 @@ pub fn authorize(
 /// What step 11 writes: facts gathered by the earlier steps.
 pub struct Forwarding<'a> {
     pub request_id: &'a str,
+    /// Signs `internal_token`s; `now` dates them.
+    pub signer: Option<&'a crate::auth::jwt::Signer>,
+    pub now: u64,
     /// The session cookie's name, when login cookies are configured: removed like any
     /// credential.
     pub session_cookie: Option<&'a str>,
@@ -219,6 +222,12 @@ pub fn rewrite_upstream_request(
     }
     if let Some(id) = f.identity {
         set_identity(req, ids, id)?;
+        if let (Some(internal), Some(signer)) = (&ids.internal_token, f.signer) {
+            match internal.token(signer, id, f.now) {
+                Ok(token) => insert_checked(req, &internal.header, &token)?,
+                Err(e) => tracing::error!(error = %e, "could not sign the internal identity token"),
+            }
+        }
     }
     req.insert_header(X_REQUEST_ID, f.request_id)?;
 

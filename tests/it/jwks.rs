@@ -254,3 +254,83 @@ jwks_url = "http://idp.example.com/keys"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("plain http"));
 }
+
+#[tokio::test]
+async fn the_internal_token_carries_the_identity_and_verifies_with_the_jwks() {
+    let toml = format!(
+        r#"
+[server]
+listen = ["{{LISTEN}}"]
+threads = 1
+
+[tokens]
+issuer = "portcullis"
+algorithm = "RS256"
+private_key_file = "{{KEYS}}/rsa_private.pem"
+key_id = "gw-1"
+
+[roles]
+viewer = {{ permissions = ["orders:read"] }}
+
+[identity]
+internal_token = {{ header = "X-Identity-Token", ttl = "60s" }}
+
+[[upstreams]]
+name = "echo"
+targets = ["{{UPSTREAM}}"]
+
+[[routes]]
+path = "/api/**"
+upstream = "echo"
+roles_any = ["viewer"]
+"#
+    );
+    let gw = Gateway::start(&toml, start_echo().await).await;
+    let out = cli(
+        &[
+            "token",
+            "--sub",
+            "alice",
+            "--roles",
+            "viewer",
+            "-c",
+            &gw.config_path().to_string_lossy(),
+        ],
+        None,
+    );
+    let access = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let echo = gw
+        .get(
+            "/api/x",
+            &[
+                ("Authorization", &bearer(&access)),
+                ("X-Identity-Token", "spoofed"),
+            ],
+        )
+        .await
+        .echo();
+    let internal = &echo.headers["x-identity-token"];
+    assert_eq!(internal.len(), 1, "the client's copy was removed");
+    let internal = internal[0].clone();
+    assert_ne!(internal, "spoofed");
+
+    let set: JwkSet =
+        serde_json::from_slice(&gw.get("/.well-known/jwks.json", &[]).await.body).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(set.find("gw-1").unwrap()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+    v.set_audience(&["internal"]);
+    v.set_issuer(&["portcullis"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&internal, &key, &v)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["typ"], "identity");
+    assert_eq!(claims["roles"], json!(["viewer"]));
+    assert_eq!(claims["permissions"], json!(["orders:read"]));
+    let life = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(life, 60);
+    // It is never an access token.
+    gw.get("/api/x", &[("Authorization", &bearer(&internal))])
+        .await
+        .assert_refusal(401, "invalid_token");
+}
