@@ -257,35 +257,33 @@ jwks_url = "http://idp.example.com/keys"
 
 #[tokio::test]
 async fn the_internal_token_carries_the_identity_and_verifies_with_the_jwks() {
-    let toml = format!(
-        r#"
+    let toml = r#"
 [server]
-listen = ["{{LISTEN}}"]
+listen = ["{LISTEN}"]
 threads = 1
 
 [tokens]
 issuer = "portcullis"
 algorithm = "RS256"
-private_key_file = "{{KEYS}}/rsa_private.pem"
+private_key_file = "{KEYS}/rsa_private.pem"
 key_id = "gw-1"
 
 [roles]
-viewer = {{ permissions = ["orders:read"] }}
+viewer = { permissions = ["orders:read"] }
 
 [identity]
-internal_token = {{ header = "X-Identity-Token", ttl = "60s" }}
+internal_token = { header = "X-Identity-Token", ttl = "60s" }
 
 [[upstreams]]
 name = "echo"
-targets = ["{{UPSTREAM}}"]
+targets = ["{UPSTREAM}"]
 
 [[routes]]
 path = "/api/**"
 upstream = "echo"
 roles_any = ["viewer"]
-"#
-    );
-    let gw = Gateway::start(&toml, start_echo().await).await;
+"#;
+    let gw = Gateway::start(toml, start_echo().await).await;
     let out = cli(
         &[
             "token",
