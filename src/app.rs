@@ -1,6 +1,7 @@
 //! Builds the Pingora server from a validated config: listeners, the proxy, background work.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
 use crate::admin::AdminApp;
+use crate::cli::RunArgs;
 use crate::clock::{Clock, TEST_CLOCK_ENV};
 use crate::config::{Backend, Config};
 use crate::login::password::PasswordPool;
@@ -19,17 +21,27 @@ use crate::reload::Reloader;
 use crate::store::{MemoryStore, RedisStore, Store};
 
 /// Runs the gateway until the process is told to stop. Never returns.
-pub fn run(config: Config) -> ! {
+pub fn run(config: Config, args: &RunArgs) -> ! {
     let conf = ServerConf {
         threads: config
             .server
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(10),
+        // SIGTERM: stop accepting, let requests in flight finish (up to this long), exit. The
+        // drain service below exits as soon as none is left, rather than waiting it out.
+        grace_period_seconds: Some(DRAIN_FOR.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(5),
+        pid_file: args.pid_file.to_string_lossy().into_owned(),
+        upgrade_sock: args.upgrade_sock.to_string_lossy().into_owned(),
+        daemon: args.daemon,
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
+    let opt = Opt {
+        upgrade: args.upgrade,
+        daemon: args.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
     crate::metrics::metrics();
@@ -51,11 +63,13 @@ pub fn run(config: Config) -> ! {
     bind_global_limits(&config, &store);
     let clock_for_admin = clock.clone();
     let clock_for_jwks = clock.clone();
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let gateway = Gateway {
         config: Arc::new(ArcSwap::from_pointee(config)),
         store: store.clone(),
         passwords: password_pool(),
         clock,
+        in_flight: in_flight.clone(),
     };
     let snapshot = gateway.config.clone();
     let admin_listen = snapshot.load().server.admin_listen;
@@ -103,6 +117,7 @@ pub fn run(config: Config) -> ! {
     if let Some(redis) = redis {
         server.add_service(background_service("redis sync", RedisSync { redis }));
     }
+    server.add_service(background_service("drain", Drain { in_flight }));
     server.add_service(background_service(
         "jwks",
         JwksFetcher {
@@ -133,6 +148,32 @@ pub fn bind_global_limits(config: &Config, store: &Arc<dyn Store>) {
     if let Some(shared) = store.clone().shared_buckets() {
         for policy in &config.rate_limits {
             policy.bind(&shared);
+        }
+    }
+}
+
+/// The longest a SIGTERM waits for requests in flight.
+const DRAIN_FOR: Duration = Duration::from_secs(30);
+
+/// After SIGTERM (listeners closed), exits once no request is in flight.
+struct Drain {
+    in_flight: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl BackgroundService for Drain {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+        loop {
+            let n = self.in_flight.load(Ordering::Acquire);
+            if n == 0 {
+                tracing::info!("shutdown: no request in flight, exiting");
+                std::process::exit(0);
+            }
+            tracing::debug!(in_flight = n, "shutdown: waiting for requests in flight");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -35,7 +35,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway (the default).
-    Run,
+    Run(RunArgs),
     /// Validate the config and every file it references.
     Check,
     /// Print a new API key, then the `[[api_keys]]` block holding only its SHA-256.
@@ -66,4 +66,21 @@ pub enum Command {
         #[arg(long)]
         ttl: Option<String>,
     },
+}
+
+/// How `run` starts: in the foreground by default; `-d` and `-u` are for a graceful binary
+/// upgrade under systemd (README, "Operations").
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// Take the listening sockets over from the running instance (then send it SIGQUIT).
+    #[arg(short = 'u', long)]
+    pub upgrade: bool,
+    /// Run in the background, writing `--pid-file` (systemd `Type=forking`).
+    #[arg(short = 'd', long)]
+    pub daemon: bool,
+    #[arg(long, default_value = "/tmp/portcullis.pid")]
+    pub pid_file: PathBuf,
+    /// Where the old and the new instance hand the listening sockets over.
+    #[arg(long, default_value = "/tmp/portcullis_upgrade.sock")]
+    pub upgrade_sock: PathBuf,
 }

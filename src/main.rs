@@ -12,8 +12,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => {
+    match cli.command.unwrap_or(Command::Run(Default::default())) {
+        Command::Run(run) => {
             init_tracing(cli.log_format);
             let loaded = match config::load(&cli.config) {
                 Ok(l) => l,
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
             for w in &loaded.warnings {
                 tracing::warn!(warning = %w, "config warning");
             }
-            portcullis::app::run(loaded.config)
+            portcullis::app::run(loaded.config, &run)
         }
         Command::Check => check(&cli.config),
         Command::Token { sub, roles, ttl } => token(&cli.config, &sub, &roles, ttl.as_deref()),

@@ -6,6 +6,7 @@ pub mod respond;
 pub mod upstream;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -39,6 +40,24 @@ pub struct Gateway {
     pub store: Arc<dyn Store>,
     pub passwords: PasswordPool,
     pub clock: Clock,
+    /// Requests being served, for a graceful shutdown to wait for.
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a request in flight for as long as its context lives.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Per-request state, set by `request_filter` and read by the later phases.
@@ -61,6 +80,7 @@ pub struct RequestCtx {
     pub builtin: bool,
     /// When the request went upstream, for the upstream latency histogram.
     pub upstream_start: Option<Instant>,
+    _in_flight: InFlight,
 }
 
 /// What the pipeline decided for a request.
@@ -181,6 +201,7 @@ impl ProxyHttp for Gateway {
             refusal: None,
             builtin: false,
             upstream_start: None,
+            _in_flight: InFlight::new(&self.in_flight),
         }
     }
 

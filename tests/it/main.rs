@@ -8,6 +8,7 @@ mod cli;
 mod jwks;
 mod jwt;
 mod login;
+mod logs;
 mod pipeline;
 mod ratelimit;
 mod redis;

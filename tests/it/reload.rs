@@ -219,3 +219,42 @@ async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
     let r = in_flight.await.unwrap();
     assert_eq!((r.status, r.body.as_slice()), (200, &b"held"[..]));
 }
+
+#[tokio::test]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let (held, arrived, release) = held_upstream().await;
+    let route = format!(
+        "\n[[upstreams]]\nname = \"held\"\ntargets = [\"{held}\"]\n\n[[routes]]\nname = \"held\"\npath = \"/held\"\nupstream = \"held\"\nauth = \"none\"\n"
+    );
+    let mut gw = Gateway::start_with_files(
+        &config(&route),
+        start_echo().await,
+        &[("users.toml", &users(""))],
+    )
+    .await;
+    let addr = gw.addr;
+    let in_flight = tokio::spawn(async move {
+        send_raw(
+            addr,
+            b"GET /held HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n",
+        )
+        .await
+    });
+    arrived.await.unwrap();
+    gw.signal(libc::SIGTERM);
+    // Shutting down: no new connections.
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still listening"
+    );
+    release.send(()).unwrap();
+    let r = in_flight.await.unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"held"[..]));
+    assert!(gw.wait_exit().await.success());
+}

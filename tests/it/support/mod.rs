@@ -142,10 +142,25 @@ impl Gateway {
 
     /// Sends SIGHUP: reload the config.
     pub fn sighup(&self) {
+        self.signal(libc::SIGHUP);
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill(2) with a pid this test started and a valid signal number.
         unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP);
+            libc::kill(self.child.id() as libc::pid_t, sig);
         }
+    }
+
+    /// Waits (up to 20 s) for the process to exit.
+    pub async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        for _ in 0..2000 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the gateway did not exit");
     }
 
     /// Waits (up to 10 s) until the gateway's output holds `needle` `times` times.
