@@ -7,6 +7,7 @@
 #   hs256      bearer HS256, role admin           hs256-rl   + a policy keyed by subject
 #   rs256      bearer RS256, role admin           es256      bearer ES256, role admin
 #   apikey     X-API-Key among 10,000 keys        apikey-rl  + a policy keyed by api_key
+#   pingora    not Portcullis: examples/plain_pingora, the framework's floor
 #   *-grl      as *-rl, with the policy's scope = "global" (needs the redis store)
 #   <mode>@redis   the same with [store] backend = "redis": a redis-server of its own, started
 #                  here on the load core (so the rig counts its CPU with the scenario's), or
@@ -15,6 +16,10 @@
 # Limits are set far above the load: they measure the check, they never refuse.
 set -eu
 bin=${PORTCULLIS_BIN:?set PORTCULLIS_BIN to the portcullis binary}
+# The floor: a minimal Pingora proxy (examples/plain_pingora.rs), no auth at all.
+if [ "$GW_MODE" = pingora ]; then
+  exec "$(dirname "$bin")/examples/plain_pingora" "$GW_LISTEN" "$GW_UPSTREAM"
+fi
 dir=${GW_RUN_DIR:-$(mktemp -d)}
 cfg="$dir/gateway.toml"
 secret=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')

@@ -17,7 +17,7 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-(cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream)
+(cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream --example plain_pingora)
 bin=$repo/target/release
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up=$(free_port); gw=$(free_port)

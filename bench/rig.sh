@@ -14,7 +14,7 @@ rig=${RIG:-$repo/../shared/bench}
 
 # PORTCULLIS_BIN=/path/to/portcullis compares another build; by default this tree's, built now.
 if [ -z "${PORTCULLIS_BIN:-}" ]; then
-  (cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream)
+  (cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream --example plain_pingora)
   PORTCULLIS_BIN=$repo/target/release/portcullis
 fi
 export PORTCULLIS_BIN
@@ -25,6 +25,7 @@ mkdir -p "$work"
 (cd "$rig" && tar --exclude=./results --exclude=./.run -cf - .) | (cd "$work" && tar -xf -)
 chmod -R u+w "$work"
 cat >>"$work/scenarios.tsv" <<'TSV'
+pingora-plain     gateway:pingora   18200  none
 gateway-plain-rl  gateway:plain-rl  18200  none
 gateway-apikey-rl gateway:apikey-rl 18200  apikey
 gateway-hs256-rl-redis  gateway:hs256-rl@redis  18200  hs256
@@ -34,5 +35,5 @@ TSV
 
 
 export GATEWAY_CMD="$repo/bench/adapter.sh"
-export SCENARIOS=${SCENARIOS:-'^(gateway-|haproxy-(plain|hs256|apikey)$)'}
+export SCENARIOS=${SCENARIOS:-'^(pingora-plain|gateway-|haproxy-(plain|hs256|rs256|apikey)$)'}
 exec "$work/run.sh"
