@@ -25,6 +25,26 @@ impl AuthMethod {
     }
 }
 
+/// A verified JWT, as the token cache keeps it: what every later request with the same token
+/// needs, computed once (grants included).
+#[derive(Debug)]
+pub struct VerifiedJwt {
+    pub subject: String,
+    pub grants: Arc<Grants>,
+    pub claims: Arc<Map<String, Value>>,
+    pub jti: Option<String>,
+    pub sid: Option<String>,
+    pub iat: Option<u64>,
+    /// The issuer's fetched key set, whose generation the cache entry must match.
+    pub remote: Option<Arc<crate::auth::jwks::RemoteJwks>>,
+}
+
+impl VerifiedJwt {
+    pub fn keys_generation(&self) -> u64 {
+        self.remote.as_ref().map_or(0, |r| r.generation())
+    }
+}
+
 /// A caller whose credential verified.
 #[derive(Debug, Clone)]
 pub struct Identity {

@@ -3,7 +3,7 @@
 //! (one fetch at a time, at most once per 10 s). A failed fetch keeps the last good keys and
 //! is retried with backoff. The schedule reads the gateway's clock, so tests move it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub struct RemoteJwks {
     /// Seconds between scheduled fetches.
     pub refresh: u64,
     keys: ArcSwap<Vec<VerifyKey>>,
+    /// Bumped on every swap: cached verifications made with older keys are void.
+    generation: AtomicU64,
     fetched: AtomicBool,
     /// A token named an unknown kid.
     wanted: AtomicBool,
@@ -59,6 +61,7 @@ impl RemoteJwks {
             algorithms,
             refresh: refresh.max(1),
             keys: ArcSwap::from_pointee(Vec::new()),
+            generation: AtomicU64::new(0),
             fetched: AtomicBool::new(false),
             wanted: AtomicBool::new(false),
             schedule: Mutex::default(),
@@ -68,6 +71,11 @@ impl RemoteJwks {
     /// The current keys (the last good fetch).
     pub fn keys(&self) -> Arc<Vec<VerifyKey>> {
         self.keys.load_full()
+    }
+
+    /// How many times the keys were swapped.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Fetched at least once.
@@ -109,6 +117,7 @@ impl RemoteJwks {
                     tracing::debug!(issuer = %self.issuer, keys = keys.len(), "JWKS fetched");
                 }
                 self.keys.store(Arc::new(keys));
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 self.fetched.store(true, Ordering::Release);
                 s.failures = 0;
                 s.last_success = now;

@@ -96,6 +96,11 @@ impl Verifier {
         self.issuers.is_empty()
     }
 
+    /// The fetched key set of issuer `iss`, if it has one.
+    pub fn remote_keys(&self, iss: &str) -> Option<Arc<RemoteJwks>> {
+        self.issuers.get(iss)?.remote.clone()
+    }
+
     /// Verifies an access token at `now` (seconds since the epoch). The error is the public
     /// description.
     pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, &'static str> {

@@ -52,6 +52,8 @@ pub struct Config {
     pub admin_token: Option<Secret>,
     /// The trusted issuers' `jwks_url` key sets, fetched in the background.
     pub remote_jwks: Vec<Arc<crate::auth::jwks::RemoteJwks>>,
+    /// Verified tokens, by digest. Part of the config: a reload starts it empty.
+    pub token_cache: crate::auth::cache::TokenCache<crate::auth::identity::VerifiedJwt>,
 }
 
 /// A secret from the config: its `Debug` never shows it.

@@ -32,6 +32,9 @@ use crate::proxy::upstream::{HealthCheckSettings, UpstreamPool, UpstreamSettings
 use crate::ratelimit::Policy;
 use rate_limits::Policies;
 
+/// Verified tokens kept per config: enough for the active tokens of a busy deployment.
+const TOKEN_CACHE_CAPACITY: usize = 16_384;
+
 /// A loaded config and the warnings `check` prints.
 pub struct Loaded {
     pub config: Config,
@@ -245,6 +248,7 @@ impl<'a> Validator<'a> {
             store,
             admin_token: self.admin_token(raw_server.as_ref()),
             remote_jwks,
+            token_cache: crate::auth::cache::TokenCache::new(TOKEN_CACHE_CAPACITY),
         })
     }
 

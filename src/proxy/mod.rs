@@ -338,7 +338,7 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .map(|i| i.method.as_str())
             .unwrap_or("");
-        let client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let client_ip = OptionalIp(ctx.client_ip);
         let elapsed = ctx.start.elapsed().as_secs_f64();
         let latency_ms = elapsed * 1000.0;
         record_metrics(ctx, route, status, elapsed);
@@ -350,7 +350,7 @@ impl ProxyHttp for Gateway {
             route,
             status,
             latency_ms,
-            client_ip,
+            client_ip = %client_ip,
             subject,
             auth_method,
         );
@@ -369,7 +369,7 @@ impl ProxyHttp for Gateway {
                     _ => "",
                 },
                 route,
-                client_ip = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                client_ip = %client_ip,
                 request_id = %ctx.request_id,
             );
         }
@@ -400,5 +400,17 @@ fn record_metrics(ctx: &RequestCtx, route: &str, status: u16, elapsed: f64) {
             m.auth_failures.with_label_values(&[r.code()]).inc();
         }
         _ => {}
+    }
+}
+
+/// The client IP as a log field, formatted only when the event is written.
+struct OptionalIp(Option<IpAddr>);
+
+impl std::fmt::Display for OptionalIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
     }
 }

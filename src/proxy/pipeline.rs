@@ -8,7 +8,9 @@ use http::header::{COOKIE, HOST};
 use http::{HeaderMap, HeaderValue, Method};
 use pingora::http::RequestHeader;
 
+use crate::auth::cache::{CachedToken, TokenCache};
 use crate::auth::credentials::{self, Credential};
+use crate::auth::identity::VerifiedJwt;
 use crate::auth::identity::{claim_as_segment, claim_header_value};
 use crate::auth::{AuthMethod, Identity};
 use crate::config::{Config, IdentitySettings, OnFailure};
@@ -136,19 +138,62 @@ fn verify_jwt(
     now: u64,
     method: AuthMethod,
 ) -> Result<Identity, GatewayError> {
-    let verified = config
-        .verifier
-        .verify(token, now)
-        .map_err(GatewayError::InvalidToken)?;
-    if store.is_revoked(&TokenFacts::of(&verified).presented(&verified.subject)) {
+    let key = TokenCache::<VerifiedJwt>::key(token);
+    let verified = match config
+        .token_cache
+        .get(&key, now, VerifiedJwt::keys_generation)
+    {
+        Some(hit) => hit,
+        None => {
+            let token = config
+                .verifier
+                .verify(token, now)
+                .map_err(GatewayError::InvalidToken)?;
+            let facts = TokenFacts::of(&token);
+            let dies_at = facts.exp.unwrap_or(now) + config.verifier.leeway;
+            let remote = token
+                .claims
+                .get("iss")
+                .and_then(|v| v.as_str())
+                .and_then(|iss| config.verifier.remote_keys(iss));
+            let value = VerifiedJwt {
+                jti: facts.jti.map(str::to_string),
+                sid: facts.sid.map(str::to_string),
+                iat: facts.iat,
+                grants: Arc::new(config.roles.grants(&token.roles, &token.permissions)),
+                subject: token.subject,
+                claims: Arc::new(token.claims),
+                remote,
+            };
+            let keys_generation = value.keys_generation();
+            config.token_cache.insert(
+                key,
+                CachedToken {
+                    value,
+                    dies_at,
+                    keys_generation,
+                },
+                now,
+            )
+        }
+    };
+    let v = &verified.value;
+    // Revocation is never cached: checked on every request.
+    let presented = Presented {
+        jti: v.jti.as_deref(),
+        sid: v.sid.as_deref(),
+        subject: &v.subject,
+        iat: v.iat,
+        api_key: None,
+    };
+    if store.is_revoked(&presented) {
         return Err(GatewayError::InvalidToken("token revoked"));
     }
-    let grants = Arc::new(config.roles.grants(&verified.roles, &verified.permissions));
     Ok(Identity {
-        subject: verified.subject,
+        subject: v.subject.clone(),
         method,
-        grants,
-        claims: Arc::new(verified.claims),
+        grants: v.grants.clone(),
+        claims: v.claims.clone(),
         api_key: None,
     })
 }

@@ -290,3 +290,45 @@ async fn jku_is_never_fetched() {
         "the gateway connected to the jku/x5u URL"
     );
 }
+
+/// A verified token is cached by its digest (issue 7): a second use must still expire on time,
+/// and a token differing in any byte is verified afresh.
+#[tokio::test]
+async fn cached_tokens_still_expire_and_near_misses_are_verified_afresh() {
+    let gw = Gateway::start_frozen(CONFIG, start_echo().await, &[]).await;
+    let now = gw.clock_now();
+    let mut own = access_claims("alice", &["viewer"]);
+    own.insert("exp".into(), json!(now + 60));
+    let own = hs_token(&own);
+    let mut rsa = idp_claims("rsa-idp", "r1");
+    rsa.insert("realm_access".into(), json!({"roles": ["viewer"]}));
+    rsa.insert("exp".into(), json!(now + 60));
+    let rsa = sign(
+        Algorithm::RS256,
+        &EncodingKey::from_rsa_pem(&key("rsa_private.pem")).unwrap(),
+        None,
+        &rsa,
+    );
+    for t in [&own, &rsa] {
+        for _ in 0..3 {
+            assert_eq!(status_with(&gw, t).await, 200);
+        }
+        // One changed signature byte: refused, though the rest is a cached token.
+        let mut forged = t.clone();
+        let last = forged.pop().unwrap();
+        forged.push(if last == 'A' { 'B' } else { 'A' });
+        assert_eq!(status_with(&gw, &forged).await, 401);
+        assert_eq!(status_with(&gw, t).await, 200);
+    }
+    // Past exp + 30 s leeway: both refused though both were cached.
+    gw.advance_clock(91);
+    for t in [&own, &rsa] {
+        let r = gw
+            .get("/api/orders", &[("Authorization", &bearer(t))])
+            .await;
+        assert_eq!(
+            r.assert_refusal(401, "invalid_token")["error_description"],
+            "token expired"
+        );
+    }
+}
