@@ -295,11 +295,12 @@ fn bench(c: &mut Criterion) {
     base.insert_header("authorization", format!("Bearer {hs}"))
         .unwrap();
     base.insert_header("user-agent", "bench").unwrap();
+    let request_id = http::HeaderValue::from_static("3f0c2b1e-0000-4000-8000-000000000000");
     let fwd = Forwarding {
         session_cookie: None,
         signer: None,
         now: now(),
-        request_id: "3f0c2b1e-0000-4000-8000-000000000000",
+        request_id: Some(&request_id),
         peer: Some("127.0.0.1".parse().unwrap()),
         peer_trusted: false,
         tls: false,

@@ -3,6 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
+use http::HeaderValue;
+
 /// Every role's effective roles (itself and all it inherits) and their permissions.
 #[derive(Debug, Default, Clone)]
 pub struct RoleGraph {
@@ -21,8 +23,17 @@ pub struct Grants {
     pub roles: BTreeSet<String>,
     pub permissions: BTreeSet<String>,
     /// The comma-joined forms the identity headers carry, made on first use: an API key's
-    /// grants are shared by all of its requests, so they are joined once.
-    joined: OnceLock<(String, String)>,
+    /// grants (and a cached token's) are shared by all of its requests, so they are joined once.
+    joined: OnceLock<Joined>,
+}
+
+#[derive(Debug, Clone)]
+struct Joined {
+    roles: String,
+    permissions: String,
+    /// The same as header values (`None` if one cannot be: a control character in a name).
+    roles_value: Option<HeaderValue>,
+    permissions_value: Option<HeaderValue>,
 }
 
 impl PartialEq for Grants {
@@ -44,19 +55,36 @@ impl Grants {
 
     /// The effective roles, sorted and comma-separated.
     pub fn roles_joined(&self) -> &str {
-        &self.joined().0
+        &self.joined().roles
     }
 
     /// The permissions, sorted and comma-separated.
     pub fn permissions_joined(&self) -> &str {
-        &self.joined().1
+        &self.joined().permissions
     }
 
-    fn joined(&self) -> &(String, String) {
+    /// [`Self::roles_joined`] as a header value.
+    pub fn roles_value(&self) -> Option<&HeaderValue> {
+        self.joined().roles_value.as_ref()
+    }
+
+    /// [`Self::permissions_joined`] as a header value.
+    pub fn permissions_value(&self) -> Option<&HeaderValue> {
+        self.joined().permissions_value.as_ref()
+    }
+
+    fn joined(&self) -> &Joined {
         let join =
             |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(",");
-        self.joined
-            .get_or_init(|| (join(&self.roles), join(&self.permissions)))
+        self.joined.get_or_init(|| {
+            let (roles, permissions) = (join(&self.roles), join(&self.permissions));
+            Joined {
+                roles_value: HeaderValue::from_str(&roles).ok(),
+                permissions_value: HeaderValue::from_str(&permissions).ok(),
+                roles,
+                permissions,
+            }
+        })
     }
 
     pub fn has_permission(&self, p: &str) -> bool {

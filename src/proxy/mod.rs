@@ -13,7 +13,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::header::CACHE_CONTROL;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -66,6 +66,8 @@ pub struct RequestCtx {
     pub config: Arc<Config>,
     pub start: Instant,
     pub request_id: String,
+    /// The same as a header value, made once for the upstream request and the response.
+    pub request_id_value: Option<HeaderValue>,
     pub client_ip: Option<IpAddr>,
     pub peer_trusted: bool,
     /// The normalised path (step 4).
@@ -175,10 +177,9 @@ impl Gateway {
         ctx.identity = identity;
 
         // The upstream sees the normalised path, less `strip_prefix`.
-        let query = req.uri.query().map(str::to_string);
-        let uri = pipeline::upstream_uri(route, &path, query.as_deref())
-            .ok_or(GatewayError::InvalidRequest("malformed request target"))?;
-        session.req_header_mut().set_uri(uri);
+        if let Some(uri) = pipeline::upstream_uri(route, req.raw_path(), &path, req.uri.query()) {
+            session.req_header_mut().set_uri(uri?);
+        }
         Ok(Decision::Forward)
     }
 }
@@ -192,6 +193,7 @@ impl ProxyHttp for Gateway {
             config: self.config.load_full(),
             start: Instant::now(),
             request_id: String::new(),
+            request_id_value: None,
             client_ip: None,
             peer_trusted: false,
             path: None,
@@ -218,6 +220,8 @@ impl ProxyHttp for Gateway {
                 .get(X_REQUEST_ID)
                 .map(|v| v.as_bytes()),
         );
+        // Visible ASCII by construction (a client's is checked, ours is a UUID).
+        ctx.request_id_value = HeaderValue::from_str(&ctx.request_id).ok();
         let mut response = match self.decide(session, ctx).await {
             Ok(Decision::Forward) => return Ok(false),
             Ok(Decision::Respond(resp)) => resp,
@@ -226,7 +230,11 @@ impl ProxyHttp for Gateway {
                 LocalResponse::refusal(&refusal, &ctx.request_id)
             }
         };
-        response.headers.extend(ctx.rate_limit.headers());
+        let limits = ctx.rate_limit.headers().into_iter();
+        response.headers.extend(limits.map(|(name, value)| {
+            // Made from digits: always visible ASCII.
+            (name, value.to_str().unwrap_or_default().to_string())
+        }));
         respond::write(session, response, &ctx.request_id).await?;
         Ok(true)
     }
@@ -253,7 +261,7 @@ impl ProxyHttp for Gateway {
         ctx.upstream_start = Some(Instant::now());
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let forwarding = Forwarding {
-            request_id: &ctx.request_id,
+            request_id: ctx.request_id_value.as_ref(),
             signer: ctx.config.signer.as_ref(),
             now: self.clock.now(),
             session_cookie: ctx.config.session_cookie(),
@@ -280,7 +288,9 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[route.upstream.name()])
                 .observe(start.elapsed().as_secs_f64());
         }
-        upstream_response.insert_header(X_REQUEST_ID, &ctx.request_id)?;
+        if let Some(id) = &ctx.request_id_value {
+            upstream_response.insert_header(X_REQUEST_ID, id.clone())?;
+        }
         for (name, value) in ctx.rate_limit.headers() {
             upstream_response.insert_header(name, value)?;
         }

@@ -242,7 +242,7 @@ pub fn authorize(
 
 /// What step 11 writes: facts gathered by the earlier steps.
 pub struct Forwarding<'a> {
-    pub request_id: &'a str,
+    pub request_id: Option<&'a HeaderValue>,
     /// Signs `internal_token`s; `now` dates them.
     pub signer: Option<&'a crate::auth::jwt::Signer>,
     pub now: u64,
@@ -274,7 +274,9 @@ pub fn rewrite_upstream_request(
             }
         }
     }
-    req.insert_header(X_REQUEST_ID, f.request_id)?;
+    if let Some(id) = f.request_id {
+        req.insert_header(X_REQUEST_ID, id.clone())?;
+    }
 
     if let Some(peer) = f.peer {
         let peer = peer.to_string();
@@ -359,8 +361,18 @@ fn set_identity(
     id: &Identity,
 ) -> pingora::Result<()> {
     insert_checked(req, &ids.subject, &id.subject)?;
-    insert_checked(req, &ids.roles, id.grants.roles_joined())?;
-    insert_checked(req, &ids.permissions, id.grants.permissions_joined())?;
+    // The joined roles and permissions are header values made once per grant set.
+    for (name, value) in [
+        (&ids.roles, id.grants.roles_value()),
+        (&ids.permissions, id.grants.permissions_value()),
+    ] {
+        match value {
+            Some(v) => req.insert_header(name.clone(), v.clone())?,
+            None => {
+                tracing::debug!(header = %name, "identity value is not a valid header value; not forwarded")
+            }
+        }
+    }
     req.insert_header(ids.method.clone(), id.method.as_str())?;
     for (path, header) in &ids.claims {
         if let Some(value) = id.claim(path).and_then(claim_header_value) {
@@ -387,13 +399,32 @@ fn insert_checked(
 }
 
 /// The URI sent upstream: the normalised path (less `strip_prefix`) and the untouched query.
-pub fn upstream_uri(route: &Route, normalized: &str, query: Option<&str>) -> Option<http::Uri> {
+/// `None` when the request target as received (`raw_target`, the bytes Pingora would send) is
+/// exactly that already: the common case, with nothing to rebuild.
+pub fn upstream_uri(
+    route: &Route,
+    raw_target: &[u8],
+    normalized: &str,
+    query: Option<&str>,
+) -> Option<Result<http::Uri, GatewayError>> {
     let path = route.upstream_path(normalized);
+    let unchanged = raw_target
+        .strip_prefix(path.as_bytes())
+        .is_some_and(|rest| match query {
+            None => rest.is_empty(),
+            Some(q) => rest.strip_prefix(b"?") == Some(q.as_bytes()),
+        });
+    if unchanged {
+        return None;
+    }
     let uri = match query {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
     };
-    uri.parse().ok()
+    Some(
+        uri.parse()
+            .map_err(|_| GatewayError::InvalidRequest("malformed request target")),
+    )
 }
 
 #[cfg(test)]

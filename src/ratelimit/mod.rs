@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 
 use crate::config::duration::Rate;
 use crate::error::GatewayError;
@@ -87,20 +87,24 @@ pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-poli
 
 impl Decision {
     /// The `RateLimit-*` headers, and `Retry-After` on a refusal. Seconds round up, at least 1.
-    pub fn headers(&self) -> Vec<(HeaderName, String)> {
-        let mut h = vec![
-            (RATELIMIT_LIMIT, self.limit.to_string()),
-            (RATELIMIT_REMAINING, self.remaining.to_string()),
-            (RATELIMIT_RESET, whole_seconds(self.reset).to_string()),
-            (
-                RATELIMIT_POLICY,
-                format!("{};w={}", self.limit, whole_seconds(self.window)),
-            ),
-        ];
+    /// Values are made straight from the integers: this runs on every limited response.
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let policy = format!("{};w={}", self.limit, whole_seconds(self.window));
+        let mut h = Vec::with_capacity(5);
+        h.push((RATELIMIT_LIMIT, HeaderValue::from(self.limit)));
+        h.push((RATELIMIT_REMAINING, HeaderValue::from(self.remaining)));
+        h.push((
+            RATELIMIT_RESET,
+            HeaderValue::from(whole_seconds(self.reset)),
+        ));
+        h.push((
+            RATELIMIT_POLICY,
+            HeaderValue::from_str(&policy).expect("digits and ;w= are a header value"),
+        ));
         if !self.allowed {
             h.push((
                 http::header::RETRY_AFTER,
-                whole_seconds(self.retry_after).to_string(),
+                HeaderValue::from(whole_seconds(self.retry_after)),
             ));
         }
         h
@@ -232,7 +236,7 @@ impl Tally {
         self.shown.as_ref().map(|(_, name, _)| &**name)
     }
 
-    pub fn headers(&self) -> Vec<(HeaderName, String)> {
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         self.shown
             .as_ref()
             .map(|(_, _, d)| d.headers())
@@ -260,7 +264,11 @@ mod tests {
         let q = quota(1, 60, 3);
         let d = q.decision(true, Duration::from_secs(60));
         let h = d.headers();
-        let get = |n: &HeaderName| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let get = |n: &HeaderName| {
+            h.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.to_str().unwrap())
+        };
         assert_eq!(get(&RATELIMIT_LIMIT), Some("3"));
         assert_eq!(get(&RATELIMIT_REMAINING), Some("2"));
         assert_eq!(get(&RATELIMIT_RESET), Some("60"));
@@ -271,7 +279,11 @@ mod tests {
         let d = q.decision(false, Duration::from_secs(180));
         assert_eq!((d.remaining, d.retry_after), (0, Duration::from_secs(60)));
         let h = d.headers();
-        let get = |n: &HeaderName| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let get = |n: &HeaderName| {
+            h.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.to_str().unwrap())
+        };
         assert_eq!(get(&http::header::RETRY_AFTER), Some("60"));
         assert_eq!(get(&RATELIMIT_RESET), Some("180"));
     }
