@@ -6,6 +6,7 @@
 #   plain      auth = "none"                      plain-rl   + a policy keyed by ip
 #   hs256      bearer HS256, role admin           hs256-rl   + a policy keyed by subject
 #   rs256      bearer RS256, role admin           es256      bearer ES256, role admin
+#   eddsa      bearer EdDSA (Ed25519), role admin (keys from bench/eddsa_tokens.py)
 #   apikey     X-API-Key among 10,000 keys        apikey-rl  + a policy keyed by api_key
 #   pingora    not Portcullis: examples/plain_pingora, the framework's floor
 #   *-grl      as *-rl, with the policy's scope = "global" (needs the redis store)
@@ -13,14 +14,34 @@
 #                  here on the load core (so the rig counts its CPU with the scenario's), or
 #                  $PORTCULLIS_REDIS_URL when set
 #
-# Limits are set far above the load: they measure the check, they never refuse.
+# Limits are set far above the load: they measure the check, they never refuse. The revocation
+# list is not left empty (an empty one is answered without a lookup): once the gateway is up,
+# 1,000 jtis and 100 subjects that the load never presents are revoked through the admin API.
+#
+# Every second the gateway's peak RSS (VmHWM) is written to $GW_RUN_DIR/rss-<pid>.kb, for
+# bench/report.py.
 set -eu
 bin=${PORTCULLIS_BIN:?set PORTCULLIS_BIN to the portcullis binary}
+dir=${GW_RUN_DIR:-$(mktemp -d)}
+here=$(cd "$(dirname "$0")" && pwd)
+
+# Runs "$@" in the background and records its peak RSS until it exits (the rig stops the whole
+# process group).
+run_sampled() {
+  "$@" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    awk '/^VmHWM/{print $2}' "/proc/$pid/status" >"$dir/rss-$pid.kb" 2>/dev/null || true
+    sleep 1
+  done
+  wait "$pid"
+}
+
 # The floor: a minimal Pingora proxy (examples/plain_pingora.rs), no auth at all.
 if [ "$GW_MODE" = pingora ]; then
-  exec "$(dirname "$bin")/examples/plain_pingora" "$GW_LISTEN" "$GW_UPSTREAM"
+  run_sampled "$(dirname "$bin")/examples/plain_pingora" "$GW_LISTEN" "$GW_UPSTREAM"
+  exit
 fi
-dir=${GW_RUN_DIR:-$(mktemp -d)}
 cfg="$dir/gateway.toml"
 secret=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
 
@@ -38,6 +59,7 @@ case "$mode" in
   hs256)  issuer="secret = \"$(tr -d '\n' < "$GW_HS256_SECRET_FILE")\"" ;;
   rs256)  issuer="public_key_file = \"$GW_RS256_PUBKEY\"" ;;
   es256)  issuer="public_key_file = \"$GW_ES256_PUBKEY\"" ;;
+  eddsa)  issuer="public_key_file = \"$GW_KEYS/ed_pub.pem\"" ;;
   apikey) accept='["api_key"]'; roles='[]'; subject_header=$GW_CLIENT_HEADER ;;
   *) echo "unknown GW_MODE $GW_MODE" >&2; exit 2 ;;
 esac
@@ -64,11 +86,17 @@ redis_url = \"$url\"
 key_prefix = \"bench-$$-$RANDOM:\""
 fi
 
+admin_port=$((GW_PORT + 1000))
+admin_token=$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')
 {
 cat <<TOML
 [server]
 listen = ["$GW_LISTEN"]
+admin_listen = "127.0.0.1:$admin_port"
 threads = 1
+
+[admin]
+token = "$admin_token"
 
 [store]
 $store_section
@@ -126,4 +154,6 @@ fi
 } > "$cfg"
 
 export PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn}
-exec "$bin" run -c "$cfg"
+PORTCULLIS_ADMIN_TOKEN=$admin_token python3 "$here/seed_revocations.py" "127.0.0.1:$admin_port" \
+  >"$dir/seed.log" 2>&1 &
+run_sampled "$bin" run -c "$cfg"

@@ -1,16 +1,35 @@
 #!/usr/bin/env bash
-# Runs the shared load rig (../shared/bench, or $RIG) with Portcullis plugged in, from a scratch
-# copy (the rig itself may be read-only), with this repo's extra scenarios appended.
+# The load benchmark: the shared load rig (../shared/bench, or $RIG) with Portcullis plugged in,
+# run from a scratch copy (the rig itself may be read-only) with this repo's scenarios added,
+# then bench/report.py's table of ratios to plain Pingora and the issue's targets.
 #
-#   bench/rig.sh                                     every gateway scenario + haproxy peers
+#   bench/rig.sh                                     the default set (see bench/README.md)
+#   ROUNDS=3 bench/rig.sh                            three interleaved rounds: the spread
 #   SCENARIOS='^gateway-(plain|apikey)' bench/rig.sh  a regex on scenario names
 #
-# Needs what the rig's setup.sh installs (nginx, haproxy, wrk; oha for the latency columns,
-# else they stay empty). Results: target/bench-rig/results/<stamp>/summary.md. Every knob of the rig's run.sh (ROUNDS, DURATION, ...) passes through.
+# Installs what it needs when missing: wrk, nginx, haproxy, caddy (the rig asks its version), curl (apt), oha (cargo install, into
+# target/bench-tools; ~8 min once), python3's cryptography (for the EdDSA tokens). Results:
+# target/bench-rig/results/<stamp>/{summary.md,ratios.md}. Every knob of the rig's run.sh
+# (ROUNDS, DURATION, RATE, ...) passes through.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 rig=${RIG:-$repo/../shared/bench}
 [ -x "$rig/run.sh" ] || { echo "no load rig at $rig (set RIG)" >&2; exit 1; }
+
+# Tools.
+missing=()
+for tool in wrk nginx haproxy caddy curl taskset python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]}" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    wrk nginx haproxy caddy curl util-linux python3 >/dev/null
+fi
+export PATH=$repo/target/bench-tools/bin:$PATH
+if ! command -v oha >/dev/null; then
+  echo "building oha (the fixed-rate latency load generator) into target/bench-tools" >&2
+  cargo install oha --locked --root "$repo/target/bench-tools"
+fi
+python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography
 
 # PORTCULLIS_BIN=/path/to/portcullis compares another build; by default this tree's, built now.
 if [ -z "${PORTCULLIS_BIN:-}" ]; then
@@ -24,16 +43,36 @@ mkdir -p "$work"
 # Everything but the rig's own outputs; results accumulate in target/bench-rig/results.
 (cd "$rig" && tar --exclude=./results --exclude=./.run -cf - .) | (cd "$work" && tar -xf -)
 chmod -R u+w "$work"
+
+# EdDSA: the rig has no such credential; add its tokens and teach run.sh the cred type.
+python3 "$repo/bench/eddsa_tokens.py" "$work"
+sed -i 's/hs256|rs256|es256) CRED_FILE=/hs256|rs256|es256|eddsa) CRED_FILE=/' "$work/run.sh"
+sed -i 's#^    apikey) echo - "$t/bad/apikey-unknown.txt" ;;#    eddsa) echo - "$t/bad/eddsa-wrongkey.txt" "$t/bad/eddsa-expired.txt" "$t/hs256.txt" "$t/bad/hs256-alg-none.txt" ;;\n&#' "$work/run.sh"
+grep -q 'es256|eddsa) CRED_FILE' "$work/run.sh" && grep -q 'eddsa-wrongkey' "$work/run.sh" \
+  || { echo "could not add the eddsa credential to the rig's run.sh" >&2; exit 1; }
+
 cat >>"$work/scenarios.tsv" <<'TSV'
-pingora-plain     gateway:pingora   18200  none
-gateway-plain-rl  gateway:plain-rl  18200  none
-gateway-apikey-rl gateway:apikey-rl 18200  apikey
-gateway-hs256-rl-redis  gateway:hs256-rl@redis  18200  hs256
-gateway-apikey-redis    gateway:apikey@redis    18200  apikey
-gateway-plain-grl-redis gateway:plain-grl@redis 18200  none
+pingora-plain           gateway:pingora          18200  none
+gateway-plain-rl        gateway:plain-rl         18200  none
+gateway-rs256-rl        gateway:rs256-rl         18200  rs256
+gateway-es256-rl        gateway:es256-rl         18200  es256
+gateway-eddsa           gateway:eddsa            18200  eddsa
+gateway-eddsa-rl        gateway:eddsa-rl         18200  eddsa
+gateway-apikey-rl       gateway:apikey-rl        18200  apikey
+gateway-hs256-rl-redis  gateway:hs256-rl@redis   18200  hs256
+gateway-rs256-rl-redis  gateway:rs256-rl@redis   18200  rs256
+gateway-es256-rl-redis  gateway:es256-rl@redis   18200  es256
+gateway-eddsa-rl-redis  gateway:eddsa-rl@redis   18200  eddsa
+gateway-apikey-rl-redis gateway:apikey-rl@redis  18200  apikey
+gateway-plain-grl-redis gateway:plain-grl@redis  18200  none
 TSV
 
-
 export GATEWAY_CMD="$repo/bench/adapter.sh"
-export SCENARIOS=${SCENARIOS:-'^(pingora-plain|gateway-|haproxy-(plain|hs256|rs256|apikey)$)'}
-exec "$work/run.sh"
+# The issue's set: the floor, auth = "none", every credential with roles + a rate limit + the
+# revocation check on both backends, and HAProxy's jwt_verify beside them.
+export SCENARIOS=${SCENARIOS:-'^(pingora-plain|gateway-plain|gateway-(hs256|rs256|es256|eddsa|apikey)-rl(-redis)?|haproxy-(plain|hs256|rs256|apikey))$'}
+"$work/run.sh"
+latest=$(ls -td "$work"/results/*/ | head -1)
+python3 "$repo/bench/report.py" "$latest" "$work/.run/$(basename "$latest")" "${NOISE_MAX:-3}" \
+  | tee "$latest/ratios.md"
+echo "ratios: $latest/ratios.md"
