@@ -29,6 +29,9 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
+/// Longer tokens are verified on every request rather than cached.
+const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
+
 /// What step 5 decided.
 pub enum Destination<'c> {
     /// A built-in endpoint, served by the gateway.
@@ -138,11 +141,18 @@ fn verify_jwt(
     now: u64,
     method: AuthMethod,
 ) -> Result<Identity, GatewayError> {
+    // Only tokens of a usual size are cached, so that the cache's memory stays bounded by its
+    // entry count (16,384 x at most 8 KiB of claims).
+    let cacheable = token.len() <= MAX_CACHED_TOKEN_BYTES;
     let key = TokenCache::<VerifiedJwt>::key(token);
-    let verified = match config
-        .token_cache
-        .get(&key, now, VerifiedJwt::keys_generation)
-    {
+    let hit = cacheable
+        .then(|| {
+            config
+                .token_cache
+                .get(&key, now, VerifiedJwt::keys_generation)
+        })
+        .flatten();
+    let verified = match hit {
         Some(hit) => hit,
         None => {
             let token = config
@@ -165,16 +175,16 @@ fn verify_jwt(
                 claims: Arc::new(token.claims),
                 remote,
             };
-            let keys_generation = value.keys_generation();
-            config.token_cache.insert(
-                key,
-                CachedToken {
-                    value,
-                    dies_at,
-                    keys_generation,
-                },
-                now,
-            )
+            let entry = CachedToken {
+                keys_generation: value.keys_generation(),
+                value,
+                dies_at,
+            };
+            if cacheable {
+                config.token_cache.insert(key, entry, now)
+            } else {
+                Arc::new(entry)
+            }
         }
     };
     let v = &verified.value;
