@@ -12,12 +12,14 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 rate=${RATE:-1000}
 storm=${STORM:-16}
 secs=${DURATION:-15}
-command -v oha >/dev/null || { echo "needs oha (cargo install oha)" >&2; exit 1; }
+export PATH=$repo/target/bench-tools/bin:$PATH
+command -v oha >/dev/null || cargo install oha --locked --root "$repo/target/bench-tools"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-(cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream --example plain_pingora)
+(cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream)
 bin=$repo/target/release
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up=$(free_port); gw=$(free_port)
