@@ -70,7 +70,7 @@ secs=$((ips / 40000 + 5))
 FLOOD_IPS=$ips taskset -c 1 wrk -t1 -c50 -d"${secs}s" -s "$repo/bench/ip_flood.lua" \
   "http://127.0.0.1:$port/" >"$work/wrk.txt"
 at_end=$(rss)
-peak=$(sort -n "$work/rss.log" | tail -1)
+peak=$( (cat "$work/rss.log"; echo "$at_end") | sort -n | tail -1)
 sleep 21   # two pruning rounds (every 10 s) forget the full buckets
 after=$(rss)
 
