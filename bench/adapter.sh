@@ -30,6 +30,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 run_sampled() {
   "$@" &
   local pid=$!
+  # The sampler itself (this shell and its awk) moves to the load core, off the proxy's.
+  taskset -pc "${LOAD_CPU:-1}" $$ >/dev/null
   while kill -0 "$pid" 2>/dev/null; do
     awk '/^VmHWM/{print $2}' "/proc/$pid/status" >"$dir/rss-$pid.kb" 2>/dev/null || true
     sleep 1
