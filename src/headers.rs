@@ -14,6 +14,15 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// The same names as written on the wire. Pingora turns a `HeaderName` into a new title-cased
+/// copy on every insert; a `&'static str` name is used as it is (one allocation less a header).
+pub mod wire {
+    pub const X_REQUEST_ID: &str = "X-Request-Id";
+    pub const X_FORWARDED_FOR: &str = "X-Forwarded-For";
+    pub const X_FORWARDED_PROTO: &str = "X-Forwarded-Proto";
+    pub const X_FORWARDED_HOST: &str = "X-Forwarded-Host";
+}
+
 /// Keeps a client's request id when it is 1..=128 visible ASCII characters, else makes one.
 pub fn request_id(incoming: Option<&[u8]>) -> String {
     match incoming {
@@ -106,6 +115,18 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, v.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn wire_names_are_the_same_headers() {
+        for (name, wire) in [
+            (X_REQUEST_ID, wire::X_REQUEST_ID),
+            (X_FORWARDED_FOR, wire::X_FORWARDED_FOR),
+            (X_FORWARDED_PROTO, wire::X_FORWARDED_PROTO),
+            (X_FORWARDED_HOST, wire::X_FORWARDED_HOST),
+        ] {
+            assert_eq!(HeaderName::from_bytes(wire.as_bytes()).unwrap(), name);
+        }
     }
 
     #[test]

@@ -289,10 +289,13 @@ impl ProxyHttp for Gateway {
                 .observe(start.elapsed().as_secs_f64());
         }
         if let Some(id) = &ctx.request_id_value {
-            upstream_response.insert_header(X_REQUEST_ID, id.clone())?;
+            upstream_response.insert_header(headers::wire::X_REQUEST_ID, id.clone())?;
         }
         for (name, value) in ctx.rate_limit.headers() {
-            upstream_response.insert_header(name, value)?;
+            match crate::ratelimit::wire_name(&name) {
+                Some(wire) => upstream_response.insert_header(wire, value)?,
+                None => upstream_response.insert_header(name, value)?,
+            }
         }
         Ok(())
     }

@@ -15,9 +15,7 @@ use crate::auth::identity::{claim_as_segment, claim_header_value};
 use crate::auth::{AuthMethod, Identity};
 use crate::config::{Config, IdentitySettings, OnFailure};
 use crate::error::GatewayError;
-use crate::headers::{
-    self, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REQUEST_ID,
-};
+use crate::headers::{self, wire, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 use crate::login::TokenFacts;
 use crate::policy::route::{find_route, AuthMode, RouteMatch};
 use crate::policy::Route;
@@ -285,7 +283,7 @@ pub fn rewrite_upstream_request(
         }
     }
     if let Some(id) = f.request_id {
-        req.insert_header(X_REQUEST_ID, id.clone())?;
+        req.insert_header(wire::X_REQUEST_ID, id.clone())?;
     }
 
     if let Some(peer) = f.peer {
@@ -298,10 +296,11 @@ pub fn rewrite_upstream_request(
             Some(existing) if f.peer_trusted => format!("{existing}, {peer}"),
             _ => peer,
         };
-        req.insert_header(X_FORWARDED_FOR, chain)?;
+        req.insert_header(wire::X_FORWARDED_FOR, chain)?;
     }
     if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
-        req.insert_header(X_FORWARDED_PROTO, if f.tls { "https" } else { "http" })?;
+        let proto = HeaderValue::from_static(if f.tls { "https" } else { "http" });
+        req.insert_header(wire::X_FORWARDED_PROTO, proto)?;
     }
     if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_HOST)) {
         let host = req.headers.get(HOST).cloned().or_else(|| {
@@ -310,7 +309,7 @@ pub fn rewrite_upstream_request(
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         match host {
-            Some(h) => req.insert_header(X_FORWARDED_HOST, h)?,
+            Some(h) => req.insert_header(wire::X_FORWARDED_HOST, h)?,
             None => {
                 req.remove_header(&X_FORWARDED_HOST);
             }

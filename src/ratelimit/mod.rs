@@ -85,6 +85,19 @@ pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-r
 pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
+/// A `RateLimit-*` (or `Retry-After`) name as written on the wire (see `headers::wire`).
+pub fn wire_name(name: &HeaderName) -> Option<&'static str> {
+    [
+        (RATELIMIT_LIMIT, "RateLimit-Limit"),
+        (RATELIMIT_REMAINING, "RateLimit-Remaining"),
+        (RATELIMIT_RESET, "RateLimit-Reset"),
+        (RATELIMIT_POLICY, "RateLimit-Policy"),
+        (http::header::RETRY_AFTER, "Retry-After"),
+    ]
+    .into_iter()
+    .find_map(|(n, wire)| (n == name).then_some(wire))
+}
+
 impl Decision {
     /// The `RateLimit-*` headers, and `Retry-After` on a refusal. Seconds round up, at least 1.
     /// Values are made straight from the integers: this runs on every limited response.
@@ -296,6 +309,21 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_secs(2)), 2);
         // 100/s, burst 200: the policy window is two seconds.
         assert_eq!(quota(100, 1, 200).window(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn wire_names_are_the_same_headers() {
+        for name in [
+            RATELIMIT_LIMIT,
+            RATELIMIT_REMAINING,
+            RATELIMIT_RESET,
+            RATELIMIT_POLICY,
+            http::header::RETRY_AFTER,
+        ] {
+            let wire = wire_name(&name).unwrap();
+            assert_eq!(HeaderName::from_bytes(wire.as_bytes()).unwrap(), name);
+        }
+        assert_eq!(wire_name(&http::header::HOST), None);
     }
 
     #[test]
