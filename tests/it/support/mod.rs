@@ -188,12 +188,7 @@ impl Gateway {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Response {
-        let mut raw =
-            format!("{method} {path} HTTP/1.1\r\nHost: admin.test\r\nConnection: close\r\n");
-        for (k, v) in headers {
-            raw.push_str(&format!("{k}: {v}\r\n"));
-        }
-        raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        let raw = raw_request("admin.test", method, path, headers, body);
         send_raw(self.admin, raw.as_bytes()).await
     }
 
@@ -250,18 +245,30 @@ impl Gateway {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Response {
-        let mut raw =
-            format!("{method} {path} HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n");
-        for (k, v) in headers {
-            raw.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if !body.is_empty() || method == "POST" {
-            raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        raw.push_str("\r\n");
-        raw.push_str(body);
+        let raw = raw_request("gateway.test", method, path, headers, body);
         send_raw(self.addr, raw.as_bytes()).await
     }
+}
+
+/// One HTTP/1.1 request, `Connection: close`, with a `Content-Length` when it has a body (or
+/// is a POST).
+fn raw_request(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> String {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    raw
 }
 
 impl Drop for Gateway {
