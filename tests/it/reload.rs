@@ -169,6 +169,54 @@ async fn a_changed_users_file_reloads_by_itself() {
 }
 
 /// An upstream that says when a request has arrived, and answers only when the test says so.
+/// A gateway with a `/held` route whose upstream keeps the one request it gets until
+/// [`HeldRequest::finishes`]; `start` returns once that request has reached it.
+struct HeldRequest {
+    gateway: Gateway,
+    /// The config text of the held route and its upstream.
+    route: String,
+    in_flight: tokio::task::JoinHandle<Response>,
+    release: tokio::sync::oneshot::Sender<()>,
+}
+
+impl HeldRequest {
+    async fn start() -> HeldRequest {
+        let (held, arrived, release) = held_upstream().await;
+        let route = format!(
+            "\n[[upstreams]]\nname = \"held\"\ntargets = [\"{held}\"]\n\n[[routes]]\nname = \"held\"\npath = \"/held\"\nupstream = \"held\"\nauth = \"none\"\n"
+        );
+        let gateway = Gateway::start_with_files(
+            &config(&route),
+            start_echo().await,
+            &[("users.toml", &users(""))],
+        )
+        .await;
+        let addr = gateway.addr;
+        let in_flight = tokio::spawn(async move {
+            send_raw(
+                addr,
+                b"GET /held HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n",
+            )
+            .await
+        });
+        arrived.await.unwrap();
+        HeldRequest {
+            gateway,
+            route,
+            in_flight,
+            release,
+        }
+    }
+
+    /// Lets the upstream answer; the held request must complete with it. Returns the gateway.
+    async fn finishes(self) -> Gateway {
+        self.release.send(()).unwrap();
+        let r = self.in_flight.await.unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"held"[..]));
+        self.gateway
+    }
+}
+
 async fn held_upstream() -> (
     SocketAddr,
     tokio::sync::oneshot::Receiver<()>,
@@ -193,55 +241,19 @@ async fn held_upstream() -> (
 
 #[tokio::test]
 async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
-    let (held, arrived, release) = held_upstream().await;
-    let route = format!(
-        "\n[[upstreams]]\nname = \"held\"\ntargets = [\"{held}\"]\n\n[[routes]]\nname = \"held\"\npath = \"/held\"\nupstream = \"held\"\nauth = \"none\"\n"
-    );
-    let gw = Gateway::start_with_files(
-        &config(&route),
-        start_echo().await,
-        &[("users.toml", &users(""))],
-    )
-    .await;
-    let addr = gw.addr;
-    let in_flight = tokio::spawn(async move {
-        send_raw(
-            addr,
-            b"GET /held HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n",
-        )
-        .await
-    });
+    let held = HeldRequest::start().await;
+    let (gw, route) = (&held.gateway, held.route.clone());
     // The request is with the upstream: reload to a config without that route.
-    arrived.await.unwrap();
-    reload_with(&gw, &[(route.as_str(), "")], RELOADED).await;
+    reload_with(gw, &[(route.as_str(), "")], RELOADED).await;
     gw.get("/held", &[]).await.assert_refusal(404, "not_found");
-    release.send(()).unwrap();
-    let r = in_flight.await.unwrap();
-    assert_eq!((r.status, r.body.as_slice()), (200, &b"held"[..]));
+    held.finishes().await;
 }
 
 #[tokio::test]
 async fn sigterm_lets_requests_in_flight_finish() {
-    let (held, arrived, release) = held_upstream().await;
-    let route = format!(
-        "\n[[upstreams]]\nname = \"held\"\ntargets = [\"{held}\"]\n\n[[routes]]\nname = \"held\"\npath = \"/held\"\nupstream = \"held\"\nauth = \"none\"\n"
-    );
-    let mut gw = Gateway::start_with_files(
-        &config(&route),
-        start_echo().await,
-        &[("users.toml", &users(""))],
-    )
-    .await;
-    let addr = gw.addr;
-    let in_flight = tokio::spawn(async move {
-        send_raw(
-            addr,
-            b"GET /held HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n",
-        )
-        .await
-    });
-    arrived.await.unwrap();
-    gw.signal(libc::SIGTERM);
+    let held = HeldRequest::start().await;
+    let addr = held.gateway.addr;
+    held.gateway.signal(libc::SIGTERM);
     // Shutting down: no new connections.
     for _ in 0..500 {
         if tokio::net::TcpStream::connect(addr).await.is_err() {
@@ -253,8 +265,6 @@ async fn sigterm_lets_requests_in_flight_finish() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still listening"
     );
-    release.send(()).unwrap();
-    let r = in_flight.await.unwrap();
-    assert_eq!((r.status, r.body.as_slice()), (200, &b"held"[..]));
+    let mut gw = held.finishes().await;
     assert!(gw.wait_exit().await.success());
 }
