@@ -3,6 +3,8 @@
 # gateway.toml). Ctrl-C stops both. The first build takes a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. examples/need-tools.sh
+need_build_tools
 cargo build --release --bin portcullis --example echo_upstream
 target/release/examples/echo_upstream 127.0.0.1:9001 &
 echo_pid=$!

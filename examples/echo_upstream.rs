@@ -81,6 +81,8 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite>(stream: S) -> std::io::
                 .await?;
             continue;
         }
+        // A HEAD answer has the GET answer's head and no body.
+        let head_only = method == "HEAD";
         let echo = Echo {
             method,
             path,
@@ -96,7 +98,9 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite>(stream: S) -> std::io::
             if close { "connection: close\r\n" } else { "" }
         );
         write.write_all(head.as_bytes()).await?;
-        write.write_all(&json).await?;
+        if !head_only {
+            write.write_all(&json).await?;
+        }
         if close {
             return Ok(());
         }

@@ -19,9 +19,6 @@ use crate::store::{Revocation, Store};
 
 /// Admin request bodies are small JSON objects.
 const MAX_BODY: usize = 16 * 1024;
-/// A revocation by jti, sid or subject from the admin API does not know the tokens' expiry:
-/// it is kept at least this long (and longer when the configured lifetimes are).
-const MIN_REVOCATION: u64 = 86400;
 
 pub struct AdminApp {
     pub config: Arc<ArcSwap<Config>>,
@@ -175,11 +172,7 @@ impl AdminApp {
     async fn revoke(&self, body: Value) -> Response<Vec<u8>> {
         let config = self.config.load_full();
         let now = self.clock.now();
-        let lifetime = config
-            .signer
-            .as_ref()
-            .map_or(0, |s| s.access_ttl.max(s.refresh_ttl));
-        let until = now + lifetime.max(MIN_REVOCATION) + config.verifier.leeway;
+        let until = config.revocation_until(now);
         let field = |k: &str| {
             body.get(k)
                 .and_then(Value::as_str)

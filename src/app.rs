@@ -117,6 +117,7 @@ pub fn run(config: Config, args: &RunArgs) -> ! {
     if let Some(redis) = redis {
         server.add_service(background_service("redis sync", RedisSync { redis }));
     }
+    server.add_service(background_service("log writer", LogWriter));
     server.add_service(background_service("drain", Drain { in_flight }));
     server.add_service(background_service(
         "jwks",
@@ -149,6 +150,16 @@ pub fn bind_global_limits(config: &Config, store: &Arc<dyn Store>) {
         for policy in &config.rate_limits {
             policy.bind(&shared);
         }
+    }
+}
+
+/// Starts the log writer's thread in the process that serves: services start after `-d` forks.
+struct LogWriter;
+
+#[async_trait]
+impl BackgroundService for LogWriter {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        crate::logs::start_queue();
     }
 }
 
@@ -215,6 +226,7 @@ impl BackgroundService for RedisSync {
 
 /// Half the cores (at least one) verify passwords, at the lowest priority, with a queue of
 /// 64 logins each: a storm beyond that is refused at once (503) rather than queued forever.
+/// Its threads start with the first login, in the process that serves.
 fn password_pool() -> PasswordPool {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / 2).max(1);

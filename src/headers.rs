@@ -74,6 +74,95 @@ impl TrustedProxies {
     }
 }
 
+/// Headers that tell an upstream a different path or method than the one the route was chosen
+/// on (IIS, Symfony, Express method-override): removed from every request (SPEC step 3).
+const REWRITE_HEADERS: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Client-address and forwarding headers an upstream may believe: removed unless the peer is
+/// a trusted proxy (X-Forwarded-For, -Proto and -Host are then rewritten at step 11).
+const FORWARDING_HEADERS: &[&str] = &["forwarded", "x-real-ip"];
+
+/// Every `X-Forwarded-*` header is ours or a trusted proxy's (Rack reads `X-Forwarded-Ssl`,
+/// Spring `X-Forwarded-Prefix`): from anyone else, all of them go.
+const FORWARDED_PREFIX: &str = "x-forwarded-";
+
+/// SPEC step 3: what is removed from a request before anything reads it. Built once per config.
+///
+/// WSGI, CGI and PHP servers read `X_User_Id` as `X-User-Id`, so a name that equals one of the
+/// headers Portcullis sets once `_` is read as `-` is removed too, in any case, from any peer.
+#[derive(Debug, Clone)]
+pub struct ClientHeaders {
+    /// Removed always: the identity headers (exact names) and the rewrite headers.
+    always: Vec<HeaderName>,
+    /// Removed unless the peer is trusted.
+    untrusted: Vec<HeaderName>,
+    /// The `-` spellings whose `_` aliases are removed.
+    aliased: Vec<String>,
+    /// First bytes of `always` and `untrusted`: most request headers are looked at no further.
+    first: [bool; 256],
+}
+
+impl ClientHeaders {
+    /// `identity`: every header `[identity]` sets (the internal token's included).
+    pub fn new(identity: &[HeaderName]) -> Self {
+        let statics = |list: &[&'static str]| -> Vec<HeaderName> {
+            list.iter().map(|n| HeaderName::from_static(n)).collect()
+        };
+        let mut always = identity.to_vec();
+        always.extend(statics(REWRITE_HEADERS));
+        let untrusted = statics(FORWARDING_HEADERS);
+        let mut aliased: Vec<String> = always
+            .iter()
+            .chain(&untrusted)
+            .map(|n| n.as_str().to_string())
+            .collect();
+        aliased.push(X_REQUEST_ID.as_str().to_string());
+        let mut first = [false; 256];
+        for name in always.iter().chain(&untrusted) {
+            first[name.as_str().as_bytes()[0] as usize] = true;
+        }
+        first[b'x' as usize] = true; // x-forwarded-*
+        ClientHeaders {
+            always,
+            untrusted,
+            aliased,
+            first,
+        }
+    }
+
+    fn is_refused(&self, name: &HeaderName, peer_trusted: bool) -> bool {
+        let s = name.as_str();
+        if !self.first[s.as_bytes()[0] as usize] && !s.contains('_') {
+            return false;
+        }
+        if s.contains('_') {
+            let dashed = s.replace('_', "-");
+            return dashed.starts_with(FORWARDED_PREFIX) || self.aliased.contains(&dashed);
+        }
+        self.always.contains(name)
+            || (!peer_trusted && (s.starts_with(FORWARDED_PREFIX) || self.untrusted.contains(name)))
+    }
+
+    /// Removes every value of every refused header from `req`.
+    pub fn strip(&self, req: &mut RequestHeader, peer_trusted: bool) {
+        let mut refused: Vec<HeaderName> = Vec::new();
+        for name in req.headers.keys() {
+            if self.is_refused(name, peer_trusted) {
+                refused.push(name.clone());
+            }
+        }
+        for name in &refused {
+            while req.remove_header(name).is_some() {}
+        }
+    }
+}
+
 /// Removes every value of each named header, whatever its case. Goes through
 /// `RequestHeader::remove_header` so Pingora's header-case map stays in step.
 pub fn strip_all<'a>(req: &mut RequestHeader, names: impl IntoIterator<Item = &'a HeaderName>) {

@@ -16,6 +16,7 @@ pub mod endpoints;
 pub mod error;
 pub mod headers;
 pub mod login;
+pub mod logs;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

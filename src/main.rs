@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use portcullis::cli::{Cli, Command, LogFormat};
+use portcullis::cli::{Cli, Command};
 use portcullis::config::{self, duration::parse_duration};
 
 /// Every proxied request allocates and frees many small buffers on one thread after another;
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(Default::default())) {
         Command::Run(run) => {
-            init_tracing(cli.log_format);
+            portcullis::logs::init(cli.log_format);
             let loaded = match config::load(&cli.config) {
                 Ok(l) => l,
                 Err(errors) => {
@@ -147,6 +147,13 @@ fn token(path: &std::path::Path, sub: &str, roles: &[String], ttl: Option<&str>)
             return ExitCode::FAILURE;
         }
     };
+    let max_ttl = loaded.config.verifier.max_ttl;
+    if ttl > max_ttl {
+        eprintln!(
+            "portcullis: --ttl: {ttl}s is longer than [tokens] max_ttl ({max_ttl}s): the gateway would refuse the token"
+        );
+        return ExitCode::FAILURE;
+    }
     let grants = loaded.config.roles.grants(roles, &[]);
     let permissions: Vec<String> = grants.permissions.into_iter().collect();
     let now = portcullis::clock::Clock::from_env().now();
@@ -159,17 +166,5 @@ fn token(path: &std::path::Path, sub: &str, roles: &[String], ttl: Option<&str>)
             eprintln!("portcullis: cannot sign: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
     }
 }

@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use pingora_prometheus::prometheus::{
-    self, register_histogram_vec, register_int_counter_vec, register_int_gauge, Encoder,
-    HistogramVec, IntCounterVec, IntGauge, TextEncoder,
+    self, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
 };
 
 pub struct Metrics {
@@ -17,6 +17,7 @@ pub struct Metrics {
     pub upstream_duration: HistogramVec,
     pub store_up: IntGauge,
     pub config_reloads: IntCounterVec,
+    pub log_lines_dropped: IntCounter,
 }
 
 /// Seconds: from 0.1 ms (the proxy's own work) to 10 s (a slow upstream).
@@ -82,11 +83,21 @@ fn register() -> Metrics {
             &["result"]
         )
         .expect("registered once"),
+        log_lines_dropped: register_int_counter!(
+            "portcullis_log_lines_dropped_total",
+            "Log lines dropped because the writer could not keep up with them"
+        )
+        .expect("registered once"),
     }
 }
 
 /// The whole registry in the Prometheus text format.
 pub fn render() -> Vec<u8> {
+    let m = metrics();
+    // The log writer counts its own drops; the counter follows it.
+    let dropped = crate::logs::dropped_lines();
+    m.log_lines_dropped
+        .inc_by(dropped.saturating_sub(m.log_lines_dropped.get()));
     let families = prometheus::gather();
     let mut out = Vec::new();
     TextEncoder::new()

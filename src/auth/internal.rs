@@ -4,7 +4,6 @@
 //! that asymmetric signing (RS256 takes a millisecond) is not paid on every request.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
 use http::HeaderName;
@@ -21,8 +20,9 @@ pub struct InternalToken {
     pub header: HeaderName,
     /// Seconds.
     pub ttl: u64,
-    /// Identity digest -> (token, exp).
-    cache: Mutex<HashMap<u64, (String, u64)>>,
+    /// Identity -> (token, exp). Keyed by the identity itself, never a digest of it: no two
+    /// identities can share a token.
+    cache: Mutex<HashMap<Vec<u8>, (String, u64)>>,
 }
 
 impl InternalToken {
@@ -41,18 +41,10 @@ impl InternalToken {
         id: &Identity,
         now: u64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let mut h = DefaultHasher::new();
-        (
-            &id.subject,
-            id.method.as_str(),
-            &id.grants.roles,
-            &id.grants.permissions,
-        )
-            .hash(&mut h);
-        let digest = h.finish();
+        let key = identity_key(id);
         {
             let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((token, exp)) = cache.get(&digest) {
+            if let Some((token, exp)) = cache.get(&key) {
                 if *exp > now + self.ttl / 2 {
                     return Ok(token.clone());
                 }
@@ -77,7 +69,64 @@ impl InternalToken {
         if cache.len() >= MAX_CACHED {
             cache.clear();
         }
-        cache.insert(digest, (token.clone(), exp));
+        cache.insert(key, (token.clone(), exp));
         Ok(token)
+    }
+}
+
+/// Everything the token says, each part length-prefixed so that no two identities give the
+/// same bytes.
+fn identity_key(id: &Identity) -> Vec<u8> {
+    let mut key = Vec::with_capacity(64);
+    let mut part = |tag: u8, s: &str| {
+        key.push(tag);
+        key.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        key.extend_from_slice(s.as_bytes());
+    };
+    part(b's', &id.subject);
+    part(b'm', id.method.as_str());
+    for r in &id.grants.roles {
+        part(b'r', r);
+    }
+    for p in &id.grants.permissions {
+        part(b'p', p);
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::AuthMethod;
+    use crate::policy::roles::Grants;
+
+    fn id(subject: &str, roles: &[&str], perms: &[&str]) -> Identity {
+        Identity {
+            subject: subject.into(),
+            method: AuthMethod::Jwt,
+            grants: Arc::new(Grants::new(
+                roles.iter().map(|s| s.to_string()).collect(),
+                perms.iter().map(|s| s.to_string()).collect(),
+            )),
+            claims: Arc::default(),
+            api_key: None,
+        }
+    }
+
+    #[test]
+    fn distinct_identities_never_share_a_key() {
+        // Identities whose parts concatenate alike are told apart.
+        let all = [
+            id("ab", &["c"], &[]),
+            id("a", &["bc"], &[]),
+            id("a", &["b", "c"], &[]),
+            id("a", &[], &["b", "c"]),
+            id("a", &["b"], &["c"]),
+        ];
+        let keys: std::collections::HashSet<Vec<u8>> = all.iter().map(identity_key).collect();
+        assert_eq!(keys.len(), all.len());
+        assert_eq!(identity_key(&all[0]), identity_key(&id("ab", &["c"], &[])));
     }
 }

@@ -32,6 +32,8 @@ pub struct RemoteJwks {
     /// A token named an unknown kid.
     wanted: AtomicBool,
     schedule: Mutex<Schedule>,
+    /// Why keys of the last document were left out: warned about when it changes.
+    skipped: Mutex<Vec<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +67,7 @@ impl RemoteJwks {
             fetched: AtomicBool::new(false),
             wanted: AtomicBool::new(false),
             schedule: Mutex::default(),
+            skipped: Mutex::default(),
         }
     }
 
@@ -160,7 +163,15 @@ impl RemoteJwks {
         if body.len() > MAX_DOCUMENT {
             return Err("document too large".into());
         }
-        keys_from_jwks(&body, self.algorithms.as_deref())
+        let found = keys_from_jwks(&body, self.algorithms.as_deref())?;
+        let mut skipped = self.skipped.lock().unwrap_or_else(PoisonError::into_inner);
+        if *skipped != found.skipped {
+            for why in &found.skipped {
+                tracing::warn!(issuer = %self.issuer, url = %self.url, "JWKS key {why}");
+            }
+            *skipped = found.skipped;
+        }
+        Ok(found.keys)
     }
 
     /// A reloaded config keeps the keys of an unchanged source.

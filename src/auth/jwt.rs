@@ -67,11 +67,14 @@ pub enum TokenUse {
     Refresh,
 }
 
-/// All issuers by `iss`, with the clock leeway.
-#[derive(Debug, Default)]
+/// All issuers by `iss`, with the clock leeway and the longest lifetime accepted.
+#[derive(Debug)]
 pub struct Verifier {
     issuers: HashMap<String, Arc<Issuer>>,
     pub leeway: u64,
+    /// `[tokens] max_ttl`, seconds: a token that lives longer is refused, so that every
+    /// revocation, kept this long, outlives the tokens it covers.
+    pub max_ttl: u64,
 }
 
 #[derive(Deserialize)]
@@ -82,13 +85,14 @@ struct JoseHeader {
 }
 
 impl Verifier {
-    pub fn new(issuers: Vec<Issuer>, leeway: u64) -> Self {
+    pub fn new(issuers: Vec<Issuer>, leeway: u64, max_ttl: u64) -> Self {
         Verifier {
             issuers: issuers
                 .into_iter()
                 .map(|i| (i.iss.clone(), Arc::new(i)))
                 .collect(),
             leeway,
+            max_ttl,
         }
     }
 
@@ -189,10 +193,16 @@ impl Verifier {
                 return Err("token not yet valid");
             }
         }
-        if let Some(iat) = claims.get("iat") {
-            if iat.as_f64().ok_or("malformed iat")? > now + leeway {
-                return Err("token issued in the future");
-            }
+        let iat = match claims.get("iat") {
+            Some(iat) => Some(iat.as_f64().ok_or("malformed iat")?),
+            None => None,
+        };
+        if iat.is_some_and(|iat| iat > now + leeway) {
+            return Err("token issued in the future");
+        }
+        // exp - iat, or exp - now without iat: a longer life would outlast its revocation.
+        if exp - iat.unwrap_or(now) > self.max_ttl as f64 {
+            return Err("token lifetime exceeds max_ttl");
         }
         if let Some(want) = &issuer.audience {
             let ok = match claims.get("aud") {
@@ -226,6 +236,10 @@ impl Verifier {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err("missing subject"),
         };
+        if !can_be_header_value(&subject) {
+            // It could not reach the upstream as X-User-Id: never forward it as someone.
+            return Err("subject cannot be forwarded");
+        }
         let roles = string_list(claim_at(&claims, &issuer.claim_paths.roles), false);
         let permissions = string_list(claim_at(&claims, &issuer.claim_paths.permissions), true);
         Ok(VerifiedToken {
@@ -235,6 +249,12 @@ impl Verifier {
             claims,
         })
     }
+}
+
+/// Whether a subject can be sent as a header value as it is: no control character (CR, LF,
+/// NUL, tab, DEL...), which a header would drop or split.
+pub fn can_be_header_value(s: &str) -> bool {
+    !s.bytes().any(|b| b < 0x20 || b == 0x7f)
 }
 
 /// A token id: a UUID v4.

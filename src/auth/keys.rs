@@ -1,6 +1,6 @@
 //! Verification and signing keys, pinned to the algorithms they may be used with.
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, ThumbprintHash};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
 use std::str::FromStr;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
@@ -217,50 +217,97 @@ pub fn thumbprint(jwk: &Jwk) -> String {
         .expect("thumbprint of a key we parsed")
 }
 
-/// Keys of a JWKS document, each pinned to its `alg` when the JWK names one, else to
-/// `allowed` within its family.
-pub fn keys_from_jwks(
-    json: &[u8],
-    allowed: Option<&[Algorithm]>,
-) -> Result<Vec<VerifyKey>, String> {
-    let set: JwkSet =
+/// The keys of a JWKS document that can verify signatures, each pinned to its `alg` when the
+/// JWK names one, else to `allowed` within its family.
+#[derive(Debug)]
+pub struct JwksKeys {
+    pub keys: Vec<VerifyKey>,
+    /// Keys left out, each with why (for a warning): identity providers publish encryption
+    /// keys beside their signing keys (Keycloak's RSA-OAEP key).
+    pub skipped: Vec<String>,
+}
+
+/// Reads a JWKS document. A key that cannot verify a signature here (`use` other than `sig`,
+/// `key_ops` without `verify`, an encryption or unknown `alg`, an unknown `kty` or curve, a
+/// symmetric key) is skipped, never an error; a document with no usable key is one.
+pub fn keys_from_jwks(json: &[u8], allowed: Option<&[Algorithm]>) -> Result<JwksKeys, String> {
+    #[derive(serde::Deserialize)]
+    struct Document {
+        keys: Vec<serde_json::Value>,
+    }
+    let doc: Document =
         serde_json::from_slice(json).map_err(|e| format!("not a JWKS document: {e}"))?;
-    let mut keys = Vec::new();
-    for (i, jwk) in set.keys.iter().enumerate() {
-        let Some(family) = jwk_family(jwk) else {
-            continue;
-        };
-        if family == Family::Hmac {
-            return Err(format!("keys[{i}]: symmetric keys do not belong in a JWKS"));
-        }
-        let mut algorithms: Vec<Algorithm> = match jwk.common.key_algorithm {
-            Some(ka) => {
-                let alg = parse_algorithm(&ka.to_string())
-                    .map_err(|_| format!("keys[{i}]: unsupported alg"))?;
-                if Family::of(alg) != family {
-                    return Err(format!("keys[{i}]: alg does not fit the key type"));
-                }
-                vec![alg]
+    let mut out = JwksKeys {
+        keys: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (i, raw) in doc.keys.iter().enumerate() {
+        match usable_key(raw, allowed) {
+            Ok(Some(key)) => out.keys.push(key),
+            Ok(None) => {}
+            Err(why) => {
+                let kid = raw.get("kid").and_then(|k| k.as_str()).unwrap_or("");
+                out.skipped
+                    .push(format!("keys[{i}] (kid `{kid}`) skipped: {why}"));
             }
-            None => family.algorithms().to_vec(),
-        };
-        if let Some(allowed) = allowed {
-            algorithms.retain(|a| allowed.contains(a));
         }
-        if algorithms.is_empty() {
-            continue;
+    }
+    if out.keys.is_empty() {
+        return Err("the JWKS holds no usable signature key".into());
+    }
+    Ok(out)
+}
+
+/// One JWK as a verification key. `Ok(None)`: usable, but not for any allowed algorithm.
+fn usable_key(
+    raw: &serde_json::Value,
+    allowed: Option<&[Algorithm]>,
+) -> Result<Option<VerifyKey>, String> {
+    let field = |k: &str| raw.get(k).and_then(|v| v.as_str());
+    if let Some(u) = field("use") {
+        if u != "sig" {
+            return Err(format!("use `{u}` is not `sig`"));
         }
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("keys[{i}]: {e}"))?;
-        keys.push(VerifyKey {
-            kid: jwk.common.key_id.clone(),
-            algorithms,
-            key,
-        });
     }
-    if keys.is_empty() {
-        return Err("the JWKS holds no usable key".into());
+    if let Some(ops) = raw.get("key_ops").and_then(|v| v.as_array()) {
+        if !ops.iter().any(|o| o.as_str() == Some("verify")) {
+            return Err("key_ops does not include `verify`".into());
+        }
     }
-    Ok(keys)
+    let alg = match field("alg") {
+        Some(a) => Some(parse_algorithm(a).map_err(|_| {
+            format!("alg `{a}` is not a signature algorithm this gateway verifies")
+        })?),
+        None => None,
+    };
+    match field("kty") {
+        Some("RSA" | "EC" | "OKP") => {}
+        Some("oct") => return Err("a symmetric key is never taken from a JWKS".into()),
+        Some(other) => return Err(format!("unknown kty `{other}`")),
+        None => return Err("no kty".into()),
+    }
+    let jwk: Jwk =
+        serde_json::from_value(raw.clone()).map_err(|e| format!("unreadable key: {e}"))?;
+    let family = jwk_family(&jwk).ok_or("a curve this gateway does not verify")?;
+    let mut algorithms: Vec<Algorithm> = match alg {
+        Some(alg) if Family::of(alg) != family => {
+            return Err(format!("alg {alg:?} does not fit the key type"))
+        }
+        Some(alg) => vec![alg],
+        None => family.algorithms().to_vec(),
+    };
+    if let Some(allowed) = allowed {
+        algorithms.retain(|a| allowed.contains(a));
+    }
+    if algorithms.is_empty() {
+        return Ok(None);
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("unreadable key: {e}"))?;
+    Ok(Some(VerifyKey {
+        kid: jwk.common.key_id.clone(),
+        algorithms,
+        key,
+    }))
 }
 
 #[cfg(test)]
@@ -294,5 +341,33 @@ mod tests {
         ] {
             assert!(load_pem(&fixture(file), alg).is_err(), "{file} as {alg:?}");
         }
+    }
+
+    #[test]
+    fn keys_that_cannot_verify_are_skipped() {
+        let rsa = load_pem(&fixture("rsa_public.pem"), Algorithm::RS256)
+            .unwrap()
+            .jwk;
+        let mut sig = serde_json::to_value(&rsa).unwrap();
+        sig["kid"] = "sig-1".into();
+        sig["use"] = "sig".into();
+        sig["alg"] = "RS256".into();
+        let mut enc = sig.clone();
+        enc["kid"] = "enc-1".into();
+        enc["use"] = "enc".into();
+        enc["alg"] = "RSA-OAEP".into();
+        let mut oaep = sig.clone();
+        oaep["kid"] = "enc-2".into();
+        oaep.as_object_mut().unwrap().remove("use");
+        oaep["alg"] = "RSA-OAEP-256".into();
+        let oct = serde_json::json!({"kty": "oct", "kid": "hs", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"});
+        let odd = serde_json::json!({"kty": "PQC", "kid": "future"});
+        let doc = serde_json::json!({"keys": [enc, sig, oaep, oct, odd]});
+        let got = keys_from_jwks(doc.to_string().as_bytes(), None).unwrap();
+        assert_eq!(got.keys.len(), 1);
+        assert_eq!(got.keys[0].kid.as_deref(), Some("sig-1"));
+        assert_eq!(got.skipped.len(), 4, "{:?}", got.skipped);
+        let only_bad = serde_json::json!({"keys": [doc["keys"][0], doc["keys"][3]]});
+        assert!(keys_from_jwks(only_bad.to_string().as_bytes(), None).is_err());
     }
 }

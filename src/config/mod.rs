@@ -7,7 +7,7 @@ pub mod source;
 pub mod users;
 pub mod validate;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -111,6 +111,12 @@ pub enum OnFailure {
 }
 
 impl Config {
+    /// Until when a revocation made at `now` must hold: as long as any token it covers could
+    /// still be accepted (SPEC section 3 step 8).
+    pub fn revocation_until(&self, now: u64) -> u64 {
+        now + self.verifier.max_ttl + self.verifier.leeway
+    }
+
     /// The login cookie's name, when login sets one: a credential like a bearer token.
     pub fn session_cookie(&self) -> Option<&str> {
         self.login
@@ -126,6 +132,26 @@ pub struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     pub tls: Option<TlsFiles>,
     pub threads: Option<usize>,
+    /// `;` in a path is an ordinary character (SPEC step 4); off by default.
+    pub allow_path_semicolons: bool,
+    /// IPv6 clients are counted by this prefix in `ip`-keyed limits (a host has a /64).
+    pub ipv6_prefix: u8,
+}
+
+impl ServerSettings {
+    /// The address an `ip` rate-limit key counts a client under: IPv4 as it is, IPv6 by its
+    /// `ipv6_prefix` network (an IPv4-mapped address as the IPv4 one).
+    pub fn limit_ip(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => ipnet::Ipv6Net::new(v6, self.ipv6_prefix)
+                    .map(|n| IpAddr::V6(n.trunc().addr()))
+                    .unwrap_or(ip),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -148,4 +174,39 @@ pub struct IdentitySettings {
     pub internal_token: Option<Arc<crate::auth::internal::InternalToken>>,
     /// Every header above: stripped from each incoming request.
     pub all: Vec<HeaderName>,
+    /// What SPEC step 3 removes from every request: these headers, their `_` aliases, and
+    /// the rewrite and forwarding headers.
+    pub client_headers: crate::headers::ClientHeaders,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_network() {
+        let server = ServerSettings {
+            listen: vec![],
+            admin_listen: None,
+            tls: None,
+            threads: None,
+            allow_path_semicolons: false,
+            ipv6_prefix: 64,
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            server.limit_ip(ip("2001:db8:1:2:3:4:5:6")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            server.limit_ip(ip("2001:db8:1:2::ffff")),
+            server.limit_ip(ip("2001:db8:1:2:aaaa::1"))
+        );
+        assert_ne!(
+            server.limit_ip(ip("2001:db8:1:2::1")),
+            server.limit_ip(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(server.limit_ip(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(server.limit_ip(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+    }
 }

@@ -14,6 +14,9 @@ pub struct RawServer {
     pub trusted_proxies: Vec<String>,
     pub tls: Option<RawTlsFiles>,
     pub threads: Option<usize>,
+    #[serde(default)]
+    pub allow_path_semicolons: bool,
+    pub ipv6_prefix: Option<u8>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +62,7 @@ pub struct RawTokens {
     pub access_ttl: Option<String>,
     pub refresh_ttl: Option<String>,
     pub leeway: Option<String>,
+    pub max_ttl: Option<String>,
 }
 
 fn default_algorithm() -> String {

@@ -87,6 +87,16 @@ pub fn load(path: &Path, roles: &HashSet<String>) -> Result<Users, ConfigErrors>
         let subject = raw.subject.clone().unwrap_or_else(|| raw.username.clone());
         if subject.is_empty() {
             err(&up.key("subject"), "must not be empty".into());
+        } else if !crate::auth::jwt::can_be_header_value(&subject) {
+            let at = if raw.subject.is_some() {
+                "subject"
+            } else {
+                "username"
+            };
+            err(
+                &up.key(at),
+                "must not hold control characters (it is sent as a header)".into(),
+            );
         } else if !subjects.insert(subject.clone()) {
             err(
                 &up.key("subject"),

@@ -32,6 +32,13 @@ use crate::proxy::upstream::{HealthCheckSettings, UpstreamPool, UpstreamSettings
 use crate::ratelimit::Policy;
 use rate_limits::Policies;
 
+/// Every host on an IPv6 network gets a /64: counting by the full address would give a client
+/// 2^64 budgets.
+const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// `[tokens] max_ttl`: the longest lifetime of a token accepted, and how long revocations last.
+const DEFAULT_MAX_TTL: u64 = 30 * 86400;
+
 /// Verified tokens kept per config: enough for the active tokens of a busy deployment.
 const TOKEN_CACHE_CAPACITY: usize = 16_384;
 
@@ -199,12 +206,12 @@ impl<'a> Validator<'a> {
             .map(|r| self.trusted_proxies(r))
             .unwrap_or_default();
         let (roles, role_names) = self.roles();
-        let (issuers, signer, jwks, leeway) = self.tokens();
+        let (issuers, signer, jwks, (leeway, max_ttl)) = self.tokens();
         let identity = self.identity();
         let upstreams = self.upstreams();
         let remote_jwks: Vec<Arc<RemoteJwks>> =
             issuers.iter().filter_map(|i| i.remote.clone()).collect();
-        let verifier = Verifier::new(issuers, leeway);
+        let verifier = Verifier::new(issuers, leeway, max_ttl);
         let store = self.store();
         let shared = matches!(store.backend, crate::config::Backend::Redis(_));
         let policies = self.rate_limits(shared);
@@ -326,11 +333,20 @@ impl<'a> Validator<'a> {
         if raw.threads == Some(0) {
             self.err(&p.key("threads"), "must be at least 1");
         }
+        let ipv6_prefix = raw.ipv6_prefix.unwrap_or(DEFAULT_IPV6_PREFIX);
+        if !(1..=128).contains(&ipv6_prefix) {
+            self.err(
+                &p.key("ipv6_prefix"),
+                "must be a prefix length from 1 to 128",
+            );
+        }
         ServerSettings {
             listen,
             admin_listen,
             tls,
             threads: raw.threads,
+            allow_path_semicolons: raw.allow_path_semicolons,
+            ipv6_prefix,
         }
     }
 
@@ -393,12 +409,14 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// `[tokens]` and its trusted issuers: the verifier's issuers, the signer, the JWKS.
-    fn tokens(&self) -> (Vec<Issuer>, Option<Signer>, Vec<u8>, u64) {
+    /// `[tokens]` and its trusted issuers: the verifier's issuers, the signer, the JWKS, and
+    /// the leeway and `max_ttl` (seconds).
+    fn tokens(&self) -> (Vec<Issuer>, Option<Signer>, Vec<u8>, (u64, u64)) {
         let mut issuers = Vec::new();
         let mut jwks: Vec<Jwk> = Vec::new();
         let mut signer = None;
         let mut leeway = 30;
+        let mut max_ttl = DEFAULT_MAX_TTL;
         let p = root("tokens");
         if let Some(value) = self.table.get("tokens") {
             let mut without_issuers = value.clone();
@@ -410,7 +428,13 @@ impl<'a> Validator<'a> {
                 leeway = self
                     .duration(&p.key("leeway"), raw.leeway.as_deref(), "30s")
                     .as_secs();
-                if let Some((issuer, s, keys)) = self.own_issuer(&raw, &p) {
+                max_ttl = self
+                    .duration(&p.key("max_ttl"), raw.max_ttl.as_deref(), "30d")
+                    .as_secs();
+                if max_ttl == 0 {
+                    self.err(&p.key("max_ttl"), "must be at least one second");
+                }
+                if let Some((issuer, s, keys)) = self.own_issuer(&raw, &p, max_ttl) {
                     issuers.push(issuer);
                     signer = Some(s);
                     jwks.extend(keys);
@@ -434,16 +458,27 @@ impl<'a> Validator<'a> {
             issuers,
             signer,
             serde_json::to_vec(&doc).expect("JWKs serialise"),
-            leeway,
+            (leeway, max_ttl),
         )
     }
 
-    fn own_issuer(&self, raw: &RawTokens, p: &KeyPath) -> Option<(Issuer, Signer, Vec<Jwk>)> {
+    fn own_issuer(
+        &self,
+        raw: &RawTokens,
+        p: &KeyPath,
+        max_ttl: u64,
+    ) -> Option<(Issuer, Signer, Vec<Jwk>)> {
         if raw.issuer.is_empty() {
             self.err(&p.key("issuer"), "must not be empty");
         }
         let access_ttl = self.duration(&p.key("access_ttl"), raw.access_ttl.as_deref(), "15m");
         let refresh_ttl = self.duration(&p.key("refresh_ttl"), raw.refresh_ttl.as_deref(), "7d");
+        for (key, ttl) in [("access_ttl", access_ttl), ("refresh_ttl", refresh_ttl)] {
+            if ttl.as_secs() > max_ttl {
+                // Its own tokens would be refused as too long-lived.
+                self.err(&p.key(key), "must not be longer than max_ttl");
+            }
+        }
         let alg = match parse_algorithm(&raw.algorithm) {
             Ok(a) => a,
             Err(e) => {
@@ -747,7 +782,12 @@ impl<'a> Validator<'a> {
             let kp = p.key("jwks_file");
             let json = self.read_file(&kp, raw.jwks_file.as_deref().unwrap_or_default())?;
             match keys::keys_from_jwks(&json, algorithms.as_deref()) {
-                Ok(k) => k,
+                Ok(k) => {
+                    for why in &k.skipped {
+                        self.warn(&kp, why.clone());
+                    }
+                    k.keys
+                }
                 Err(e) => {
                     self.err(&kp, e);
                     return None;
@@ -854,6 +894,7 @@ impl<'a> Validator<'a> {
             claims,
             forward_credentials: raw.forward_credentials,
             internal_token,
+            client_headers: crate::headers::ClientHeaders::new(&all),
             all,
         })
     }
@@ -903,8 +944,19 @@ impl<'a> Validator<'a> {
             });
             let rate_limit =
                 self.api_key_rate_limit(&raw.id, raw.rate_limit.as_deref(), &kp.key("rate_limit"));
+            let subject = raw.subject.clone().unwrap_or_else(|| raw.id.clone());
+            if !crate::auth::jwt::can_be_header_value(&subject) {
+                let at = if raw.subject.is_some() {
+                    "subject"
+                } else {
+                    "id"
+                };
+                self.err(
+                    &kp.key(at),
+                    "must not hold control characters (it is sent as a header)",
+                );
+            }
             if let Some(digest) = digest {
-                let subject = raw.subject.clone().unwrap_or_else(|| raw.id.clone());
                 let grants = graph.map(|g| g.grants(&raw.roles, &raw.permissions));
                 keys.push(ApiKey {
                     claims: subject_claims(&subject),
@@ -1166,7 +1218,7 @@ impl<'a> Validator<'a> {
             for (earlier, &j) in routes.iter().zip(&indices) {
                 let methods_covered = earlier.methods.is_empty()
                     || (!route.methods.is_empty()
-                        && route.methods.iter().all(|m| earlier.methods.contains(m)));
+                        && route.methods.iter().all(|m| earlier.allows_method(m)));
                 if methods_covered && route.pattern.is_covered_by(&earlier.pattern) {
                     self.warn(
                         &rp.key("path"),

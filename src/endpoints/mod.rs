@@ -116,7 +116,7 @@ async fn run(
     if endpoint.is_rate_limited() {
         if let Some(policy) = &settings.rate_limit {
             let input = KeyInput {
-                client_ip: ctx.client_ip,
+                client_ip: ctx.client_ip.map(|ip| config.server.limit_ip(ip)),
                 route: "login",
                 headers: &session.req_header().headers,
                 identity: None,
@@ -131,6 +131,7 @@ async fn run(
         store: services.store,
         passwords: services.passwords,
         now: services.now,
+        request_id: &ctx.request_id,
     };
     match endpoint {
         Endpoint::Login => {
@@ -206,10 +207,10 @@ fn access_token(session: &Session, login: &Login<'_>) -> Result<VerifiedToken, G
         .verifier
         .verify(token, login.now)
         .map_err(GatewayError::InvalidToken)?;
-    if login
-        .store
-        .is_revoked(&TokenFacts::of(&verified).presented(&verified.subject))
-    {
+    if login.store.is_revoked(
+        &TokenFacts::of(&verified).presented(&verified.subject),
+        login.now,
+    ) {
         return Err(GatewayError::InvalidToken("token revoked"));
     }
     Ok(verified)

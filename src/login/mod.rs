@@ -14,10 +14,12 @@ use crate::auth::jwt::{new_jti, Signer, TokenUse, VerifiedToken};
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::ratelimit::Policy;
-use crate::store::{Presented, Revocation, Rotation, Store, StoreError};
+use crate::store::{Attempt, Presented, Revocation, Rotation, Store, StoreError};
 use password::PasswordPool;
 use users::{User, Users};
 
+/// Longer usernames are refused before any work (SPEC section 4).
+pub const MAX_USERNAME_BYTES: usize = 256;
 /// How long an `mfa_token` lives, and how many wrong codes kill it.
 pub const MFA_TOKEN_TTL: u64 = 300;
 pub const MFA_MAX_WRONG_CODES: u32 = 5;
@@ -117,6 +119,8 @@ pub struct Login<'a> {
     pub store: &'a dyn Store,
     pub passwords: &'a PasswordPool,
     pub now: u64,
+    /// The request's id, carried by every audit event it causes.
+    pub request_id: &'a str,
 }
 
 impl Login<'_> {
@@ -128,12 +132,22 @@ impl Login<'_> {
         password: String,
         code: Option<&str>,
     ) -> Result<TokenPair, Refused> {
-        self.refuse_if_locked(username).await?;
+        if username.len() > MAX_USERNAME_BYTES {
+            // Refused before it is hashed, stored for the lockout or logged.
+            return Err(GatewayError::InvalidRequest("username too long").into());
+        }
+        self.begin_attempt(username).await?;
         let user = self.settings.users.get(username);
-        let matches = self
-            .passwords
-            .verify(user.map(|u| u.password.clone()), password)
-            .await?;
+        // Unknown users are checked against a hash like the configured users' (same
+        // algorithm and cost), so that the answer takes as long as for a wrong password.
+        let hash = user.map_or_else(
+            || self.settings.users.dummy_hash().clone(),
+            |u| u.password.clone(),
+        );
+        let matches = match self.passwords.verify(hash, password).await {
+            Ok(m) => m && user.is_some(),
+            Err(busy) => return Err(self.give_back(username, busy.into()).await),
+        };
         let user = match user {
             Some(u) if matches && !u.disabled => u,
             _ => {
@@ -143,7 +157,15 @@ impl Login<'_> {
         };
         if user.has_mfa() {
             match code {
-                None => return Err(Refused::MfaRequired(self.start_mfa(username).await?)),
+                None => {
+                    // The password was right: this attempt is not a failure.
+                    let started = self.start_mfa(username).await;
+                    let refused = match started {
+                        Ok(token) => Refused::MfaRequired(token),
+                        Err(e) => e,
+                    };
+                    return Err(self.give_back(username, refused).await);
+                }
                 Some(code) => {
                     if !self.accept_code(user, code).await? {
                         self.failed(username, "invalid_code").await?;
@@ -159,19 +181,26 @@ impl Login<'_> {
     pub async fn mfa(&self, mfa_token: &str, code: &str) -> Result<TokenPair, Refused> {
         let id = mfa_token_id(mfa_token);
         let unknown = GatewayError::InvalidGrant("unknown, expired or used mfa_token");
-        let username = self.store.mfa_user(&id).await?.ok_or(unknown)?;
-        self.refuse_if_locked(&username).await?;
+        // Counted before the code is checked: at most MFA_MAX_WRONG_CODES are ever checked.
+        let username = self
+            .store
+            .mfa_attempt(&id, MFA_MAX_WRONG_CODES)
+            .await?
+            .ok_or(unknown)?;
+        self.begin_attempt(&username).await?;
         let user = match self.settings.users.get(&username) {
             Some(u) if !u.disabled => u,
-            _ => return Err(unknown.into()),
+            _ => return Err(self.give_back(&username, unknown.into()).await),
         };
         if !self.accept_code(user, code).await? {
-            self.store.mfa_wrong_code(&id, MFA_MAX_WRONG_CODES).await?;
+            self.store
+                .mfa_attempt_failed(&id, MFA_MAX_WRONG_CODES)
+                .await?;
             self.failed(&username, "invalid_code").await?;
             return Err(GatewayError::InvalidCode.into());
         }
         if !self.store.take_mfa(&id).await? {
-            return Err(unknown.into());
+            return Err(self.give_back(&username, unknown.into()).await);
         }
         self.succeeded(user).await
     }
@@ -188,7 +217,10 @@ impl Login<'_> {
         let (Some(sid), Some(jti)) = (facts.sid, facts.jti) else {
             return Err(GatewayError::InvalidGrant("refresh token without a session").into());
         };
-        if self.store.is_revoked(&facts.presented(&token.subject)) {
+        if self
+            .store
+            .is_revoked(&facts.presented(&token.subject), self.now)
+        {
             return Err(GatewayError::InvalidGrant("refresh token revoked").into());
         }
         let user = match self.settings.users.by_subject(&token.subject) {
@@ -199,7 +231,7 @@ impl Login<'_> {
         let until = self.now + self.signer.refresh_ttl;
         match self.store.rotate_refresh(sid, jti, &next, until).await? {
             Rotation::Rotated => {
-                tracing::info!(target: "audit", event = "refresh", subject = %user.subject, sid);
+                tracing::info!(target: "audit", event = "refresh", subject = %user.subject, sid, request_id = self.request_id);
                 Ok(self.pair(user, sid, &next)?)
             }
             Rotation::Reused => {
@@ -214,6 +246,7 @@ impl Login<'_> {
                     event = "refresh_reuse",
                     subject = %user.subject,
                     sid,
+                    request_id = self.request_id,
                     "a spent refresh token was presented again: session revoked"
                 );
                 Err(GatewayError::InvalidGrant("refresh token reused: session revoked").into())
@@ -239,7 +272,7 @@ impl Login<'_> {
         } else if let Some(jti) = facts.jti {
             Revocation::Jti {
                 jti: jti.to_string(),
-                until: facts.exp.unwrap_or(self.now) + self.config.verifier.leeway,
+                until: self.session_memory(),
             }
         } else {
             // Nothing names this token alone: revoke it with everything of its subject.
@@ -251,30 +284,50 @@ impl Login<'_> {
         };
         let kind = revocation.kind();
         self.store.revoke(revocation).await?;
-        tracing::info!(target: "audit", event = "logout", subject = %token.subject, all, revoked = kind);
+        tracing::info!(
+            target: "audit",
+            event = "logout",
+            subject = %token.subject,
+            all,
+            revoked = kind,
+            request_id = self.request_id,
+        );
         Ok(())
     }
 
-    async fn refuse_if_locked(&self, username: &str) -> Result<(), Refused> {
-        match self.store.locked_until(username).await? {
-            Some(until) => Err(Refused::Locked(until.saturating_sub(self.now).max(1))),
-            None => Ok(()),
+    /// Counts the attempt before anything is evaluated; refuses it while the username is
+    /// locked or `max_failed_attempts` are already counted.
+    async fn begin_attempt(&self, username: &str) -> Result<(), Refused> {
+        let s = self.settings;
+        match self
+            .store
+            .begin_attempt(username, s.max_failed_attempts, s.lockout)
+            .await?
+        {
+            Attempt::Allowed => Ok(()),
+            Attempt::Locked(until) => Err(Refused::Locked(until.saturating_sub(self.now).max(1))),
         }
     }
 
-    /// Counts a failure; the one that reaches the maximum starts the lockout.
+    /// Gives a counted attempt back (it was not a failure), then answers `refused`.
+    async fn give_back(&self, username: &str, refused: Refused) -> Refused {
+        if let Err(e) = self.store.return_attempt(username).await {
+            tracing::warn!(error = %e, "could not give a login attempt back");
+        }
+        refused
+    }
+
+    /// The counted attempt failed; the one that reaches the maximum starts the lockout.
     async fn failed(&self, username: &str, reason: &'static str) -> Result<(), Refused> {
-        tracing::info!(target: "audit", event = "login", result = "failure", reason, username);
+        let request_id = self.request_id;
+        tracing::info!(target: "audit", event = "login", result = "failure", reason, username, request_id);
+        let s = self.settings;
         let locked = self
             .store
-            .record_failure(
-                username,
-                self.settings.max_failed_attempts,
-                self.settings.lockout,
-            )
+            .attempt_failed(username, s.max_failed_attempts, s.lockout)
             .await?;
         if let Some(until) = locked {
-            tracing::warn!(target: "audit", event = "lockout", username, until);
+            tracing::warn!(target: "audit", event = "lockout", username, until, request_id);
         }
         Ok(())
     }
@@ -293,6 +346,7 @@ impl Login<'_> {
             username = %user.username,
             subject = %user.subject,
             sid,
+            request_id = self.request_id,
         );
         Ok(self.pair(user, &sid, &refresh_jti)?)
     }
@@ -363,10 +417,10 @@ impl Login<'_> {
         Ok(false)
     }
 
-    /// Until when a session or subject revocation must be remembered: past it, every token
-    /// it could refuse has expired.
+    /// Until when a revocation made now must be remembered: past it, every token it could
+    /// refuse has expired (no accepted token lives longer than `max_ttl`).
     fn session_memory(&self) -> u64 {
-        self.now + self.signer.refresh_ttl.max(self.signer.access_ttl) + self.config.verifier.leeway
+        self.config.revocation_until(self.now)
     }
 }
 

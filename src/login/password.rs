@@ -63,6 +63,51 @@ impl PasswordHash {
             PasswordHash::Bcrypt(s) => bcrypt::verify(password, s).unwrap_or(false),
         }
     }
+
+    /// A hash of a random password with this hash's algorithm and cost: what an unknown
+    /// username is checked against, so that it takes as long as a wrong password.
+    pub fn decoy(&self) -> PasswordHash {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).expect("the OS random source is available");
+        match self {
+            PasswordHash::Argon2(s) => {
+                let hashed = argon2::PasswordHash::new(s).ok().and_then(|phc| {
+                    let algorithm = argon2::Algorithm::try_from(phc.algorithm).ok()?;
+                    let version = phc
+                        .version
+                        .map_or(Ok(argon2::Version::V0x13), argon2::Version::try_from);
+                    let params = argon2::Params::try_from(&phc).ok()?;
+                    let argon = Argon2::new(algorithm, version.ok()?, params);
+                    let salt = SaltString::generate(&mut OsRng);
+                    Some(argon.hash_password(&random, &salt).ok()?.to_string())
+                });
+                // Parsed at load, so this holds; the default cost is the fallback.
+                PasswordHash::Argon2(hashed.unwrap_or_else(|| hash(&random)))
+            }
+            PasswordHash::Bcrypt(s) => {
+                let cost = s
+                    .parse::<bcrypt::HashParts>()
+                    .map_or(bcrypt::DEFAULT_COST, |p| p.get_cost());
+                let hashed = bcrypt::hash_with_result(random, cost)
+                    .expect("bcrypt hashes at a cost its own hashes have")
+                    .format_for_version(bcrypt::Version::TwoB);
+                PasswordHash::Bcrypt(hashed)
+            }
+        }
+    }
+
+    /// The algorithm and cost, for grouping users by what a check of theirs costs.
+    pub fn cost_class(&self) -> String {
+        match self {
+            PasswordHash::Argon2(s) => argon2::PasswordHash::new(s)
+                .map(|phc| format!("{}:{:?}:{}", phc.algorithm, phc.version, phc.params))
+                .unwrap_or_default(),
+            PasswordHash::Bcrypt(s) => s
+                .parse::<bcrypt::HashParts>()
+                .map(|p| format!("bcrypt:{}", p.get_cost()))
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// An argon2id PHC string for `password` at the crate's default cost (OWASP's
@@ -75,9 +120,8 @@ pub fn hash(password: &[u8]) -> String {
         .to_string()
 }
 
-/// A hash of a random password at the default cost: unknown users are verified against it,
-/// so that they take as long as known ones.
-fn dummy_hash() -> &'static PasswordHash {
+/// A hash of a random password at the default cost, for a gateway without users.
+pub fn default_dummy() -> &'static PasswordHash {
     static DUMMY: OnceLock<PasswordHash> = OnceLock::new();
     DUMMY.get_or_init(|| {
         let mut random = [0u8; 32];
@@ -93,41 +137,48 @@ pub struct Busy;
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Dedicated low-priority threads verifying passwords, fed by a bounded queue.
+///
+/// The threads start with the first verification, not before: `run -d` forks after the
+/// gateway is built, and threads started before a fork do not exist in the child.
 #[derive(Debug, Clone)]
 pub struct PasswordPool {
-    jobs: SyncSender<Job>,
+    threads: usize,
+    queue: usize,
+    jobs: Arc<OnceLock<SyncSender<Job>>>,
 }
 
 impl PasswordPool {
     /// `threads` workers; at most `queue` verifications wait.
     pub fn new(threads: usize, queue: usize) -> Self {
-        let (jobs, rx) = mpsc::sync_channel::<Job>(queue);
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..threads.max(1) {
-            let rx = rx.clone();
-            std::thread::Builder::new()
-                .name(format!("portcullis-password-{i}"))
-                .spawn(move || worker(rx))
-                .expect("the OS can start a thread");
+        PasswordPool {
+            threads: threads.max(1),
+            queue,
+            jobs: Arc::new(OnceLock::new()),
         }
-        PasswordPool { jobs }
     }
 
-    /// Verifies `password` against `hash`, or against the dummy hash when there is no user
-    /// (the answer is then always `false`, in the time a real check takes).
-    pub async fn verify(&self, hash: Option<PasswordHash>, password: String) -> Result<bool, Busy> {
+    fn jobs(&self) -> &SyncSender<Job> {
+        self.jobs.get_or_init(|| {
+            let (jobs, rx) = mpsc::sync_channel::<Job>(self.queue);
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..self.threads {
+                let rx = rx.clone();
+                std::thread::Builder::new()
+                    .name(format!("portcullis-password-{i}"))
+                    .spawn(move || worker(rx))
+                    .expect("the OS can start a thread");
+            }
+            jobs
+        })
+    }
+
+    /// Whether `password` matches `hash`, checked on the pool.
+    pub async fn verify(&self, hash: PasswordHash, password: String) -> Result<bool, Busy> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let ok = match &hash {
-                Some(h) => h.verify(password.as_bytes()),
-                None => {
-                    dummy_hash().verify(password.as_bytes());
-                    false
-                }
-            };
-            let _ = done.send(ok);
+            let _ = done.send(hash.verify(password.as_bytes()));
         });
-        match self.jobs.try_send(job) {
+        match self.jobs().try_send(job) {
             Ok(()) => result.await.map_err(|_| Busy),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(Busy),
         }
@@ -211,14 +262,39 @@ mod tests {
     async fn the_pool_verifies_off_the_caller_and_refuses_when_full() {
         let pool = PasswordPool::new(1, 4);
         let h = PasswordHash::parse(&hash(b"pw")).unwrap();
-        assert_eq!(pool.verify(Some(h.clone()), "pw".into()).await, Ok(true));
-        assert_eq!(pool.verify(Some(h), "no".into()).await, Ok(false));
-        assert_eq!(pool.verify(None, "pw".into()).await, Ok(false));
+        assert_eq!(pool.verify(h.clone(), "pw".into()).await, Ok(true));
+        assert_eq!(pool.verify(h, "no".into()).await, Ok(false));
 
         // No worker at all: the queue fills and the next caller is told so at once.
         let (jobs, _rx) = mpsc::sync_channel::<Job>(1);
-        let stalled = PasswordPool { jobs };
-        stalled.jobs.try_send(Box::new(|| {})).unwrap();
-        assert_eq!(stalled.verify(None, "pw".into()).await, Err(Busy));
+        let stalled = PasswordPool::new(1, 1);
+        stalled.jobs.set(jobs).unwrap();
+        stalled.jobs().try_send(Box::new(|| {})).unwrap();
+        let dummy = default_dummy().clone();
+        assert_eq!(stalled.verify(dummy, "pw".into()).await, Err(Busy));
+    }
+
+    #[test]
+    fn dummies_cost_what_the_users_hashes_cost() {
+        let salt = SaltString::generate(&mut OsRng);
+        let params = argon2::Params::new(8192, 3, 1, None).unwrap();
+        let a = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon = PasswordHash::Argon2(a.hash_password(b"x", &salt).unwrap().to_string());
+        let dummy = argon.decoy();
+        assert_eq!(dummy.cost_class(), argon.cost_class());
+        assert!(
+            dummy.cost_class().contains("m=8192,t=3,p=1"),
+            "{}",
+            dummy.cost_class()
+        );
+
+        let bcrypt_hash = bcrypt::hash_with_result("secret", 5)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        let b = PasswordHash::parse(&bcrypt_hash).unwrap();
+        let dummy = b.decoy();
+        assert!(matches!(dummy, PasswordHash::Bcrypt(_)));
+        assert_eq!(dummy.cost_class(), "bcrypt:5");
+        assert!(!dummy.verify(b"secret"));
     }
 }

@@ -194,8 +194,12 @@ impl Route {
             .map(|(i, p)| (i, &**p))
     }
 
+    /// Whether the route's `methods` match: all when empty; HEAD wherever GET is (a HEAD is a
+    /// GET without its body, and must not fall through to another route's rules).
     pub fn allows_method(&self, method: &Method) -> bool {
-        self.methods.is_empty() || self.methods.contains(method)
+        self.methods.is_empty()
+            || self.methods.contains(method)
+            || (method == Method::HEAD && self.methods.contains(&Method::GET))
     }
 
     pub fn accepts(&self, kind: CredentialKind) -> bool {

@@ -112,12 +112,16 @@ impl Gateway {
             ctx.peer_trusted = config.trusted_proxies.contains(&peer);
             ctx.client_ip = Some(config.trusted_proxies.client_ip(peer, &req.headers));
         }
-        // 3. identity headers: never believed from a client
-        headers::strip_all(session.req_header_mut(), &config.identity.all);
+        // 3. identity, rewrite and (from untrusted peers) forwarding headers: never believed
+        let trusted = ctx.peer_trusted;
+        config
+            .identity
+            .client_headers
+            .strip(session.req_header_mut(), trusted);
 
         // 4. path
         let req = session.req_header();
-        let path = path::normalize(req.uri.path())?;
+        let path = path::normalize(req.uri.path(), config.server.allow_path_semicolons)?;
         let method = req.method.clone();
         ctx.path = Some(path.clone());
 
@@ -147,7 +151,7 @@ impl Gateway {
 
         // 6. rate limits that need no credential: a flood is refused before any crypto
         let mut limits = KeyInput {
-            client_ip: ctx.client_ip,
+            client_ip: ctx.client_ip.map(|ip| config.server.limit_ip(ip)),
             route: &route.name,
             headers: &req.headers,
             identity: None,
@@ -157,24 +161,22 @@ impl Gateway {
 
         // 7, 8. credentials and verification
         let store = self.store.as_ref();
-        let identity =
+        // Kept at once: a refusal from here on is logged with who was refused.
+        ctx.identity =
             pipeline::authenticate(&config, store, route, &req.headers, ctx.client_ip, now)?;
+        let identity = ctx.identity.as_ref();
         // 9. authorisation
-        pipeline::authorize(route, &matched.captures, identity.as_ref())?;
+        pipeline::authorize(route, &matched.captures, identity)?;
 
         // 10. rate limits by caller, then the API key's own
-        limits.identity = identity.as_ref();
+        limits.identity = identity;
         let late = route.rate_limits_at(Stage::AfterAuthorization);
         ctx.rate_limit.check(late, &limits).await?;
-        if let Some(own) = identity
-            .as_ref()
-            .and_then(|i| i.api_key.as_ref()?.rate_limit.as_ref())
-        {
+        if let Some(own) = identity.and_then(|i| i.api_key.as_ref()?.rate_limit.as_ref()) {
             ctx.rate_limit
                 .check([(usize::MAX, &**own)], &limits)
                 .await?;
         }
-        ctx.identity = identity;
 
         // The upstream sees the normalised path, less `strip_prefix`.
         if let Some(uri) = pipeline::upstream_uri(route, req.raw_path(), &path, req.uri.query()) {

@@ -115,11 +115,12 @@ fn verify_api_key(
         .api_keys
         .verify(presented, client_ip, now)
         .map_err(GatewayError::InvalidToken)?;
-    let revoked = store.is_revoked(&Presented {
+    let presented = Presented {
         subject: &key.subject,
         api_key: Some(&key.id),
         ..Presented::default()
-    });
+    };
+    let revoked = store.is_revoked(&presented, now);
     if revoked {
         return Err(GatewayError::InvalidToken("API key revoked"));
     }
@@ -194,7 +195,7 @@ fn verify_jwt(
         iat: v.iat,
         api_key: None,
     };
-    if store.is_revoked(&presented) {
+    if store.is_revoked(&presented, now) {
         return Err(GatewayError::InvalidToken("token revoked"));
     }
     Ok(Identity {
@@ -287,15 +288,21 @@ pub fn rewrite_upstream_request(
     }
 
     if let Some(peer) = f.peer {
-        let peer = peer.to_string();
-        let chain = match req
-            .headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(existing) if f.peer_trusted => format!("{existing}, {peer}"),
-            _ => peer,
-        };
+        let mut chain = String::new();
+        if f.peer_trusted {
+            // Every line, in order, is one list (HAProxy's `option forwardfor` adds a line):
+            // the same list step 2 read the client IP from.
+            for line in req.headers.get_all(&X_FORWARDED_FOR) {
+                let line = String::from_utf8_lossy(line.as_bytes());
+                let line = line.trim().trim_matches(',');
+                if !line.is_empty() {
+                    chain.push_str(line);
+                    chain.push_str(", ");
+                }
+            }
+        }
+        use std::fmt::Write;
+        let _ = write!(chain, "{peer}");
         req.insert_header(wire::X_FORWARDED_FOR, chain)?;
     }
     if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -378,7 +385,7 @@ fn set_identity(
         match value {
             Some(v) => req.insert_header(name.clone(), v.clone())?,
             None => {
-                tracing::debug!(header = %name, "identity value is not a valid header value; not forwarded")
+                tracing::warn!(header = %name, "identity value is not a valid header value; left out")
             }
         }
     }
@@ -401,7 +408,7 @@ fn insert_checked(
     match HeaderValue::from_str(value) {
         Ok(v) => req.insert_header(name.clone(), v),
         Err(_) => {
-            tracing::debug!(header = %name, "identity value is not a valid header value; not forwarded");
+            tracing::warn!(header = %name, "identity value is not a valid header value; left out");
             Ok(())
         }
     }

@@ -1,7 +1,7 @@
 //! Upstream pools: round-robin over the targets that pass their health check.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +42,9 @@ pub struct UpstreamPool {
     targets: Vec<Target>,
     next: AtomicUsize,
     ca: Option<Arc<[WrappedX509]>>,
+    /// Pingora pools connections by address, SNI and verification flags, not by the CA a
+    /// connection was verified with: this key keeps each upstream's connections its own.
+    group_key: u64,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -61,7 +64,11 @@ impl UpstreamPool {
                 .collect();
             Arc::from(certs.into_boxed_slice())
         });
+        // One per pool built (a reload builds new pools, which then open new connections).
+        static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
+        let group_key = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
         UpstreamPool {
+            group_key,
             targets: settings
                 .targets
                 .iter()
@@ -100,6 +107,7 @@ impl UpstreamPool {
         peer.options.total_connection_timeout = Some(s.connect_timeout * 2);
         peer.options.read_timeout = Some(s.read_timeout);
         peer.options.ca = self.ca.clone();
+        peer.group_key = self.group_key;
         peer
     }
 

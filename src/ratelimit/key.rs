@@ -58,6 +58,7 @@ impl KeyPart {
 
 /// What a key is made from.
 pub struct KeyInput<'a> {
+    /// The client IP of step 2, as `ip` keys count it (an IPv6 client by its network).
     pub client_ip: Option<IpAddr>,
     pub route: &'a str,
     pub headers: &'a HeaderMap,

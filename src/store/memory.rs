@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 
 use super::revocations::RevocationView;
-use super::{Presented, Revocation, Rotation, Store, StoreError};
+use super::{Attempt, Presented, Revocation, Rotation, Store, StoreError};
 use crate::clock::Clock;
 
 #[derive(Debug)]
@@ -33,7 +33,8 @@ struct State {
 #[derive(Debug)]
 struct PendingMfa {
     username: String,
-    wrong_codes: u32,
+    /// Code attempts counted: wrong, or being checked.
+    attempts: u32,
     until: u64,
 }
 
@@ -55,8 +56,8 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    fn is_revoked(&self, p: &Presented<'_>) -> bool {
-        self.revoked.is_revoked(p)
+    fn is_revoked(&self, p: &Presented<'_>, now: u64) -> bool {
+        self.revoked.is_revoked(p, now)
     }
 
     async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError> {
@@ -108,17 +109,31 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn locked_until(&self, username: &str) -> Result<Option<u64>, StoreError> {
+    async fn begin_attempt(
+        &self,
+        username: &str,
+        max: u32,
+        lockout: u64,
+    ) -> Result<Attempt, StoreError> {
         let now = self.clock.now();
-        Ok(self
-            .state()
-            .locks
-            .get(username)
-            .copied()
-            .filter(|&until| until > now))
+        let mut state = self.state();
+        if let Some(&until) = state.locks.get(username).filter(|&&u| u > now) {
+            return Ok(Attempt::Locked(until));
+        }
+        let entry = state.failures.entry(username.to_string()).or_insert((0, 0));
+        if entry.1 <= now {
+            *entry = (0, 0);
+        }
+        if entry.0 >= max {
+            // `max` attempts are counted already, failed or still being evaluated.
+            return Ok(Attempt::Locked(entry.1));
+        }
+        entry.0 += 1;
+        entry.1 = now + lockout;
+        Ok(Attempt::Allowed)
     }
 
-    async fn record_failure(
+    async fn attempt_failed(
         &self,
         username: &str,
         max: u32,
@@ -126,19 +141,25 @@ impl Store for MemoryStore {
     ) -> Result<Option<u64>, StoreError> {
         let now = self.clock.now();
         let mut state = self.state();
-        let entry = state.failures.entry(username.to_string()).or_insert((0, 0));
-        if entry.1 <= now {
-            *entry = (0, 0);
-        }
-        entry.0 += 1;
-        entry.1 = now + lockout;
-        if entry.0 < max {
+        let counted = state
+            .failures
+            .get(username)
+            .filter(|(_, until)| *until > now)
+            .map_or(0, |(n, _)| *n);
+        if counted < max {
             return Ok(None);
         }
         state.failures.remove(username);
         let until = now + lockout;
         state.locks.insert(username.to_string(), until);
         Ok(Some(until))
+    }
+
+    async fn return_attempt(&self, username: &str) -> Result<(), StoreError> {
+        if let Some(entry) = self.state().failures.get_mut(username) {
+            entry.0 = entry.0.saturating_sub(1);
+        }
+        Ok(())
     }
 
     async fn clear_failures(&self, username: &str) -> Result<(), StoreError> {
@@ -165,30 +186,31 @@ impl Store for MemoryStore {
             id.to_string(),
             PendingMfa {
                 username: username.to_string(),
-                wrong_codes: 0,
+                attempts: 0,
                 until,
             },
         );
         Ok(())
     }
 
-    async fn mfa_user(&self, id: &str) -> Result<Option<String>, StoreError> {
+    async fn mfa_attempt(&self, id: &str, max: u32) -> Result<Option<String>, StoreError> {
         let now = self.clock.now();
-        Ok(self
-            .state()
-            .mfa
-            .get(id)
-            .filter(|m| m.until > now)
-            .map(|m| m.username.clone()))
+        let mut state = self.state();
+        let Some(m) = state.mfa.get_mut(id) else {
+            return Ok(None);
+        };
+        if m.until <= now || m.attempts >= max {
+            state.mfa.remove(id);
+            return Ok(None);
+        }
+        m.attempts += 1;
+        Ok(Some(m.username.clone()))
     }
 
-    async fn mfa_wrong_code(&self, id: &str, max: u32) -> Result<(), StoreError> {
+    async fn mfa_attempt_failed(&self, id: &str, max: u32) -> Result<(), StoreError> {
         let mut state = self.state();
-        if let Some(m) = state.mfa.get_mut(id) {
-            m.wrong_codes += 1;
-            if m.wrong_codes >= max {
-                state.mfa.remove(id);
-            }
+        if state.mfa.get(id).is_some_and(|m| m.attempts >= max) {
+            state.mfa.remove(id);
         }
         Ok(())
     }
@@ -233,15 +255,15 @@ mod tests {
     async fn revocations_by_jti_session_subject_and_api_key() {
         let (s, clock) = store();
         let now = clock.now();
-        assert!(!s.is_revoked(&token("j1", "s1", "alice", now)));
+        assert!(!s.is_revoked(&token("j1", "s1", "alice", now), clock.now()));
         s.revoke(Revocation::Jti {
             jti: "j1".into(),
             until: now + 60,
         })
         .await
         .unwrap();
-        assert!(s.is_revoked(&token("j1", "s9", "bob", now)));
-        assert!(!s.is_revoked(&token("j2", "s1", "alice", now)));
+        assert!(s.is_revoked(&token("j1", "s9", "bob", now), clock.now()));
+        assert!(!s.is_revoked(&token("j2", "s1", "alice", now), clock.now()));
 
         s.revoke(Revocation::Session {
             sid: "s1".into(),
@@ -249,7 +271,7 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(s.is_revoked(&token("j3", "s1", "alice", now)));
+        assert!(s.is_revoked(&token("j3", "s1", "alice", now), clock.now()));
 
         // Revoke-all covers tokens issued in that second or before, not after.
         s.revoke(Revocation::Subject {
@@ -259,9 +281,9 @@ mod tests {
         })
         .await
         .unwrap();
-        assert!(s.is_revoked(&token("j4", "s4", "carol", now)));
-        assert!(s.is_revoked(&token("j4", "s4", "carol", now - 100)));
-        assert!(!s.is_revoked(&token("j5", "s5", "carol", now + 1)));
+        assert!(s.is_revoked(&token("j4", "s4", "carol", now), clock.now()));
+        assert!(s.is_revoked(&token("j4", "s4", "carol", now - 100), clock.now()));
+        assert!(!s.is_revoked(&token("j5", "s5", "carol", now + 1), clock.now()));
 
         s.revoke(Revocation::ApiKey { id: "k1".into() })
             .await
@@ -271,13 +293,13 @@ mod tests {
             api_key: Some("k1"),
             ..Presented::default()
         };
-        assert!(s.is_revoked(&key));
+        assert!(s.is_revoked(&key, clock.now()));
 
         // Expired revocations are forgotten; the key's is not.
         clock.advance(61);
         s.prune();
-        assert!(!s.is_revoked(&token("j1", "s1", "carol", now)));
-        assert!(s.is_revoked(&key));
+        assert!(!s.is_revoked(&token("j1", "s1", "carol", now), clock.now()));
+        assert!(s.is_revoked(&key, clock.now()));
     }
 
     #[tokio::test]
@@ -304,26 +326,55 @@ mod tests {
         );
     }
 
+    /// One failed attempt: begun, evaluated, failed.
+    async fn fail(s: &MemoryStore, user: &str) -> Option<u64> {
+        assert_eq!(s.begin_attempt(user, 3, 60).await, Ok(Attempt::Allowed));
+        s.attempt_failed(user, 3, 60).await.unwrap()
+    }
+
     #[tokio::test]
     async fn lockout_after_max_failures_until_it_passes() {
         let (s, clock) = store();
         for _ in 0..2 {
-            assert_eq!(s.record_failure("alice", 3, 60).await, Ok(None));
+            assert_eq!(fail(&s, "alice").await, None);
         }
-        let until = s.record_failure("alice", 3, 60).await.unwrap();
+        let until = fail(&s, "alice").await;
         assert_eq!(until, Some(clock.now() + 60));
-        assert_eq!(s.locked_until("alice").await, Ok(until));
-        assert_eq!(s.locked_until("bob").await, Ok(None));
+        assert_eq!(
+            s.begin_attempt("alice", 3, 60).await,
+            Ok(Attempt::Locked(until.unwrap()))
+        );
+        assert_eq!(s.begin_attempt("bob", 3, 60).await, Ok(Attempt::Allowed));
         clock.advance(60);
-        assert_eq!(s.locked_until("alice").await, Ok(None));
-        // The count started again.
-        assert_eq!(s.record_failure("alice", 3, 60).await, Ok(None));
+        // The lock has passed and the count started again.
+        assert_eq!(fail(&s, "alice").await, None);
         s.clear_failures("alice").await.unwrap();
-        assert_eq!(s.record_failure("alice", 3, 60).await, Ok(None));
-        assert_eq!(s.record_failure("alice", 3, 60).await, Ok(None));
+        assert_eq!(fail(&s, "alice").await, None);
+        assert_eq!(fail(&s, "alice").await, None);
         // Failures far apart do not add up.
         clock.advance(61);
-        assert_eq!(s.record_failure("alice", 3, 60).await, Ok(None));
+        assert_eq!(fail(&s, "alice").await, None);
+    }
+
+    #[tokio::test]
+    async fn attempts_are_counted_before_they_are_evaluated() {
+        let (s, _) = store();
+        // Ten at once: three are let through, the rest refused unevaluated.
+        let mut allowed = 0;
+        for _ in 0..10 {
+            if s.begin_attempt("carol", 3, 60).await.unwrap() == Attempt::Allowed {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 3);
+        // One given back (it asked for a second factor) makes room for one more.
+        s.return_attempt("carol").await.unwrap();
+        assert_eq!(s.begin_attempt("carol", 3, 60).await, Ok(Attempt::Allowed));
+        assert!(matches!(
+            s.begin_attempt("carol", 3, 60).await,
+            Ok(Attempt::Locked(_))
+        ));
+        assert!(s.attempt_failed("carol", 3, 60).await.unwrap().is_some());
     }
 
     #[tokio::test]
@@ -334,20 +385,34 @@ mod tests {
         assert_eq!(s.spend("totp:alice:1", until).await, Ok(false));
 
         s.put_mfa("m1", "alice", until).await.unwrap();
-        assert_eq!(s.mfa_user("m1").await, Ok(Some("alice".into())));
         for _ in 0..4 {
-            s.mfa_wrong_code("m1", 5).await.unwrap();
+            assert_eq!(s.mfa_attempt("m1", 5).await, Ok(Some("alice".into())));
+            s.mfa_attempt_failed("m1", 5).await.unwrap();
         }
-        assert!(s.mfa_user("m1").await.unwrap().is_some());
-        s.mfa_wrong_code("m1", 5).await.unwrap();
-        assert_eq!(s.mfa_user("m1").await, Ok(None), "dead after 5 wrong codes");
+        assert_eq!(s.mfa_attempt("m1", 5).await, Ok(Some("alice".into())));
+        s.mfa_attempt_failed("m1", 5).await.unwrap();
+        assert_eq!(
+            s.mfa_attempt("m1", 5).await,
+            Ok(None),
+            "dead after 5 wrong codes"
+        );
+
+        // Twenty codes at once against one token: five are checked.
+        s.put_mfa("m4", "alice", until).await.unwrap();
+        let mut checked = 0;
+        for _ in 0..20 {
+            if s.mfa_attempt("m4", 5).await.unwrap().is_some() {
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 5);
 
         s.put_mfa("m2", "alice", until).await.unwrap();
         assert_eq!(s.take_mfa("m2").await, Ok(true));
         assert_eq!(s.take_mfa("m2").await, Ok(false));
         s.put_mfa("m3", "alice", until).await.unwrap();
         clock.advance(31);
-        assert_eq!(s.mfa_user("m3").await, Ok(None));
+        assert_eq!(s.mfa_attempt("m3", 5).await, Ok(None));
         assert_eq!(s.take_mfa("m3").await, Ok(false));
     }
 }

@@ -71,6 +71,15 @@ pub enum Rotation {
     Unknown,
 }
 
+/// What [`Store::begin_attempt`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Evaluate it.
+    Allowed,
+    /// Refuse it unevaluated, until this Unix second.
+    Locked(u64),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The backend cannot be reached; the text is for the log, never for a response.
@@ -81,8 +90,8 @@ pub enum StoreError {
 /// Where shared state lives. Times are Unix seconds of the store's clock.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
-    /// SPEC step 8: whether a verified credential is revoked. Answered locally.
-    fn is_revoked(&self, presented: &Presented<'_>) -> bool;
+    /// SPEC step 8: whether a verified credential is revoked at `now`. Answered locally.
+    fn is_revoked(&self, presented: &Presented<'_>, now: u64) -> bool;
 
     /// Whether the revocations this instance knows were confirmed current within
     /// `max_staleness` seconds. Always, for a store in this process alone.
@@ -118,17 +127,30 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Forgets a session, so its refresh token no longer rotates.
     async fn end_session(&self, sid: &str) -> Result<(), StoreError>;
 
-    /// When the username's lockout ends, if it is locked now.
-    async fn locked_until(&self, username: &str) -> Result<Option<u64>, StoreError>;
+    /// Counts an attempt for `username` before it is evaluated, atomically: of any number of
+    /// attempts arriving at once, at most `max` within `lockout` seconds of each other are
+    /// [`Attempt::Allowed`]; the others, and every attempt while the username is locked, are
+    /// [`Attempt::Locked`]. An allowed attempt stays counted as a failure unless it is given
+    /// back ([`Store::return_attempt`]) or the count is cleared ([`Store::clear_failures`]).
+    async fn begin_attempt(
+        &self,
+        username: &str,
+        max: u32,
+        lockout: u64,
+    ) -> Result<Attempt, StoreError>;
 
-    /// Counts a failed attempt for `username`. The `max`-th failure within `lockout` seconds
-    /// of each other locks it for `lockout` seconds: the lock's end is returned.
-    async fn record_failure(
+    /// An allowed attempt failed: once `max` are counted, the username is locked for
+    /// `lockout` seconds and the lock's end is returned.
+    async fn attempt_failed(
         &self,
         username: &str,
         max: u32,
         lockout: u64,
     ) -> Result<Option<u64>, StoreError>;
+
+    /// An allowed attempt that was not a failure (a second factor is asked for, or it could
+    /// not be evaluated): it no longer counts.
+    async fn return_attempt(&self, username: &str) -> Result<(), StoreError>;
 
     /// A success, or an operator's unlock: the count and any lock are cleared.
     async fn clear_failures(&self, username: &str) -> Result<(), StoreError>;
@@ -140,11 +162,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// A pending MFA login: the token's digest, for `username`, until `until`.
     async fn put_mfa(&self, id: &str, username: &str, until: u64) -> Result<(), StoreError>;
 
-    /// The username of a live MFA token.
-    async fn mfa_user(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Counts a code attempt against a live MFA token before the code is checked, atomically:
+    /// the token's username for at most `max` attempts; `None` for an unknown, expired or
+    /// dead token (past `max`, it dies).
+    async fn mfa_attempt(&self, id: &str, max: u32) -> Result<Option<String>, StoreError>;
 
-    /// Counts a wrong code against an MFA token; at `max` the token dies.
-    async fn mfa_wrong_code(&self, id: &str, max: u32) -> Result<(), StoreError>;
+    /// The attempt's code was wrong: at `max` wrong codes the token dies.
+    async fn mfa_attempt_failed(&self, id: &str, max: u32) -> Result<(), StoreError>;
 
     /// Consumes an MFA token after a right code: `true` for exactly one caller.
     async fn take_mfa(&self, id: &str) -> Result<bool, StoreError>;

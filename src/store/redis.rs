@@ -19,7 +19,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use sha2::{Digest, Sha256};
 
 use super::revocations::RevocationView;
-use super::{Presented, Revocation, Rotation, Store, StoreError};
+use super::{Attempt, Presented, Revocation, Rotation, Store, StoreError};
 use crate::clock::Clock;
 use crate::ratelimit::{Quota, SharedBuckets};
 
@@ -32,7 +32,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 const BACKOFF: Duration = Duration::from_secs(1);
 /// The epoch key lives this long, renewed while any instance runs.
 const EPOCH_TTL: u64 = 86400;
-/// API-key revocations have no token expiry to follow: they are kept this long.
+/// API-key revocations have no token expiry to follow: the revocation keys live at least this
+/// long after the last instance holding one stopped renewing them.
 const API_KEY_REVOCATION: u64 = 400 * 86400;
 
 /// `[store]` with `backend = "redis"`, validated.
@@ -156,8 +157,11 @@ struct Scripts {
     revoke: Script,
     prune: Script,
     rotate: Script,
-    failure: Script,
-    mfa_wrong: Script,
+    attempt: Script,
+    attempt_failed: Script,
+    attempt_returned: Script,
+    mfa_attempt: Script,
+    mfa_failed: Script,
     mfa_take: Script,
     gcra: Script,
 }
@@ -200,11 +204,25 @@ redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 2
 "#,
             ),
-            // KEYS: failures, lock. ARGV: max, lockout, now. The lock's end, or 0.
-            failure: Script::new(
+            // Counts an attempt before it is evaluated. KEYS: failures, lock. ARGV: max,
+            // lockout, now. {1, 0} allowed; {0, until} refused, locked (or `max` counted).
+            attempt: Script::new(
                 r#"
-local n = redis.call('INCR', KEYS[1])
+local lock = tonumber(redis.call('GET', KEYS[2]) or '0')
+if lock > tonumber(ARGV[3]) then return {0, lock} end
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then
+  return {0, tonumber(ARGV[3]) + math.max(redis.call('TTL', KEYS[1]), 1)}
+end
+redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, 0}
+"#,
+            ),
+            // KEYS: failures, lock. ARGV: max, lockout, now. The lock's end, or 0.
+            attempt_failed: Script::new(
+                r#"
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n >= tonumber(ARGV[1]) then
   redis.call('DEL', KEYS[1])
   local ends = tonumber(ARGV[3]) + tonumber(ARGV[2])
@@ -214,11 +232,30 @@ end
 return 0
 "#,
             ),
-            // KEYS: mfa. ARGV: max.
-            mfa_wrong: Script::new(
+            // KEYS: failures.
+            attempt_returned: Script::new(
                 r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local w = redis.call('HINCRBY', KEYS[1], 'w', 1)
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+"#,
+            ),
+            // Counts a code attempt. KEYS: mfa. ARGV: max, now. The username, or false.
+            mfa_attempt: Script::new(
+                r#"
+local m = redis.call('HMGET', KEYS[1], 'u', 't', 'w')
+if not m[1] then return false end
+if tonumber(m[2]) <= tonumber(ARGV[2]) or tonumber(m[3] or '0') >= tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+redis.call('HINCRBY', KEYS[1], 'w', 1)
+return m[1]
+"#,
+            ),
+            // KEYS: mfa. ARGV: max.
+            mfa_failed: Script::new(
+                r#"
+local w = tonumber(redis.call('HGET', KEYS[1], 'w') or '0')
 if w >= tonumber(ARGV[1]) then redis.call('DEL', KEYS[1]) end
 return w
 "#,
@@ -292,7 +329,7 @@ fn encode(r: &Revocation) -> (String, u64) {
         Revocation::Subject { subject, at, until } => {
             (format!("u\t{until}\t{at}\t{subject}"), *until)
         }
-        Revocation::ApiKey { id } => (format!("k\t0\t0\t{id}"), u64::MAX / 4),
+        Revocation::ApiKey { id } => (format!("k\t0\t0\t{id}"), u64::MAX),
     }
 }
 
@@ -599,6 +636,7 @@ impl RedisStore {
                 if until <= now {
                     continue;
                 }
+                let (score, ttl) = self.expiry(r);
                 pipe.invoke_script(
                     self.scripts
                         .revoke
@@ -606,9 +644,9 @@ impl RedisStore {
                         .key(&self.keys.by_until)
                         .key(&self.keys.by_version)
                         .arg(&member)
-                        .arg(until)
+                        .arg(score)
                         .arg(&self.keys.channel)
-                        .arg(self.ttl(until)),
+                        .arg(ttl),
                 );
             }
             let replies: Vec<Value> = self
@@ -635,6 +673,24 @@ impl RedisStore {
                     .query_async(&mut conn),
             )
             .await;
+        if self.view.has_api_keys() {
+            // API-key revocations hold for ever: their keys outlive every instance by a year.
+            let mut pipe = redis::pipe();
+            for key in [
+                &self.keys.version,
+                &self.keys.by_until,
+                &self.keys.by_version,
+            ] {
+                pipe.cmd("EXPIRE")
+                    .arg(key)
+                    .arg(API_KEY_REVOCATION)
+                    .arg("GT")
+                    .ignore();
+            }
+            let _ = self
+                .query::<()>("renew revocations", pipe.query_async(&mut conn))
+                .await;
+        }
         let _ = self
             .query::<u64>(
                 "prune",
@@ -653,6 +709,19 @@ impl RedisStore {
         until.saturating_sub(self.clock.now()).max(1)
     }
 
+    /// How a revocation is kept in Redis: its score in `by_until` (the pruner drops members
+    /// whose score has passed) and the TTL the revocation keys are given at least. An API key's
+    /// never passes; its keys' TTL is renewed while any instance holds one.
+    fn expiry(&self, r: &Revocation) -> (String, u64) {
+        match r {
+            Revocation::ApiKey { .. } => ("+inf".to_string(), API_KEY_REVOCATION),
+            _ => {
+                let (_, until) = encode(r);
+                (until.to_string(), self.ttl(until))
+            }
+        }
+    }
+
     /// The number of revocations this instance knows (tests, diagnostics).
     pub fn known_revocations(&self) -> usize {
         self.view.len()
@@ -661,8 +730,8 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
-    fn is_revoked(&self, presented: &Presented<'_>) -> bool {
-        self.view.is_revoked(presented)
+    fn is_revoked(&self, presented: &Presented<'_>, now: u64) -> bool {
+        self.view.is_revoked(presented, now)
     }
 
     fn is_fresh(&self, max_staleness: u64) -> bool {
@@ -682,11 +751,8 @@ impl Store for RedisStore {
             )
             .await?;
         }
-        let (member, until) = encode(&revocation);
-        let until = match revocation {
-            Revocation::ApiKey { .. } => self.clock.now() + API_KEY_REVOCATION,
-            _ => until,
-        };
+        let (member, _) = encode(&revocation);
+        let (score, ttl) = self.expiry(&revocation);
         self.query::<u64>(
             "revoke",
             self.scripts
@@ -695,9 +761,9 @@ impl Store for RedisStore {
                 .key(&self.keys.by_until)
                 .key(&self.keys.by_version)
                 .arg(&member)
-                .arg(until)
+                .arg(score)
                 .arg(&self.keys.channel)
-                .arg(self.ttl(until))
+                .arg(ttl)
                 .invoke_async(&mut conn),
         )
         .await?;
@@ -762,20 +828,35 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn locked_until(&self, username: &str) -> Result<Option<u64>, StoreError> {
+    async fn begin_attempt(
+        &self,
+        username: &str,
+        max: u32,
+        lockout: u64,
+    ) -> Result<Attempt, StoreError> {
         let mut conn = self.conn()?;
-        let (_, lock) = self.keys.login(username);
-        let until: Option<u64> = self
+        let (failures, lock) = self.keys.login(username);
+        let (allowed, until): (i64, u64) = self
             .query(
-                "read lockout",
-                redis::cmd("GET").arg(lock).query_async(&mut conn),
+                "count attempt",
+                self.scripts
+                    .attempt
+                    .key(failures)
+                    .key(lock)
+                    .arg(max)
+                    .arg(lockout)
+                    .arg(self.clock.now())
+                    .invoke_async(&mut conn),
             )
             .await?;
-        let now = self.clock.now();
-        Ok(until.filter(|&u| u > now))
+        Ok(if allowed == 1 {
+            Attempt::Allowed
+        } else {
+            Attempt::Locked(until)
+        })
     }
 
-    async fn record_failure(
+    async fn attempt_failed(
         &self,
         username: &str,
         max: u32,
@@ -787,7 +868,7 @@ impl Store for RedisStore {
             .query(
                 "count failure",
                 self.scripts
-                    .failure
+                    .attempt_failed
                     .key(failures)
                     .key(lock)
                     .arg(max)
@@ -797,6 +878,20 @@ impl Store for RedisStore {
             )
             .await?;
         Ok((until > 0).then_some(until))
+    }
+
+    async fn return_attempt(&self, username: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let (failures, _) = self.keys.login(username);
+        self.query::<i64>(
+            "return attempt",
+            self.scripts
+                .attempt_returned
+                .key(failures)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn clear_failures(&self, username: &str) -> Result<(), StoreError> {
@@ -852,28 +947,26 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn mfa_user(&self, id: &str) -> Result<Option<String>, StoreError> {
+    async fn mfa_attempt(&self, id: &str, max: u32) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn()?;
-        let (user, until): (Option<String>, Option<u64>) = self
-            .query(
-                "read mfa",
-                redis::cmd("HMGET")
-                    .arg(self.keys.mfa(id))
-                    .arg("u")
-                    .arg("t")
-                    .query_async(&mut conn),
-            )
-            .await?;
-        let now = self.clock.now();
-        Ok(user.filter(|_| until.is_some_and(|t| t > now)))
+        self.query(
+            "count code attempt",
+            self.scripts
+                .mfa_attempt
+                .key(self.keys.mfa(id))
+                .arg(max)
+                .arg(self.clock.now())
+                .invoke_async(&mut conn),
+        )
+        .await
     }
 
-    async fn mfa_wrong_code(&self, id: &str, max: u32) -> Result<(), StoreError> {
+    async fn mfa_attempt_failed(&self, id: &str, max: u32) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         self.query::<i64>(
             "count wrong code",
             self.scripts
-                .mfa_wrong
+                .mfa_failed
                 .key(self.keys.mfa(id))
                 .arg(max)
                 .invoke_async(&mut conn),

@@ -34,16 +34,19 @@ struct Revoked {
 }
 
 impl RevocationView {
-    pub fn is_revoked(&self, p: &Presented<'_>) -> bool {
+    /// Whether a revocation in force at `now` covers `p`. One past its `until` no longer
+    /// counts, pruned yet or not: the answer does not depend on when the pruner last ran.
+    pub fn is_revoked(&self, p: &Presented<'_>, now: u64) -> bool {
         if self.none.load(Ordering::Acquire) {
             return false;
         }
         let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
-        p.jti.is_some_and(|j| r.jtis.contains_key(j))
-            || p.sid.is_some_and(|s| r.sessions.contains_key(s))
+        let live = |until: &u64| *until > now;
+        p.jti.is_some_and(|j| r.jtis.get(j).is_some_and(live))
+            || p.sid.is_some_and(|s| r.sessions.get(s).is_some_and(live))
             || r.subjects
                 .get(p.subject)
-                .is_some_and(|&(at, _)| p.iat.unwrap_or(0) <= at)
+                .is_some_and(|(at, until)| p.iat.unwrap_or(0) <= *at && live(until))
             || p.api_key.is_some_and(|k| r.api_keys.contains(k))
     }
 
@@ -110,6 +113,11 @@ impl RevocationView {
                 .map(|id| Revocation::ApiKey { id: id.clone() }),
         );
         all
+    }
+
+    pub fn has_api_keys(&self) -> bool {
+        let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
+        !r.api_keys.is_empty()
     }
 
     pub fn len(&self) -> usize {

@@ -235,7 +235,7 @@ async fn revoke_and_unlock_need_the_admin_token() {
             .status,
         401
     );
-    let audit = gw.stdout();
+    let audit = gw.settled_stdout().await;
     assert!(audit.contains(r#""event":"revocation""#) && audit.contains(r#""event":"unlock""#));
     assert!(
         !audit.contains(ADMIN_TOKEN),

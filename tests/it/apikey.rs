@@ -134,7 +134,7 @@ async fn api_keys_in_every_form_and_every_refusal() {
         200
     );
     // The key never reaches a log line.
-    let logs = gw.stdout() + &gw.stderr();
+    let logs = gw.settled_stdout().await + &gw.stderr();
     assert!(logs.contains(r#""auth_method":"api_key""#));
     for k in [&good, &expired, &fenced] {
         assert!(!logs.contains(k.as_str()), "an API key reached the logs");

@@ -160,8 +160,8 @@ fn claims(token: &str) -> Value {
 }
 
 /// Nothing secret the test used may appear in any line the gateway wrote.
-fn assert_no_secrets(gw: &Gateway, secrets: &[&str]) {
-    let logs = format!("{}\n{}", gw.stdout(), gw.stderr());
+async fn assert_no_secrets(gw: &Gateway, secrets: &[&str]) {
+    let logs = format!("{}\n{}", gw.settled_stdout().await, gw.stderr());
     for s in secrets.iter().chain(&[
         ALICE_PASSWORD,
         BOB_PASSWORD,
@@ -217,9 +217,9 @@ async fn login_refresh_reuse_detection_and_the_whole_session_refused() {
     let (a3, _) = pair(&login(&gw, "alice", ALICE_PASSWORD).await);
     assert_eq!(call(&gw, &a3).await.status, 200);
 
-    let audit = gw.stdout();
+    let audit = gw.settled_stdout().await;
     assert!(audit.contains(r#""event":"refresh_reuse""#), "{audit}");
-    assert_no_secrets(&gw, &[&a1, &a2, &r1, &r2, &a3]);
+    assert_no_secrets(&gw, &[&a1, &a2, &r1, &r2, &a3]).await;
 }
 
 #[tokio::test]
@@ -273,7 +273,7 @@ async fn logout_revokes_at_once_and_all_reaches_other_sessions() {
     gw.request("POST", "/auth/logout", &[], "")
         .await
         .assert_refusal(401, "missing_credentials");
-    assert_no_secrets(&gw, &[&a1, &r1, &s1, &s2, &s2_refresh, &fresh]);
+    assert_no_secrets(&gw, &[&a1, &r1, &s1, &s2, &s2_refresh, &fresh]).await;
 }
 
 #[tokio::test]
@@ -327,9 +327,9 @@ async fn lockout_after_max_failures_and_its_expiry() {
         login(&gw, "carol", "wrong").await;
     }
     pair(&login(&gw, "carol", CAROL_PASSWORD).await);
-    let audit = gw.stdout();
+    let audit = gw.settled_stdout().await;
     assert!(audit.contains(r#""event":"lockout""#), "{audit}");
-    assert_no_secrets(&gw, &[DAVE_PASSWORD]);
+    assert_no_secrets(&gw, &[DAVE_PASSWORD]).await;
 }
 
 fn totp_at(time: i64) -> String {
@@ -453,7 +453,8 @@ async fn mfa_with_totp_and_backup_codes() {
             BOB_BACKUP_CODES[0],
             BOB_BACKUP_CODES[1],
         ],
-    );
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -543,7 +544,7 @@ async fn the_token_endpoint_speaks_rfc_6749() {
         .await;
     let body = r.assert_refusal(400, "mfa_required");
     assert!(body["mfa_token"].as_str().is_some_and(|t| t.len() >= 43));
-    assert_no_secrets(&gw, &[&access, &refresh_token]);
+    assert_no_secrets(&gw, &[&access, &refresh_token]).await;
 }
 
 #[tokio::test]
@@ -672,7 +673,7 @@ async fn the_login_cookie_is_a_credential_and_logout_clears_it() {
     gw.get("/api/orders", &[("Cookie", &cookie)])
         .await
         .assert_refusal(401, "invalid_token");
-    assert_no_secrets(&gw, &[&access]);
+    assert_no_secrets(&gw, &[&access]).await;
 }
 
 #[tokio::test]

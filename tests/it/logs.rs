@@ -123,7 +123,7 @@ roles_any = ["viewer"]
         .await;
     mfa_like.assert_refusal(401, "invalid_grant");
 
-    let stdout = gw.stdout();
+    let stdout = gw.settled_stdout().await;
     let all = format!("{stdout}\n{}", gw.stderr());
     for secret in [
         PASSWORD,

@@ -64,7 +64,7 @@ async fn identity_headers_reach_the_upstream_and_spoofs_do_not() {
     gw.get("/api/orders", &[("Authorization", &bearer(&bad))])
         .await
         .assert_refusal(401, "invalid_token");
-    let logs = gw.stdout() + &gw.stderr();
+    let logs = gw.settled_stdout().await + &gw.stderr();
     assert!(
         logs.contains(r#""subject":"alice""#),
         "the access log names the caller"
@@ -397,6 +397,6 @@ async fn forwarded_headers_from_a_trusted_proxy_are_kept_and_extended() {
     assert_eq!(echo.headers["x-forwarded-proto"], ["https"]);
     assert_eq!(echo.headers["x-forwarded-host"], ["api.example.com"]);
     // The access log names the right-most untrusted address as the client.
-    let log = gw.stdout();
+    let log = gw.settled_stdout().await;
     assert!(log.contains(r#""client_ip":"10.1.2.3""#), "{log}");
 }

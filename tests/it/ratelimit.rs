@@ -149,7 +149,7 @@ async fn an_ip_budget_trips_exactly_after_the_burst_with_exact_headers() {
     assert_eq!(limits(&refused), ["3", "0", "10800", "3;w=10800"]);
     assert_eq!(refused.header("www-authenticate"), None);
 
-    let audit = gw.stdout();
+    let audit = gw.settled_stdout().await;
     assert!(
         audit.contains("\"reason\":\"rate_limited\"") && audit.contains("\"policy\":\"per_ip\""),
         "no audit event naming the policy:\n{audit}"
@@ -269,7 +269,10 @@ async fn an_api_keys_own_rate_limit_applies_after_the_routes() {
     r.assert_refusal(429, "rate_limited");
     assert_eq!(r.header("ratelimit-policy"), Some("2;w=3600"));
     assert_eq!(r.header("retry-after"), Some("1800"));
-    assert!(gw.stdout().contains("\"policy\":\"api_key:metered\""));
+    assert!(gw
+        .settled_stdout()
+        .await
+        .contains("\"policy\":\"api_key:metered\""));
 }
 
 #[tokio::test]

@@ -374,7 +374,11 @@ async fn redis_killed_and_restarted_under_traffic() {
         .assert_refusal(401, "invalid_token");
     let late = frozen_gateway(&redis, "max_staleness = \"2s\"").await;
     time_until_refused(&late, &revoked, Duration::from_secs(2)).await;
-    let logs = format!("{}{}", closed.stdout(), open.stdout());
+    let logs = format!(
+        "{}{}",
+        closed.settled_stdout().await,
+        open.settled_stdout().await
+    );
     assert!(logs.contains("redis unreachable"), "the outage is logged");
     assert!(
         !logs.contains(" 500 ") && !logs.contains("\"status\":500"),

@@ -54,7 +54,7 @@ async fn reload_with(gw: &Gateway, edits: &[(&str, &str)], outcome: &str) -> Str
         assert!(text.contains(from), "`{from}` not in the config");
         text = text.replace(from, to);
     }
-    let before = gw.stdout().matches(outcome).count();
+    let before = gw.settled_stdout().await.matches(outcome).count();
     let tmp = gw.dir.path().join("gateway.toml.new");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, gw.config_path()).unwrap();

@@ -177,3 +177,46 @@ auth = "none"
         .await
         .assert_refusal(502, "bad_gateway");
 }
+
+/// Pingora pools upstream connections by address, SNI and verification flags: without a pool
+/// of its own per upstream, a connection verified with one upstream's `ca_file` would serve
+/// another upstream of the same address and SNI that does not trust that CA.
+#[tokio::test]
+async fn each_upstream_keeps_its_own_tls_connections() {
+    let server = start_tls_echo().await;
+    let toml = r#"
+[server]
+listen = ["{LISTEN}"]
+threads = 1
+
+[[upstreams]]
+name = "trusted"
+targets = ["{UPSTREAM}"]
+tls = true
+sni = "localhost"
+ca_file = "{KEYS}/ca_cert.pem"
+
+[[upstreams]]
+name = "untrusted"
+targets = ["{UPSTREAM}"]
+tls = true
+sni = "localhost"
+
+[[routes]]
+path = "/trusted"
+upstream = "trusted"
+auth = "none"
+
+[[routes]]
+path = "/untrusted"
+upstream = "untrusted"
+auth = "none"
+"#;
+    let gw = Gateway::start(toml, server).await;
+    for _ in 0..3 {
+        assert_eq!(gw.get("/trusted", &[]).await.echo().path, "/trusted");
+        gw.get("/untrusted", &[])
+            .await
+            .assert_refusal(502, "bad_gateway");
+    }
+}

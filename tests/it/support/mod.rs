@@ -225,6 +225,16 @@ impl Gateway {
         .await
     }
 
+    /// The log output once every line of the requests answered so far is written: log lines
+    /// leave through a queue, so a test first sends a request of its own and waits for its
+    /// access line (the queue is first in, first out).
+    pub async fn settled_stdout(&self) -> String {
+        let rid = format!("log-sentinel-{}", uuid::Uuid::new_v4());
+        self.get("/log-sentinel", &[("X-Request-Id", &rid)]).await;
+        self.wait_for_log(&format!(r#""request_id":"{rid}""#), 1)
+            .await
+    }
+
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
