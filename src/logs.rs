@@ -15,8 +15,10 @@ use tracing_subscriber::fmt::writer::{EitherWriter, MakeWriter};
 
 use crate::cli::LogFormat;
 
-/// Lines waiting for the writer thread, at most (about 3 MiB of JSON lines).
+/// Lines waiting for the writer thread, at most (about 3 MiB of JSON lines), unless
+/// `PORTCULLIS_LOG_QUEUE` says otherwise.
 const QUEUE_LINES: usize = 8192;
+pub const QUEUE_ENV: &str = "PORTCULLIS_LOG_QUEUE";
 
 static QUEUE: OnceLock<NonBlocking> = OnceLock::new();
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
@@ -58,10 +60,15 @@ pub fn start_queue() {
     if QUEUE.get().is_some() {
         return;
     }
+    let lines = std::env::var(QUEUE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(QUEUE_LINES);
     // The thread batches what it finds queued into one write.
     let (queue, guard) = NonBlockingBuilder::default()
         .lossy(true)
-        .buffered_lines_limit(QUEUE_LINES)
+        .buffered_lines_limit(lines)
         .thread_name("portcullis-log")
         .finish(BufWriter::new(std::io::stdout()));
     let _ = DROPPED.set(queue.error_counter());

@@ -475,8 +475,13 @@ impl<'a> Validator<'a> {
         let refresh_ttl = self.duration(&p.key("refresh_ttl"), raw.refresh_ttl.as_deref(), "7d");
         for (key, ttl) in [("access_ttl", access_ttl), ("refresh_ttl", refresh_ttl)] {
             if ttl.as_secs() > max_ttl {
-                // Its own tokens would be refused as too long-lived.
-                self.err(&p.key(key), "must not be longer than max_ttl");
+                self.err(
+                    &p.key(key),
+                    format!(
+                        "must not be longer than max_ttl ({}s > {max_ttl}s): the gateway would refuse its own tokens",
+                        ttl.as_secs()
+                    ),
+                );
             }
         }
         let alg = match parse_algorithm(&raw.algorithm) {

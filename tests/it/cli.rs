@@ -5,7 +5,8 @@ use std::path::Path;
 use crate::support::*;
 use crate::CONFIG;
 
-fn write_config(dir: &Path, toml: &str) -> String {
+/// Writes `toml` as gateway.toml in `dir`, placeholders filled; its path.
+pub(crate) fn write_config(dir: &Path, toml: &str) -> String {
     let path = dir.join("gateway.toml");
     let toml = toml
         .replace("{KEYS}", &keys_dir().to_string_lossy())
@@ -212,4 +213,135 @@ async fn minted_tokens_are_accepted_by_the_gateway() {
         3600
     );
     assert_eq!(claims["typ"], "access");
+}
+
+/// A gateway started with `run -d`: the process it forked, killed (SIGKILL) on drop.
+struct Daemon {
+    pid_file: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn pid(&self) -> Option<libc::pid_t> {
+        std::fs::read_to_string(&self.pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Running: it exists and is not a zombie waiting for init to reap it.
+    fn alive(&self) -> bool {
+        let Some(pid) = self.pid() else { return false };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next());
+        matches!(state, Some(s) if s != "Z" && s != "X")
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill(2) with a pid this test's gateway wrote and a valid signal.
+            unsafe {
+                libc::kill(pid, sig);
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+}
+
+/// `run -d` (the README's systemd unit): the gateway forks into the background, and what owns
+/// threads (the password workers, the log writer) must be started in the child.
+#[tokio::test]
+async fn run_in_the_background_serves_logins_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let upstream = start_echo().await;
+    let users = format!(
+        "[[users]]\nusername = \"dora\"\npassword_hash = \"{}\"\nroles = [\"user\"]\n",
+        crate::login::argon2id("dora-daemon-pw")
+    );
+    std::fs::write(dir.path().join("users.toml"), users).unwrap();
+    let config = CONFIG
+        .replace("{KEYS}", &keys_dir().to_string_lossy())
+        .replace("{LISTEN}", &format!("127.0.0.1:{port}"))
+        .replace("{UPSTREAM}", &upstream.to_string())
+        + "\n[login]\nrate_limit = \"100/s\"\n";
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, config).unwrap();
+    let daemon = Daemon {
+        pid_file: dir.path().join("portcullis.pid"),
+    };
+    let status = std::process::Command::new(binary())
+        .args(["run", "-d", "-c"])
+        .arg(&path)
+        .arg("--pid-file")
+        .arg(&daemon.pid_file)
+        .arg("--upgrade-sock")
+        .arg(dir.path().join("upgrade.sock"))
+        .env("PORTCULLIS_LOG", "info")
+        .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the foreground process exits once forked");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut up = false;
+    for _ in 0..1000 {
+        if daemon.alive() && tokio::net::TcpStream::connect(addr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(up, "the daemon never listened");
+
+    let body = r#"{"username": "dora", "password": "dora-daemon-pw"}"#;
+    let raw = format!(
+        "POST /auth/login HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        send_raw(addr, raw.as_bytes()),
+    )
+    .await
+    .expect("a login to the daemon is answered (its password threads exist)");
+    assert_eq!(
+        answered.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answered.body)
+    );
+
+    // Its log lines arrive (the log writer's thread exists too), then SIGTERM stops it.
+    let log = dir.path().join("stdout.log");
+    let mut logged = false;
+    for _ in 0..500 {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains(r#""event":"login""#) && text.contains(r#""result":"success""#) {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        logged,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    daemon.signal(libc::SIGTERM);
+    for _ in 0..1000 {
+        if !daemon.alive() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the daemon did not stop on SIGTERM");
 }

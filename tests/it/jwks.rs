@@ -270,6 +270,7 @@ key_id = "gw-1"
 
 [roles]
 viewer = { permissions = ["orders:read"] }
+auditor = { permissions = ["audit:read"] }
 
 [identity]
 internal_token = { header = "X-Identity-Token", ttl = "60s" }
@@ -331,4 +332,141 @@ roles_any = ["viewer"]
     gw.get("/api/x", &[("Authorization", &bearer(&internal))])
         .await
         .assert_refusal(401, "invalid_token");
+
+    // Cached tokens are kept per identity: callers taking turns each get their own.
+    let config = gw.config_path().to_string_lossy().to_string();
+    let mint = |sub: &str, roles: &str| {
+        let out = cli(
+            &["token", "--sub", sub, "--roles", roles, "-c", &config],
+            None,
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let callers = [
+        ("alice", "viewer"),
+        ("bob", "viewer"),
+        ("alice", "viewer,auditor"),
+    ];
+    let minted: Vec<String> = callers.iter().map(|(s, r)| mint(s, r)).collect();
+    for _ in 0..3 {
+        for ((sub, _), access) in callers.iter().zip(&minted) {
+            let echo = gw
+                .get("/api/x", &[("Authorization", &bearer(access))])
+                .await
+                .echo();
+            let t = &echo.headers["x-identity-token"][0];
+            let claims = jsonwebtoken::decode::<serde_json::Value>(t, &key, &v)
+                .unwrap()
+                .claims;
+            assert_eq!(claims["sub"], *sub);
+            assert_eq!(
+                claims["roles"].as_array().unwrap().len(),
+                echo.headers["x-user-roles"][0].split(',').count()
+            );
+        }
+    }
+}
+
+/// A Keycloak-like certs document: the RS256 signing key, its RSA-OAEP encryption key beside
+/// it, and (what no JWKS should hold) a symmetric key and a key type from the future.
+fn keycloak_like_jwks(secret: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let sig = Jwk::from_encoding_key(&private("rsa_private.pem"), Algorithm::RS256).unwrap();
+    let mut sig = serde_json::to_value(&sig).unwrap();
+    sig["kid"] = "sig-key".into();
+    sig["use"] = "sig".into();
+    let mut enc = serde_json::to_value(
+        Jwk::from_encoding_key(&private("rsa2_private.pem"), Algorithm::RS256).unwrap(),
+    )
+    .unwrap();
+    enc["kid"] = "enc-key".into();
+    enc["use"] = "enc".into();
+    enc["alg"] = "RSA-OAEP".into();
+    let oct = json!({"kty": "oct", "kid": "hs-key", "alg": "HS256",
+        "k": URL_SAFE_NO_PAD.encode(secret)});
+    let future = json!({"kty": "AKP", "kid": "pq-key", "alg": "ML-DSA-44", "pub": "AAAA"});
+    json!({"keys": [enc, oct, sig, future]}).to_string()
+}
+
+fn token_with(key: &EncodingKey, alg: Algorithm, kid: &str) -> String {
+    let mut claims = access_claims("idp-user", &["viewer"]);
+    claims.insert("iss".into(), json!("remote-idp"));
+    claims.remove("typ");
+    bearer(&sign(alg, key, Some(kid), &claims))
+}
+
+#[tokio::test]
+async fn a_jwks_url_with_keys_that_cannot_verify_becomes_ready_on_the_one_that_can() {
+    let secret = "an-hmac-secret-in-a-jwks-0123456789";
+    let server = JwksServer::start(200, keycloak_like_jwks(secret)).await;
+    // No `algorithms`: every family is allowed, HMAC included, had the key been taken.
+    let config = config(&server).replace("algorithms = [\"RS256\"]\n", "");
+    let gw = Gateway::start_frozen(&config, start_echo().await, &[]).await;
+    eventually("ready", || ready(&gw)).await;
+    let good = token_with(&private("rsa_private.pem"), Algorithm::RS256, "sig-key");
+    assert_eq!(status(&gw, &good).await, 200);
+    // The symmetric key of the document is never used.
+    let hs = EncodingKey::from_secret(secret.as_bytes());
+    assert_eq!(
+        status(&gw, &token_with(&hs, Algorithm::HS256, "hs-key")).await,
+        401
+    );
+    // Nor the encryption key as a signing key.
+    let enc = token_with(&private("rsa2_private.pem"), Algorithm::RS256, "enc-key");
+    assert_eq!(status(&gw, &enc).await, 401);
+    let logs = gw.wait_for_log("JWKS key keys[", 3).await;
+    assert!(
+        logs.contains("kid `enc-key`") && logs.contains("kid `hs-key`"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_jwks_file_with_an_encryption_key_loads_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("certs.json"),
+        keycloak_like_jwks("x".repeat(32).as_str()),
+    )
+    .unwrap();
+    let config = format!(
+        r#"
+[server]
+listen = ["127.0.0.1:1"]
+
+[tokens]
+issuer = "portcullis"
+secret = "{HS_SECRET}"
+
+[[tokens.trusted_issuers]]
+issuer = "keycloak"
+jwks_file = "certs.json"
+
+[[upstreams]]
+name = "echo"
+targets = ["127.0.0.1:1"]
+
+[[routes]]
+path = "/**"
+upstream = "echo"
+"#
+    );
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = cli(&["check", "-c", &path.to_string_lossy()], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("tokens.trusted_issuers[0].jwks_file: keys[0] (kid `enc-key`) skipped: use `enc` is not `sig`"),
+        "{err}"
+    );
+    assert!(err.contains("(kid `hs-key`) skipped"), "{err}");
+    // Only unusable keys: an error, with its place.
+    let only_enc = json!({"keys": [serde_json::from_str::<serde_json::Value>(&keycloak_like_jwks("y"))
+        .unwrap()["keys"][0]]});
+    std::fs::write(dir.path().join("certs.json"), only_enc.to_string()).unwrap();
+    let out = cli(&["check", "-c", &path.to_string_lossy()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no usable signature key"));
 }

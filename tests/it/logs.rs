@@ -184,3 +184,173 @@ roles_any = ["viewer"]
         .as_str()
         .is_some_and(|t| t.starts_with("pingora"))));
 }
+
+/// Log lines leave through a bounded queue: a stdout nobody reads (a pipe to a stalled
+/// journald) slows no request, and what cannot be written is dropped and counted.
+#[tokio::test]
+async fn a_stalled_log_reader_slows_nothing_and_drops_are_counted() {
+    let config = crate::CONFIG.replace("threads = 1", "threads = 1\nadmin_listen = \"{ADMIN}\"");
+    let gw = Gateway::start_with_stalled_stdout(&config, start_echo().await, 64).await;
+    // Far more lines than the pipe (64 KiB) and the queue hold.
+    for i in 0..600 {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), gw.get("/public/x", &[]))
+            .await
+            .unwrap_or_else(|_| panic!("request {i} waited on the log"));
+        assert_eq!(r.status, 200);
+    }
+    let r = gw.admin_request("GET", "/metrics", &[], "").await;
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    let dropped: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_log_lines_dropped_total "))
+        .unwrap_or_else(|| panic!("no drop counter in {text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(dropped > 100.0, "dropped {dropped}");
+}
+
+fn audit_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "audit")
+        .collect()
+}
+
+/// Every audit event a request causes names that request's id, so an operator can join the
+/// audit trail with the access log.
+#[tokio::test]
+async fn every_audit_event_of_a_request_carries_its_request_id() {
+    let toml = format!(
+        r#"
+[server]
+listen = ["{{LISTEN}}"]
+threads = 1
+
+[tokens]
+issuer = "portcullis"
+audience = "api"
+secret = "{HS_SECRET}"
+
+[login]
+rate_limit = "1000/s"
+max_failed_attempts = 2
+
+[roles]
+viewer = {{ permissions = ["orders:read"] }}
+
+[[upstreams]]
+name = "echo"
+targets = ["{{UPSTREAM}}"]
+
+[[routes]]
+path = "/api/**"
+upstream = "echo"
+roles_any = ["viewer"]
+"#
+    );
+    let users = format!(
+        "[[users]]\nusername = \"ivy\"\npassword_hash = \"{}\"\nroles = [\"viewer\"]\n",
+        argon2id(PASSWORD)
+    );
+    let gw = Gateway::start_with_files(&toml, start_echo().await, &[("users.toml", &users)]).await;
+    fn rid(s: &str) -> [(&'static str, &str); 1] {
+        [("X-Request-Id", s)]
+    }
+    let good = json!({"username": "ivy", "password": PASSWORD});
+    let r = gw.post_json("/auth/login", &rid("rid-login"), &good).await;
+    let (access, refresh1) = pair(&r);
+    let r = gw
+        .post_json(
+            "/auth/refresh",
+            &rid("rid-refresh"),
+            &json!({"refresh_token": refresh1}),
+        )
+        .await;
+    let (access2, _) = pair(&r);
+    gw.post_json(
+        "/auth/refresh",
+        &rid("rid-reuse"),
+        &json!({"refresh_token": refresh1}),
+    )
+    .await
+    .assert_refusal(401, "invalid_grant");
+    let (access3, _) = pair(&login(&gw, "ivy", PASSWORD).await);
+    let logout = bearer(&access3);
+    let r = gw
+        .request(
+            "POST",
+            "/auth/logout",
+            &[("X-Request-Id", "rid-logout"), ("Authorization", &logout)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let bad = json!({"username": "ivy", "password": "wrong"});
+    for id in ["rid-fail-1", "rid-fail-2"] {
+        gw.post_json("/auth/login", &rid(id), &bad).await;
+    }
+    gw.get(
+        "/api/x",
+        &[
+            ("X-Request-Id", "rid-refused"),
+            ("Authorization", &bearer(&access)),
+        ],
+    )
+    .await
+    .assert_refusal(401, "invalid_token");
+    let _ = access2;
+
+    let lines = audit_lines(&gw.settled_stdout().await);
+    let find = |pred: &dyn Fn(&Value) -> bool| -> Value {
+        lines
+            .iter()
+            .find(|l| pred(l))
+            .cloned()
+            .unwrap_or_else(|| panic!("no such audit event in {lines:#?}"))
+    };
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "rid-login",
+            find(&|l| l["event"] == "login" && l["result"] == "success"),
+        ),
+        ("rid-refresh", find(&|l| l["event"] == "refresh")),
+        ("rid-reuse", find(&|l| l["event"] == "refresh_reuse")),
+        ("rid-logout", find(&|l| l["event"] == "logout")),
+        (
+            "rid-fail-1",
+            find(&|l| l["event"] == "login" && l["result"] == "failure"),
+        ),
+        ("rid-fail-2", find(&|l| l["event"] == "lockout")),
+        (
+            "rid-refused",
+            find(&|l| l["event"] == "refused" && l["request_id"] == "rid-refused"),
+        ),
+    ];
+    for (want, line) in cases {
+        assert_eq!(line["request_id"], want, "{line}");
+    }
+}
+
+/// The access event of a refused request names the caller whose credential verified.
+#[tokio::test]
+async fn a_refused_request_is_logged_with_its_verified_caller() {
+    let gw = Gateway::start(crate::CONFIG, start_echo().await).await;
+    let t = bearer(&hs_token(&access_claims("bob", &["user"])));
+    gw.get(
+        "/admin/x",
+        &[("X-Request-Id", "rid-403"), ("Authorization", &t)],
+    )
+    .await
+    .assert_refusal(403, "insufficient_scope");
+    let stdout = gw.settled_stdout().await;
+    let line: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["target"] == "access" && l["request_id"] == "rid-403")
+        .unwrap();
+    assert_eq!(line["status"], 403);
+    assert_eq!(line["subject"], "bob");
+    assert_eq!(line["auth_method"], "jwt");
+}

@@ -4,9 +4,12 @@ mod support;
 
 mod admin;
 mod apikey;
+mod attempts;
+mod bypass;
 mod cli;
 mod jwks;
 mod jwt;
+mod lifetimes;
 mod login;
 mod logs;
 mod pipeline;

@@ -339,3 +339,59 @@ rate_limit = ["zero", "nope"]
         assert!(stderr.contains(e), "missing `{e}` in:\n{stderr}");
     }
 }
+
+/// Every IPv6 host has a /64 to itself: an `ip` budget counts the network, not the address,
+/// or a client rotating addresses would have 2^64 budgets. The login budget too.
+#[tokio::test]
+async fn ipv6_clients_are_counted_by_their_64() {
+    let mut config = config("trusted_proxies = [\"127.0.0.1\"]");
+    config.push_str("\n[login]\nrate_limit = \"2/h\"\n");
+    let gw = Gateway::start_with_files(&config, start_echo().await, &[("users.toml", "")]).await;
+    let mut seen = Vec::new();
+    for ip in [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2::2",
+        "2001:db8:1:2:dead:beef:0:3",
+        "2001:db8:1:2:ffff::4",
+    ] {
+        seen.push(gw.get("/ip/x", &[("X-Forwarded-For", ip)]).await.status);
+    }
+    assert_eq!(seen, [200, 200, 200, 429], "one budget of 3 for the /64");
+    // Another /64 has its own; IPv4 counts by the address.
+    let r = gw
+        .get("/ip/x", &[("X-Forwarded-For", "2001:db8:1:3::1")])
+        .await;
+    assert_eq!(r.status, 200);
+    for _ in 0..3 {
+        assert_eq!(
+            gw.get("/ip/x", &[("X-Forwarded-For", "192.0.2.1")])
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        gw.get("/ip/x", &[("X-Forwarded-For", "192.0.2.2")])
+            .await
+            .status,
+        200
+    );
+
+    // The login budget: two logins per hour for the whole /64.
+    let mut seen = Vec::new();
+    for ip in ["2001:db8:9:9::1", "2001:db8:9:9::2", "2001:db8:9:9:ffff::3"] {
+        let r = gw
+            .request(
+                "POST",
+                "/auth/login",
+                &[
+                    ("X-Forwarded-For", ip),
+                    ("Content-Type", "application/json"),
+                ],
+                r#"{"username": "u", "password": "p"}"#,
+            )
+            .await;
+        seen.push(r.status);
+    }
+    assert_eq!(seen, vec![401, 401, 429]);
+}

@@ -497,3 +497,63 @@ g = { rate = "5/s", key = "ip", scope = "global" }
         "{stderr}"
     );
 }
+
+/// API-key revocations hold for ever: a Redis that comes back empty gets them back from the
+/// instances, with a TTL Redis accepts, and an instance started afterwards refuses the key.
+#[tokio::test]
+async fn an_emptied_redis_gets_api_key_revocations_back() {
+    use sha2::{Digest, Sha256};
+    const KEY: &str = "pcs_refill_test_key";
+    const ADMIN: &str = "refill-admin-token-0123456789";
+    let redis = RedisServer::start().await;
+    let config = config(&redis, "refill:", "")
+        .replace("threads = 1", "threads = 1\nadmin_listen = \"{ADMIN}\"")
+        + &format!(
+            "\n[admin]\ntoken = \"{ADMIN}\"\n\n[[api_keys]]\nid = \"k1\"\nkey_sha256 = \"{}\"\nroles = [\"viewer\"]\n",
+            hex::encode(Sha256::digest(KEY.as_bytes()))
+        );
+    let start = || async {
+        let gw =
+            Gateway::start_with_files(&config, start_echo().await, &[("users.toml", &users())])
+                .await;
+        wait_until_connected(&gw).await;
+        gw
+    };
+    let a = start().await;
+    let with_key = [("X-API-Key", KEY)];
+    assert_eq!(a.get("/api/x", &with_key).await.status, 200);
+    let r = a
+        .admin_request(
+            "POST",
+            "/admin/revoke",
+            &[("Authorization", &format!("Bearer {ADMIN}"))],
+            &json!({"api_key_id": "k1"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    a.get("/api/x", &with_key)
+        .await
+        .assert_refusal(401, "invalid_token");
+
+    assert_eq!(redis.cli(&["FLUSHALL"]), "OK");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let members = redis.cli(&["ZRANGE", "refill:{rev}:by_until", "0", "-1"]);
+        if members.contains("k1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never written back: {members:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ttl: i64 = redis
+        .cli(&["TTL", "refill:{rev}:by_until"])
+        .parse()
+        .unwrap();
+    assert!(ttl > 300 * 86400, "ttl {ttl}");
+    // The instance stays current (its polls succeed), and a new one learns the revocation.
+    assert_eq!(a.admin_request("GET", "/readyz", &[], "").await.status, 200);
+    let b = start().await;
+    b.get("/api/x", &with_key)
+        .await
+        .assert_refusal(401, "invalid_token");
+}

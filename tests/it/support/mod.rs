@@ -75,11 +75,31 @@ impl Gateway {
         Gateway::launch(toml, upstream, files, true).await
     }
 
+    /// As `start`, with stdout a pipe nobody reads (a stalled log consumer) and a log queue of
+    /// `queue` lines.
+    pub async fn start_with_stalled_stdout(
+        toml: &str,
+        upstream: SocketAddr,
+        queue: usize,
+    ) -> Gateway {
+        Gateway::launch_with(toml, upstream, &[], false, Some(queue)).await
+    }
+
     async fn launch(
         toml: &str,
         upstream: SocketAddr,
         files: &[(&str, &str)],
         frozen: bool,
+    ) -> Gateway {
+        Gateway::launch_with(toml, upstream, files, frozen, None).await
+    }
+
+    async fn launch_with(
+        toml: &str,
+        upstream: SocketAddr,
+        files: &[(&str, &str)],
+        frozen: bool,
+        stalled_queue: Option<usize>,
     ) -> Gateway {
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
@@ -98,15 +118,20 @@ impl Gateway {
             if frozen {
                 std::fs::write(dir.path().join("clock"), now().to_string()).unwrap();
             }
-            let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-                .args(["run", "-c"])
+            let mut cmd = Command::new(binary());
+            cmd.args(["run", "-c"])
                 .arg(&path)
                 .env("PORTCULLIS_LOG", "info")
                 .env("PORTCULLIS_TEST_CLOCK_FILE", dir.path().join("clock"))
-                .stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap())
-                .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-                .spawn()
-                .unwrap();
+                .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+            match stalled_queue {
+                // The pipe's reading end stays open in `child.stdout`, never read.
+                Some(lines) => cmd
+                    .env("PORTCULLIS_LOG_QUEUE", lines.to_string())
+                    .stdout(Stdio::piped()),
+                None => cmd.stdout(std::fs::File::create(dir.path().join("stdout.log")).unwrap()),
+            };
+            let child = cmd.spawn().unwrap();
             let mut gw = Gateway {
                 addr,
                 admin,
@@ -469,9 +494,17 @@ pub fn raw_jwt(header: &Value, claims: &Value, signature: &[u8]) -> String {
     )
 }
 
+/// The gateway binary the tests run: this build's, or `PORTCULLIS_TEST_BIN` (to show that a
+/// test fails on another build, such as the one before a fix).
+pub fn binary() -> PathBuf {
+    std::env::var_os("PORTCULLIS_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_portcullis")))
+}
+
 /// Runs `portcullis <args>` to completion.
 pub fn cli(args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    let mut cmd = Command::new(binary());
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
