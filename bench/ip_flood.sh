@@ -18,6 +18,7 @@ conns=${CONNS:-50}
 work=$(mktemp -d)
 trap 'kill "$gw" "$sampler" 2>/dev/null || true; rm -rf "$work"' EXIT
 
+. "$repo/examples/need-tools.sh" && need_build_tools
 (cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$work/gateway.toml" <<TOML

@@ -19,6 +19,7 @@ work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
+. "$repo/examples/need-tools.sh" && need_build_tools
 (cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream)
 bin=$repo/target/release
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

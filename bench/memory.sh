@@ -17,6 +17,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
+. "$repo/examples/need-tools.sh" && need_build_tools
 (cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up=$(free_port); port=$(free_port); admin=$(free_port)

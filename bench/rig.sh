@@ -33,6 +33,7 @@ python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q crypto
 
 # PORTCULLIS_BIN=/path/to/portcullis compares another build; by default this tree's, built now.
 if [ -z "${PORTCULLIS_BIN:-}" ]; then
+  . "$repo/examples/need-tools.sh" && need_build_tools
   (cd "$repo" && cargo build --release --locked --bin portcullis --example echo_upstream --example plain_pingora)
   PORTCULLIS_BIN=$repo/target/release/portcullis
 fi

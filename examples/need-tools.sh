@@ -14,7 +14,7 @@ need_build_tools() {
   fi
   if [ "$sudo" != "none" ] && command -v apt-get >/dev/null 2>&1; then
     echo "Pingora's build needs: ${missing[*]}; installing with apt-get" >&2
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2 && return 0
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null && return 0
   fi
   echo "error: Pingora's build needs ${missing[*]}, which is not installed. Install it, then run this again:" >&2
   if command -v apt-get >/dev/null 2>&1; then
