@@ -10,6 +10,7 @@
 #   apikey     X-API-Key among 10,000 keys        apikey-rl  + a policy keyed by api_key
 #   pingora    not Portcullis: examples/plain_pingora, the framework's floor
 #   *-grl      as *-rl, with the policy's scope = "global" (needs the redis store)
+#   <mode>+log     the same with the access log on (PORTCULLIS_LOG=info)
 #   <mode>@redis   the same with [store] backend = "redis": a redis-server of its own, started
 #                  here on the load core (so the rig counts its CPU with the scenario's), or
 #                  $PORTCULLIS_REDIS_URL when set
@@ -47,6 +48,10 @@ fi
 cfg="$dir/gateway.toml"
 secret=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
 
+# <mode>+log: the access log on (PORTCULLIS_LOG=info, one JSON line a request to the rig's log
+# file), as users run it; otherwise off, as the peers' are.
+log=warn
+case "$GW_MODE" in *+log) log=info; GW_MODE=${GW_MODE%+log} ;; esac
 store=memory
 case "$GW_MODE" in *@redis) store=redis ;; esac
 full=${GW_MODE%@redis}
@@ -108,6 +113,8 @@ issuer = "portcullis-bench"
 audience = "api"
 algorithm = "HS256"
 secret = "$secret"
+# The rig's tokens live ten years (gen_tokens.py); the default max_ttl (30d) would refuse them.
+max_ttl = "3660d"
 TOML
 if [ -n "$issuer" ]; then cat <<TOML
 
@@ -155,7 +162,7 @@ PY
 fi
 } > "$cfg"
 
-export PORTCULLIS_LOG=${PORTCULLIS_LOG:-warn}
+export PORTCULLIS_LOG=${PORTCULLIS_LOG:-$log}
 PORTCULLIS_ADMIN_TOKEN=$admin_token python3 "$here/seed_revocations.py" "127.0.0.1:$admin_port" \
   >"$dir/seed.log" 2>&1 &
 run_sampled "$bin" run -c "$cfg"

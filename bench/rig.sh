@@ -19,10 +19,12 @@ rig=${RIG:-$repo/../shared/bench}
 # Tools.
 missing=()
 for tool in wrk nginx haproxy caddy curl taskset python3; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+# The rig's nginx-proxy peer loads njs.
+[ -e /usr/lib/nginx/modules/ngx_http_js_module.so ] || missing+=(libnginx-mod-http-js)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]}" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    wrk nginx haproxy caddy curl util-linux python3 >/dev/null
+    wrk nginx libnginx-mod-http-js haproxy caddy curl util-linux python3 >/dev/null
 fi
 export PATH=$repo/target/bench-tools/bin:$PATH
 if ! command -v oha >/dev/null; then
@@ -66,6 +68,7 @@ gateway-es256-rl-redis  gateway:es256-rl@redis   18200  es256
 gateway-eddsa-rl-redis  gateway:eddsa-rl@redis   18200  eddsa
 gateway-apikey-rl-redis gateway:apikey-rl@redis  18200  apikey
 gateway-plain-grl-redis gateway:plain-grl@redis  18200  none
+gateway-hs256-rl-log    gateway:hs256-rl+log     18200  hs256
 TSV
 
 export GATEWAY_CMD="$repo/bench/adapter.sh"

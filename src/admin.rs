@@ -56,6 +56,24 @@ fn no_content() -> Response<Vec<u8>> {
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let incoming = session
+            .req_header()
+            .headers
+            .get(crate::headers::X_REQUEST_ID);
+        let rid = crate::headers::request_id(incoming.map(|v| v.as_bytes()));
+        let mut response = self.answer(session, &rid).await;
+        if let Ok(v) = http::HeaderValue::from_str(&rid) {
+            response
+                .headers_mut()
+                .insert(crate::headers::X_REQUEST_ID, v);
+        }
+        response
+    }
+}
+
+impl AdminApp {
+    /// The answer to one admin request; `rid` is its request id, for the audit events.
+    async fn answer(&self, session: &mut ServerSession, rid: &str) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         match (method, path.as_str()) {
@@ -67,12 +85,12 @@ impl ServeHttp for AdminApp {
             (_, "/admin/revoke" | "/admin/unlock") if !self.api_enabled() => {
                 error(StatusCode::NOT_FOUND, "not_found", "the admin API is off")
             }
-            (Method::POST, "/admin/revoke") => match self.authorized_body(session).await {
-                Ok(body) => self.revoke(body).await,
+            (Method::POST, "/admin/revoke") => match self.authorized_body(session, rid).await {
+                Ok(body) => self.revoke(body, rid).await,
                 Err(refused) => refused,
             },
-            (Method::POST, "/admin/unlock") => match self.authorized_body(session).await {
-                Ok(body) => self.unlock(body).await,
+            (Method::POST, "/admin/unlock") => match self.authorized_body(session, rid).await {
+                Ok(body) => self.unlock(body, rid).await,
                 Err(refused) => refused,
             },
             (_, "/healthz" | "/readyz" | "/metrics" | "/admin/revoke" | "/admin/unlock") => error(
@@ -83,9 +101,7 @@ impl ServeHttp for AdminApp {
             _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
         }
     }
-}
 
-impl AdminApp {
     fn api_enabled(&self) -> bool {
         self.config.load().admin_token.is_some()
     }
@@ -130,6 +146,7 @@ impl AdminApp {
     async fn authorized_body(
         &self,
         session: &mut ServerSession,
+        request_id: &str,
     ) -> Result<Value, Response<Vec<u8>>> {
         let presented = session
             .req_header()
@@ -152,7 +169,7 @@ impl AdminApp {
             }
         };
         if !token_ok {
-            tracing::info!(target: "audit", event = "admin_refused", reason = "invalid_token");
+            tracing::info!(target: "audit", event = "admin_refused", reason = "invalid_token", request_id);
             let mut r = error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",
@@ -169,7 +186,7 @@ impl AdminApp {
             .map_err(|description| error(StatusCode::BAD_REQUEST, "invalid_request", description))
     }
 
-    async fn revoke(&self, body: Value) -> Response<Vec<u8>> {
+    async fn revoke(&self, body: Value, request_id: &str) -> Response<Vec<u8>> {
         let config = self.config.load_full();
         let now = self.clock.now();
         let until = config.revocation_until(now);
@@ -209,7 +226,7 @@ impl AdminApp {
         let kind = revocation.kind();
         match self.store.revoke(revocation).await {
             Ok(()) => {
-                tracing::info!(target: "audit", event = "revocation", kind, by = "admin");
+                tracing::info!(target: "audit", event = "revocation", kind, by = "admin", request_id);
                 no_content()
             }
             Err(e) => {
@@ -223,7 +240,7 @@ impl AdminApp {
         }
     }
 
-    async fn unlock(&self, body: Value) -> Response<Vec<u8>> {
+    async fn unlock(&self, body: Value, request_id: &str) -> Response<Vec<u8>> {
         let Some(username) = body.get("username").and_then(Value::as_str) else {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -233,7 +250,7 @@ impl AdminApp {
         };
         match self.store.clear_failures(username).await {
             Ok(()) => {
-                tracing::info!(target: "audit", event = "unlock", username, by = "admin");
+                tracing::info!(target: "audit", event = "unlock", username, by = "admin", request_id);
                 no_content()
             }
             Err(e) => {

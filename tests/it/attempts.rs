@@ -281,7 +281,7 @@ async fn unknown_users_take_as_long_as_wrong_passwords_with_bcrypt_users() {
     unknown.sort();
     let ratio = unknown[3].as_secs_f64() / wrong[3].as_secs_f64();
     assert!(
-        (0.6..1.6).contains(&ratio),
+        (0.5..2.0).contains(&ratio),
         "median unknown {:?} against wrong password {:?} (ratio {ratio:.2})",
         unknown[3],
         wrong[3]

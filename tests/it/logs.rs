@@ -226,7 +226,11 @@ async fn every_audit_event_of_a_request_carries_its_request_id() {
         r#"
 [server]
 listen = ["{{LISTEN}}"]
+admin_listen = "{{ADMIN}}"
 threads = 1
+
+[admin]
+token = "{ADMIN_TOKEN}"
 
 [tokens]
 issuer = "portcullis"
@@ -301,6 +305,23 @@ roles_any = ["viewer"]
     .await
     .assert_refusal(401, "invalid_token");
     let _ = access2;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(gw.admin).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let r = gw
+        .admin_request(
+            "POST",
+            "/admin/revoke",
+            &[("Authorization", &admin), ("X-Request-Id", "rid-admin")],
+            r#"{"subject": "someone"}"#,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("x-request-id"), Some("rid-admin"));
 
     let lines = audit_lines(&gw.settled_stdout().await);
     let find = |pred: &dyn Fn(&Value) -> bool| -> Value {

@@ -376,7 +376,18 @@ impl Response {
 /// Sends raw bytes and reads the whole response (the request asks for `Connection: close`).
 pub async fn send_raw(addr: SocketAddr, raw: &[u8]) -> Response {
     let fut = async {
-        let mut s = TcpStream::connect(addr).await.unwrap();
+        // A listener the gateway starts beside the first (the admin one) may be a moment later.
+        let mut tries = 0;
+        let mut s = loop {
+            match TcpStream::connect(addr).await {
+                Ok(s) => break s,
+                Err(_) if tries < 200 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("cannot connect to {addr}: {e}"),
+            }
+        };
         s.write_all(raw).await.unwrap();
         let mut buf = Vec::new();
         let _ = s.read_to_end(&mut buf).await;
