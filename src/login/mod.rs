@@ -1,6 +1,7 @@
 //! Portcullis's own login (SPEC section 4), apart from HTTP: passwords, lockout, MFA, token
 //! pairs, refresh rotation with reuse detection, logout. `endpoints` puts it on the wire.
 
+pub mod decoy;
 pub mod mfa;
 pub mod password;
 pub mod users;
@@ -138,10 +139,10 @@ impl Login<'_> {
         }
         self.begin_attempt(username).await?;
         let user = self.settings.users.get(username);
-        // Unknown users are checked against a hash like the configured users' (same
-        // algorithm and cost), so that the answer takes as long as for a wrong password.
+        // Unknown users are checked against a decoy with some user's algorithm and cost, so
+        // that the answer takes as long as for a wrong password.
         let hash = user.map_or_else(
-            || self.settings.users.dummy_hash().clone(),
+            || self.settings.users.dummy_hash(username).clone(),
             |u| u.password.clone(),
         );
         let matches = match self.passwords.verify(hash, password).await {

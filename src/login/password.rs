@@ -96,6 +96,13 @@ impl PasswordHash {
         }
     }
 
+    /// The PHC or bcrypt string.
+    pub fn phc_string(&self) -> &str {
+        match self {
+            PasswordHash::Argon2(s) | PasswordHash::Bcrypt(s) => s,
+        }
+    }
+
     /// The algorithm and cost, for grouping users by what a check of theirs costs.
     pub fn cost_class(&self) -> String {
         match self {

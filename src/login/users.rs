@@ -5,24 +5,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::decoy::Decoys;
 use super::mfa::Totp;
 use super::password::PasswordHash;
-
-/// The hash of the users' most common algorithm and cost (ties: the class listed first).
-fn most_common_cost(users: &[User]) -> Option<&PasswordHash> {
-    // class -> (users, first index, a hash of that class)
-    let mut classes: HashMap<String, (usize, usize, &PasswordHash)> = HashMap::new();
-    for (i, u) in users.iter().enumerate() {
-        classes
-            .entry(u.password.cost_class())
-            .or_insert((0, i, &u.password))
-            .0 += 1;
-    }
-    let best = classes
-        .into_values()
-        .max_by_key(|&(count, first, _)| (count, std::cmp::Reverse(first)))?;
-    Some(best.2)
-}
 
 #[derive(Debug)]
 pub struct User {
@@ -49,14 +34,13 @@ impl User {
 pub struct Users {
     by_name: HashMap<String, Arc<User>>,
     by_subject: HashMap<String, Arc<User>>,
-    /// What an unknown username is checked against: a hash with the algorithm and cost most
-    /// of the users have (`None`: no users, the default cost).
-    decoy: Option<PasswordHash>,
+    /// What unknown usernames are checked against.
+    decoys: Decoys,
 }
 
 impl Users {
     pub fn new(users: Vec<User>) -> Self {
-        let decoy = most_common_cost(&users).map(PasswordHash::decoy);
+        let decoys = Decoys::new(users.iter().map(|u| &u.password));
         let users: Vec<Arc<User>> = users.into_iter().map(Arc::new).collect();
         Users {
             by_name: users
@@ -64,16 +48,14 @@ impl Users {
                 .map(|u| (u.username.clone(), u.clone()))
                 .collect(),
             by_subject: users.into_iter().map(|u| (u.subject.clone(), u)).collect(),
-            decoy,
+            decoys,
         }
     }
 
     /// The hash an unknown username's password is checked against, so that refusing it takes
-    /// as long as refusing a wrong password.
-    pub fn dummy_hash(&self) -> &PasswordHash {
-        self.decoy
-            .as_ref()
-            .unwrap_or_else(|| super::password::default_dummy())
+    /// as long as refusing a user's wrong password.
+    pub fn dummy_hash(&self, username: &str) -> &PasswordHash {
+        self.decoys.for_username(username)
     }
 
     pub fn get(&self, username: &str) -> Option<&Arc<User>> {

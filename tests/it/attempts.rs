@@ -287,3 +287,35 @@ async fn unknown_users_take_as_long_as_wrong_passwords_with_bcrypt_users() {
         wrong[3]
     );
 }
+
+/// Users of two costs (cheap argon2id, bcrypt at cost 11): no single decoy can match both, so
+/// unknown names are spread over the users' costs, each name keeping its own; an unknown name
+/// cannot be told from a user of one cost or the other.
+#[tokio::test]
+async fn unknown_users_take_as_long_as_one_of_the_users_with_mixed_costs() {
+    let users = format!(
+        "[[users]]\nusername = \"alice\"\npassword_hash = \"{}\"\nroles = [\"viewer\"]\n\n\
+         [[users]]\nusername = \"carol\"\npassword_hash = \"{}\"\nroles = [\"viewer\"]\n",
+        crate::login::argon2id(PASSWORD),
+        bcrypt::hash(PASSWORD, 11).unwrap()
+    );
+    let gw = start("", "max_failed_attempts = 1000", &users).await;
+    let slow = |d: Duration| d > Duration::from_millis(50);
+    assert!(slow(refusal_time(&gw, "carol").await));
+    assert!(!slow(refusal_time(&gw, "alice").await));
+    let mut slow_names = 0;
+    for i in 0..16 {
+        let name = format!("nobody-{i}");
+        let first = slow(refusal_time(&gw, &name).await);
+        assert_eq!(
+            first,
+            slow(refusal_time(&gw, &name).await),
+            "{name} changed cost"
+        );
+        slow_names += usize::from(first);
+    }
+    assert!(
+        (1..16).contains(&slow_names),
+        "{slow_names} of 16 unknown names were slow"
+    );
+}
