@@ -10,24 +10,23 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use pingora::http::RequestHeader;
 use portcullis::auth::apikey::{self, ApiKey, ApiKeys};
-use portcullis::auth::jwt::{ClaimPaths, Issuer, Verifier};
+use portcullis::auth::jwt::{ClaimPaths, Issuer, Lifetimes, Verifier};
 use portcullis::auth::keys::VerifyKey;
 use portcullis::auth::{AuthMethod, Identity};
-use portcullis::config::duration::parse_rate;
 use portcullis::config::IdentitySettings;
+use portcullis::policy::path::normalize;
 use portcullis::policy::route::{find_route, AuthMode, PathPattern, Route};
 use portcullis::policy::RoleGraph;
-use portcullis::proxy::path::normalize;
-use portcullis::proxy::pipeline::{rewrite_upstream_request, Forwarding};
-use portcullis::proxy::upstream::{UpstreamPool, UpstreamSettings};
-use portcullis::ratelimit::{KeyInput, KeyPart, LocalLimiter, Policy, Quota};
+use portcullis::proxy::forward::{rewrite_upstream_request, Forwarding};
+use portcullis::ratelimit::{KeyInput, KeyPart, Policy, PolicySpec, Quota};
 use portcullis::store::{MemoryStore, Presented, Revocation, Store};
+use portcullis::units::parse_rate;
+use portcullis::upstream::UpstreamId;
 
 const SECRET: &[u8] = b"bench-secret-0123456789-0123456789-0123";
 
@@ -50,49 +49,40 @@ fn verifier() -> Verifier {
         "/tests/keys/ec256_public.pem"
     ))
     .unwrap();
-    Verifier::new(
-        vec![
-            Issuer {
-                iss: "own".into(),
-                audience: Some("api".into()),
-                keys: vec![VerifyKey {
-                    kid: None,
-                    algorithms: vec![Algorithm::HS256],
-                    key: DecodingKey::from_secret(SECRET),
-                }],
-                remote: None,
-                claim_paths: ClaimPaths::default(),
-                own: true,
-            },
-            Issuer {
-                iss: "ec".into(),
-                audience: Some("api".into()),
-                keys: vec![VerifyKey {
-                    kid: None,
-                    algorithms: vec![Algorithm::ES256],
-                    key: DecodingKey::from_ec_pem(&ec_pub).unwrap(),
-                }],
-                remote: None,
-                claim_paths: ClaimPaths::default(),
-                own: false,
-            },
-        ],
-        30,
-        30 * 86400,
-    )
+    let issuers = vec![
+        Arc::new(Issuer {
+            iss: "own".into(),
+            audience: Some("api".into()),
+            keys: vec![VerifyKey {
+                kid: None,
+                algorithms: vec![Algorithm::HS256],
+                key: DecodingKey::from_secret(SECRET),
+            }],
+            jwks: None,
+            claim_paths: ClaimPaths::default(),
+            own: true,
+        }),
+        Arc::new(Issuer {
+            iss: "ec".into(),
+            audience: Some("api".into()),
+            keys: vec![VerifyKey {
+                kid: None,
+                algorithms: vec![Algorithm::ES256],
+                key: DecodingKey::from_ec_pem(&ec_pub).unwrap(),
+            }],
+            jwks: None,
+            claim_paths: ClaimPaths::default(),
+            own: false,
+        }),
+    ];
+    let lifetimes = Lifetimes {
+        leeway: 30,
+        max_ttl: 30 * 86400,
+    };
+    Verifier::new(&issuers, &[], lifetimes)
 }
 
 fn routes() -> Vec<Arc<Route>> {
-    let pool = Arc::new(UpstreamPool::new(UpstreamSettings {
-        name: "u".into(),
-        targets: vec!["127.0.0.1:9001".parse().unwrap()],
-        tls: false,
-        sni: String::new(),
-        ca_der: None,
-        connect_timeout: Duration::from_secs(1),
-        read_timeout: Duration::from_secs(1),
-        health_check: None,
-    }));
     (0..50)
         .map(|i| {
             let path = if i == 49 {
@@ -104,7 +94,7 @@ fn routes() -> Vec<Arc<Route>> {
                 name: path.clone().into(),
                 pattern: PathPattern::parse(&path).unwrap(),
                 methods: vec![],
-                upstream: pool.clone(),
+                upstream: UpstreamId(0),
                 auth: AuthMode::Required,
                 accept: vec![],
                 roles_any: vec!["user".into()],
@@ -153,7 +143,7 @@ fn api_keys(n: usize) -> (ApiKeys, Vec<String>) {
 /// A policy far above the load, so every check is an allowed one (the common case).
 fn policy(key: Vec<KeyPart>) -> Policy {
     let quota = Quota::new(parse_rate("1000000/s").unwrap(), NonZeroU32::new(1_000_000));
-    Policy::new("bench", key, Arc::new(LocalLimiter::new(quota)))
+    Policy::new(PolicySpec::new("bench", key, quota, false), None, None)
 }
 
 fn bench_api_keys_and_limits(c: &mut Criterion, identity: &Identity) {
@@ -183,7 +173,7 @@ fn bench_api_keys_and_limits(c: &mut Criterion, identity: &Identity) {
                 client_ip: Some(ips[n]),
                 route: "orders",
                 headers: &headers,
-                identity: None,
+                caller: None,
             };
             ready(by_ip.check(black_box(&input)))
         })
@@ -194,7 +184,7 @@ fn bench_api_keys_and_limits(c: &mut Criterion, identity: &Identity) {
                 client_ip: Some(client),
                 route: "orders",
                 headers: &headers,
-                identity: Some(identity),
+                caller: Some(identity.caller()),
             };
             ready(by_user.check(black_box(&input)))
         })
@@ -308,6 +298,7 @@ fn bench(c: &mut Criterion) {
     let fwd = Forwarding {
         session_cookie: None,
         signer: None,
+        internal_token: None,
         now: now(),
         request_id: Some(&request_id),
         peer: Some("127.0.0.1".parse().unwrap()),

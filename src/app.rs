@@ -1,58 +1,132 @@
-//! Builds the Pingora server from a validated config: listeners, the proxy, background work.
+//! Builds the Pingora server from a validated config: listeners, the proxy, the admin
+//! listener, the background work. [`build`] makes it; [`Built::run`] serves until a signal
+//! says stop, [`Built::run_until`] until a [`Stop`] says so (tests run gateways in-process).
+//! Nothing here exits the process: main does, when `run` returns or `on_drained` is called.
 
-use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{Server, ShutdownWatch};
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
+use tokio::sync::Notify;
 
+use crate::accounts::password::PasswordPool;
 use crate::admin::AdminApp;
-use crate::cli::RunArgs;
-use crate::clock::{Clock, TEST_CLOCK_ENV};
+use crate::clock::Clock;
 use crate::config::{Backend, Config};
-use crate::login::password::PasswordPool;
+use crate::metrics::Metrics;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
+use crate::runtime::{self, Runtime};
 use crate::store::{MemoryStore, RedisStore, Store};
 
-/// Runs the gateway until the process is told to stop. Never returns.
-pub fn run(config: Config, args: &RunArgs) -> ! {
+/// The longest a SIGTERM waits for requests in flight.
+const DRAIN_FOR: Duration = Duration::from_secs(30);
+
+/// How the gateway runs, beyond its config.
+pub struct Options {
+    /// Run in the background, writing `pid_file` (`run -d`).
+    pub daemon: bool,
+    /// Take the listening sockets over from a running instance (`run -u`).
+    pub upgrade: bool,
+    pub pid_file: PathBuf,
+    pub upgrade_sock: PathBuf,
+    pub clock: Clock,
+    /// Reload on SIGHUP (a gateway of its own process; in-process tests set it off).
+    pub sighup: bool,
+    /// Names the services (and so their threads): the tests tell gateways apart by it.
+    pub name: String,
+    /// Called once a SIGTERM's drain is over (no request in flight): main exits then, rather
+    /// than waiting out Pingora's whole grace period.
+    pub on_drained: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            daemon: false,
+            upgrade: false,
+            pid_file: "/tmp/portcullis.pid".into(),
+            upgrade_sock: "/tmp/portcullis_upgrade.sock".into(),
+            clock: Clock::System,
+            sighup: true,
+            name: "portcullis".into(),
+            on_drained: None,
+        }
+    }
+}
+
+/// A gateway ready to run.
+pub struct Built {
+    server: Server,
+    /// What the gateway serves with, for tests that look inside.
+    pub runtime: Arc<ArcSwap<Runtime>>,
+    pub store: Arc<dyn Store>,
+}
+
+/// Tells an in-process gateway to stop (at once, as SIGINT would).
+#[derive(Clone, Default)]
+pub struct Stop(Arc<Notify>);
+
+impl Stop {
+    pub fn stop(&self) {
+        self.0.notify_one();
+    }
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Stop {
+    async fn recv(&self) -> ShutdownSignal {
+        self.0.notified().await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+impl Built {
+    /// Serves until SIGTERM (drain, then exit), SIGINT (at once) or SIGQUIT (hand the sockets
+    /// over). With `daemon`, this process forks first.
+    pub fn run(self) {
+        self.server.run(RunArgs::default())
+    }
+
+    /// Serves until `stop` is told to.
+    pub fn run_until(self, stop: Stop) {
+        self.server.run(RunArgs {
+            shutdown_signal: Box::new(stop),
+        })
+    }
+}
+
+/// The server for `config`: nothing listens, forks or starts a thread until it runs.
+pub fn build(config: Config, options: Options) -> Result<Built, String> {
     let conf = ServerConf {
         threads: config
             .server
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         // SIGTERM: stop accepting, let requests in flight finish (up to this long), exit. The
-        // drain service below exits as soon as none is left, rather than waiting it out.
+        // drain service below calls `on_drained` as soon as none is left.
         grace_period_seconds: Some(DRAIN_FOR.as_secs()),
         graceful_shutdown_timeout_seconds: Some(5),
-        pid_file: args.pid_file.to_string_lossy().into_owned(),
-        upgrade_sock: args.upgrade_sock.to_string_lossy().into_owned(),
-        daemon: args.daemon,
+        pid_file: options.pid_file.to_string_lossy().into_owned(),
+        upgrade_sock: options.upgrade_sock.to_string_lossy().into_owned(),
+        daemon: options.daemon,
         ..ServerConf::default()
     };
     let opt = Opt {
-        upgrade: args.upgrade,
-        daemon: args.daemon,
+        upgrade: options.upgrade,
+        daemon: options.daemon,
         ..Opt::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    crate::metrics::metrics();
-    let listen = config.server.listen.clone();
-    let tls = config.server.tls.clone();
-    let clock = Clock::from_env();
-    if !matches!(clock, Clock::System) {
-        tracing::warn!(
-            "{TEST_CLOCK_ENV} is set: this gateway's clock is moved by a file (tests only)"
-        );
-    }
+    let clock = options.clock.clone();
     let (store, redis): (Arc<dyn Store>, _) = match &config.store.backend {
         Backend::Memory => (Arc::new(MemoryStore::new(clock.clone())), None),
         Backend::Redis(settings) => {
@@ -60,34 +134,35 @@ pub fn run(config: Config, args: &RunArgs) -> ! {
             (redis.clone(), Some(redis))
         }
     };
-    bind_global_limits(&config, &store);
-    let clock_for_admin = clock.clone();
-    let clock_for_jwks = clock.clone();
+    let shared = store.clone().shared_buckets();
+    let listen = config.server.listen.clone();
+    let tls = config.server.tls.clone();
+    let admin_listen = config.server.admin_listen;
+    let path = config.path.clone();
+    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(config, None, shared)));
+    let metrics = Arc::new(Metrics::new());
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let name = options.name.clone();
     let gateway = Gateway {
-        config: Arc::new(ArcSwap::from_pointee(config)),
+        runtime: runtime.clone(),
         store: store.clone(),
         passwords: password_pool(),
-        clock,
+        clock: clock.clone(),
+        metrics: metrics.clone(),
         in_flight: in_flight.clone(),
     };
-    let snapshot = gateway.config.clone();
-    let admin_listen = snapshot.load().server.admin_listen;
     let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "portcullis");
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, &name);
     for addr in &listen {
         let addr = addr.to_string();
         match &tls {
-            Some(files) => {
-                if let Err(e) = proxy.add_tls(
+            Some(files) => proxy
+                .add_tls(
                     &addr,
                     &files.cert_file.to_string_lossy(),
                     &files.key_file.to_string_lossy(),
-                ) {
-                    eprintln!("portcullis: TLS on {addr}: {e}");
-                    std::process::exit(1);
-                }
-            }
+                )
+                .map_err(|e| format!("TLS on {addr}: {e}"))?,
             None => proxy.add_tcp(&addr),
         }
     }
@@ -95,132 +170,107 @@ pub fn run(config: Config, args: &RunArgs) -> ! {
     server.add_service(proxy);
     if let Some(addr) = admin_listen {
         let app = AdminApp {
-            config: snapshot.clone(),
+            runtime: runtime.clone(),
             store: store.clone(),
-            clock: clock_for_admin,
-            readiness: Arc::new({
-                let config = snapshot.clone();
-                move || jwks_not_ready(&config.load())
-            }),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
         };
-        let mut admin = pingora::services::listening::Service::new("admin".to_string(), app);
+        let mut admin = pingora::services::listening::Service::new(format!("{name}-admin"), app);
         admin.add_tcp(&addr.to_string());
         tracing::info!(admin_listen = %addr, "admin listener");
         server.add_service(admin);
     }
-    server.add_service(background_service(
-        "upstream health checks",
-        HealthChecks {
-            config: snapshot.clone(),
+    let mut task = |task: &str, service| {
+        server.add_service(background_service(&format!("{name}-{task}"), service));
+    };
+    task("logs", Task::LogWriter);
+    task(
+        "drain",
+        Task::Drain {
+            in_flight,
+            on_drained: options.on_drained,
         },
-    ));
-    if let Some(redis) = redis {
-        server.add_service(background_service("redis sync", RedisSync { redis }));
-    }
-    server.add_service(background_service("log writer", LogWriter));
-    server.add_service(background_service("drain", Drain { in_flight }));
-    server.add_service(background_service(
-        "jwks",
-        JwksFetcher {
-            config: snapshot.clone(),
-            clock: clock_for_jwks,
-        },
-    ));
-    server.add_service(background_service(
-        "config reload",
-        Reloader {
-            path: snapshot.load().path.clone(),
-            config: snapshot.clone(),
+    );
+    task("health", Task::Health(runtime.clone()));
+    task("jwks", Task::Jwks(runtime.clone(), clock));
+    task(
+        "reload",
+        Task::Reload(Reloader {
+            path,
+            runtime: runtime.clone(),
             store: store.clone(),
-        },
-    ));
-    server.add_service(background_service(
-        "pruning",
-        Pruning {
-            config: snapshot,
-            store,
-        },
-    ));
-    server.run_forever()
+            metrics,
+            on_sighup: options.sighup,
+        }),
+    );
+    task("pruning", Task::Pruning(runtime.clone(), store.clone()));
+    if let Some(redis) = redis {
+        task("redis", Task::RedisSync(redis));
+    }
+    Ok(Built {
+        server,
+        runtime,
+        store,
+    })
 }
 
-/// `scope = "global"` policies count in the shared store once it exists.
-pub fn bind_global_limits(config: &Config, store: &Arc<dyn Store>) {
-    if let Some(shared) = store.clone().shared_buckets() {
-        for policy in &config.rate_limits {
-            policy.bind(&shared);
+/// The background work, each on a runtime of its own; all of it starts after `-d` forks.
+enum Task {
+    /// Starts the log writer's thread in the process that serves.
+    LogWriter,
+    /// After a graceful shutdown began (listeners closed), tells main once no request is in
+    /// flight.
+    Drain {
+        in_flight: Arc<AtomicUsize>,
+        on_drained: Option<Box<dyn Fn() + Send + Sync>>,
+    },
+    Health(Arc<ArcSwap<Runtime>>),
+    Jwks(Arc<ArcSwap<Runtime>>, Clock),
+    Reload(Reloader),
+    Pruning(Arc<ArcSwap<Runtime>>, Arc<dyn Store>),
+    /// Connects to Redis, follows revocations, keeps the freshness `on_failure` reads.
+    RedisSync(Arc<RedisStore>),
+}
+
+#[async_trait]
+impl BackgroundService for Task {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        match self {
+            Task::LogWriter => crate::logs::start_queue(),
+            Task::Drain {
+                in_flight,
+                on_drained,
+            } => drain(in_flight, on_drained.as_deref(), shutdown).await,
+            Task::Health(rt) => runtime::tasks::health_checks(rt.clone(), shutdown).await,
+            Task::Jwks(rt, clock) => runtime::jwks::run(rt.clone(), clock.clone(), shutdown).await,
+            Task::Reload(reloader) => reloader.run(shutdown).await,
+            Task::Pruning(rt, store) => {
+                runtime::tasks::pruning(rt.clone(), store.clone(), shutdown).await
+            }
+            Task::RedisSync(redis) => redis.clone().run(shutdown).await,
         }
     }
 }
 
-/// Starts the log writer's thread in the process that serves: services start after `-d` forks.
-struct LogWriter;
-
-#[async_trait]
-impl BackgroundService for LogWriter {
-    async fn start(&self, _shutdown: ShutdownWatch) {
-        crate::logs::start_queue();
+async fn drain(
+    in_flight: &AtomicUsize,
+    on_drained: Option<&(dyn Fn() + Send + Sync)>,
+    mut shutdown: ShutdownWatch,
+) {
+    if shutdown.changed().await.is_err() {
+        return;
     }
-}
-
-/// The longest a SIGTERM waits for requests in flight.
-const DRAIN_FOR: Duration = Duration::from_secs(30);
-
-/// After SIGTERM (listeners closed), exits once no request is in flight.
-struct Drain {
-    in_flight: Arc<AtomicUsize>,
-}
-
-#[async_trait]
-impl BackgroundService for Drain {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        if shutdown.changed().await.is_err() {
+    loop {
+        let n = in_flight.load(Ordering::Acquire);
+        if n == 0 {
+            tracing::info!("shutdown: no request in flight");
+            if let Some(done) = on_drained {
+                done();
+            }
             return;
         }
-        loop {
-            let n = self.in_flight.load(Ordering::Acquire);
-            if n == 0 {
-                tracing::info!("shutdown: no request in flight, exiting");
-                std::process::exit(0);
-            }
-            tracing::debug!(in_flight = n, "shutdown: waiting for requests in flight");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-/// Readiness reasons: trusted issuers whose `jwks_url` has not been fetched yet.
-fn jwks_not_ready(config: &Config) -> Vec<String> {
-    config
-        .remote_jwks
-        .iter()
-        .filter(|r| !r.is_ready())
-        .map(|r| format!("jwks: the keys of `{}` have not been fetched yet", r.issuer))
-        .collect()
-}
-
-/// Fetches the trusted issuers' `jwks_url` key sets when due.
-struct JwksFetcher {
-    config: Arc<ArcSwap<Config>>,
-    clock: Clock,
-}
-
-#[async_trait]
-impl BackgroundService for JwksFetcher {
-    async fn start(&self, shutdown: ShutdownWatch) {
-        crate::auth::jwks::run(self.config.clone(), self.clock.clone(), shutdown).await
-    }
-}
-
-/// Connects to Redis, follows revocations, keeps the freshness that `on_failure` reads.
-struct RedisSync {
-    redis: Arc<RedisStore>,
-}
-
-#[async_trait]
-impl BackgroundService for RedisSync {
-    async fn start(&self, shutdown: ShutdownWatch) {
-        self.redis.clone().run(shutdown).await
+        tracing::debug!(in_flight = n, "shutdown: waiting for requests in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -231,78 +281,4 @@ fn password_pool() -> PasswordPool {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / 2).max(1);
     PasswordPool::new(threads, 64 * threads)
-}
-
-/// Active health checks for every upstream that configures one, on the current snapshot.
-struct HealthChecks {
-    config: Arc<ArcSwap<Config>>,
-}
-
-#[async_trait]
-impl BackgroundService for HealthChecks {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut next_due: HashMap<String, Instant> = HashMap::new();
-        loop {
-            let config = self.config.load_full();
-            let now = Instant::now();
-            for pool in &config.upstreams {
-                let (Some(hc), Some(checker)) =
-                    (&pool.settings.health_check, pool.health_checker())
-                else {
-                    continue;
-                };
-                let due = next_due.entry(pool.name().to_string()).or_insert(now);
-                if *due <= now {
-                    pool.check_health(checker.as_ref()).await;
-                    *due = Instant::now() + hc.interval;
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-}
-
-/// How often idle rate-limit keys and expired shared state are forgotten. Between two runs
-/// the limiters hold at most the keys seen in that time plus those whose bucket is still
-/// refilling.
-const PRUNE_EVERY: Duration = Duration::from_secs(10);
-
-/// Drops every rate-limit key whose bucket is full again, so that a flood of distinct client
-/// IPs leaves nothing behind once it stops, and whatever in the store has expired.
-struct Pruning {
-    config: Arc<ArcSwap<Config>>,
-    store: Arc<dyn Store>,
-}
-
-#[async_trait]
-impl BackgroundService for Pruning {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(PRUNE_EVERY) => {}
-                _ = shutdown.changed() => return,
-            }
-            let config = self.config.load_full();
-            let store = self.store.clone();
-            // A flood's map can take milliseconds to sweep: keep that off the event loop.
-            let swept = tokio::task::spawn_blocking(move || {
-                store.prune();
-                for policy in &config.rate_limits {
-                    policy.limiter().prune();
-                }
-                config
-                    .rate_limits
-                    .iter()
-                    .map(|p| p.limiter().tracked_keys())
-                    .sum::<usize>()
-            })
-            .await;
-            if let Ok(keys) = swept {
-                tracing::debug!(keys, "rate-limit keys after pruning");
-            }
-        }
-    }
 }

@@ -5,6 +5,91 @@
 
 use http::StatusCode;
 
+/// Why a token was refused: 401 `invalid_token` on the proxy, `invalid_grant` at the refresh
+/// endpoints. Each has the public description the response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    Empty,
+    TooLarge,
+    Malformed,
+    CriticalHeader,
+    UnsupportedAlgorithm,
+    MissingIssuer,
+    UnknownIssuer,
+    /// A trusted issuer's token at the refresh endpoints.
+    NotOurRefreshToken,
+    UnknownKeyId,
+    InvalidSignature,
+    MissingExp,
+    MalformedExp,
+    MalformedNbf,
+    MalformedIat,
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    /// `exp` - `iat` over `[tokens] max_ttl`.
+    LifetimeTooLong,
+    WrongAudience,
+    WrongType,
+    MissingSubject,
+    /// A subject with a control character: it could not be sent as the subject header.
+    UnforwardableSubject,
+    Revoked,
+}
+
+impl TokenError {
+    pub fn description(self) -> &'static str {
+        match self {
+            TokenError::Empty => "empty token",
+            TokenError::TooLarge => "token too large",
+            TokenError::Malformed => "malformed token",
+            TokenError::CriticalHeader => "unsupported critical header",
+            TokenError::UnsupportedAlgorithm => "unsupported algorithm",
+            TokenError::MissingIssuer => "missing issuer",
+            TokenError::UnknownIssuer => "unknown issuer",
+            TokenError::NotOurRefreshToken => "not a refresh token of this gateway",
+            TokenError::UnknownKeyId => "unknown key id",
+            TokenError::InvalidSignature => "invalid signature",
+            TokenError::MissingExp => "missing exp",
+            TokenError::MalformedExp => "malformed exp",
+            TokenError::MalformedNbf => "malformed nbf",
+            TokenError::MalformedIat => "malformed iat",
+            TokenError::Expired => "token expired",
+            TokenError::NotYetValid => "token not yet valid",
+            TokenError::IssuedInFuture => "token issued in the future",
+            TokenError::LifetimeTooLong => "token lifetime exceeds max_ttl",
+            TokenError::WrongAudience => "wrong audience",
+            TokenError::WrongType => "wrong token type",
+            TokenError::MissingSubject => "missing subject",
+            TokenError::UnforwardableSubject => "subject cannot be forwarded",
+            TokenError::Revoked => "token revoked",
+        }
+    }
+}
+
+/// Why an API key was refused (401 `invalid_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyError {
+    Empty,
+    Unknown,
+    Expired,
+    /// The client IP is not in the key's `allowed_ips`.
+    NotFromThisAddress,
+    Revoked,
+}
+
+impl ApiKeyError {
+    pub fn description(self) -> &'static str {
+        match self {
+            ApiKeyError::Empty => "empty API key",
+            ApiKeyError::Unknown => "unknown API key",
+            ApiKeyError::Expired => "API key expired",
+            ApiKeyError::NotFromThisAddress => "API key not allowed from this address",
+            ApiKeyError::Revoked => "API key revoked",
+        }
+    }
+}
+
 /// Why a request was refused. `&'static str` descriptions keep refusals allocation-free and
 /// guarantee that nothing a client sent, and no internal error chain, is echoed back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,8 +98,10 @@ pub enum GatewayError {
     InvalidRequest(&'static str),
     /// 401: no credential on a `required` route.
     MissingCredentials,
-    /// 401: a credential that is unparseable, invalid, expired, revoked or of the wrong kind.
-    InvalidToken(&'static str),
+    /// 401: a token that is unparseable, invalid, expired, revoked or of the wrong kind.
+    InvalidToken(TokenError),
+    /// 401: an unknown, expired, revoked or IP-refused API key.
+    InvalidApiKey(ApiKeyError),
     /// 403: authenticated, but roles, permissions or ownership refuse it.
     InsufficientScope(&'static str),
     /// 404: no route, or an unknown path under the login base path.
@@ -46,6 +133,8 @@ pub enum GatewayError {
     UnsupportedGrantType,
     /// 429: too many failed logins for this username.
     AccountLocked,
+    /// 401 on the admin API: no, or not the, `[admin] token`.
+    AdminTokenRequired,
 }
 
 impl GatewayError {
@@ -53,7 +142,9 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::MissingCredentials => StatusCode::UNAUTHORIZED,
-            GatewayError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            GatewayError::InvalidToken(_) | GatewayError::InvalidApiKey(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             GatewayError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -69,6 +160,7 @@ impl GatewayError {
             | GatewayError::InvalidGrant(_) => StatusCode::UNAUTHORIZED,
             GatewayError::UnsupportedGrantType => StatusCode::BAD_REQUEST,
             GatewayError::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::AdminTokenRequired => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -77,7 +169,7 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest(_) => "invalid_request",
             GatewayError::MissingCredentials => "missing_credentials",
-            GatewayError::InvalidToken(_) => "invalid_token",
+            GatewayError::InvalidToken(_) | GatewayError::InvalidApiKey(_) => "invalid_token",
             GatewayError::InsufficientScope(_) => "insufficient_scope",
             GatewayError::NotFound => "not_found",
             GatewayError::PayloadTooLarge => "payload_too_large",
@@ -93,15 +185,17 @@ impl GatewayError {
             GatewayError::InvalidGrant(_) => "invalid_grant",
             GatewayError::UnsupportedGrantType => "unsupported_grant_type",
             GatewayError::AccountLocked => "account_locked",
+            GatewayError::AdminTokenRequired => "invalid_token",
         }
     }
 
     pub fn description(&self) -> &'static str {
         match self {
             GatewayError::InvalidRequest(d)
-            | GatewayError::InvalidToken(d)
             | GatewayError::InsufficientScope(d)
             | GatewayError::InvalidGrant(d) => d,
+            GatewayError::InvalidToken(e) => e.description(),
+            GatewayError::InvalidApiKey(e) => e.description(),
             GatewayError::MissingCredentials => "authentication required",
             GatewayError::NotFound => "no route for this path",
             GatewayError::PayloadTooLarge => "request body too large",
@@ -116,6 +210,7 @@ impl GatewayError {
             GatewayError::InvalidCode => "invalid one-time code",
             GatewayError::UnsupportedGrantType => "unsupported grant_type",
             GatewayError::AccountLocked => "too many failed attempts: try again later",
+            GatewayError::AdminTokenRequired => "a valid admin token is required",
         }
     }
 
@@ -123,12 +218,14 @@ impl GatewayError {
     pub fn www_authenticate(&self) -> Option<String> {
         match self {
             GatewayError::MissingCredentials => Some(r#"Bearer realm="portcullis""#.to_string()),
-            GatewayError::InvalidToken(d) => Some(format!(
-                r#"Bearer realm="portcullis", error="invalid_token", error_description="{d}""#
+            GatewayError::InvalidToken(_) | GatewayError::InvalidApiKey(_) => Some(format!(
+                r#"Bearer realm="portcullis", error="invalid_token", error_description="{}""#,
+                self.description()
             )),
             GatewayError::InsufficientScope(d) => Some(format!(
                 r#"Bearer realm="portcullis", error="insufficient_scope", error_description="{d}""#
             )),
+            GatewayError::AdminTokenRequired => Some(r#"Bearer realm="portcullis-admin""#.into()),
             GatewayError::InvalidRequest(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
@@ -147,6 +244,58 @@ impl GatewayError {
         }
     }
 
+    /// Whether the refusal is an audit event (SPEC section 6: every 401, 403 and 429).
+    pub fn is_audited(&self) -> bool {
+        match self {
+            GatewayError::MissingCredentials
+            | GatewayError::InvalidToken(_)
+            | GatewayError::InvalidApiKey(_)
+            | GatewayError::InsufficientScope(_)
+            | GatewayError::RateLimited
+            | GatewayError::InvalidCredentials
+            | GatewayError::MfaRequired
+            | GatewayError::InvalidCode
+            | GatewayError::InvalidGrant(_)
+            | GatewayError::AccountLocked
+            | GatewayError::AdminTokenRequired => true,
+            GatewayError::InvalidRequest(_)
+            | GatewayError::NotFound
+            | GatewayError::PayloadTooLarge
+            | GatewayError::HeadersTooLarge
+            | GatewayError::BadGateway
+            | GatewayError::GatewayTimeout
+            | GatewayError::Unavailable
+            | GatewayError::MethodNotAllowed
+            | GatewayError::UnsupportedGrantType => false,
+        }
+    }
+
+    /// Which refusal counter of `/metrics` it counts in.
+    pub fn counted_as(&self) -> Counted {
+        match self {
+            GatewayError::MissingCredentials
+            | GatewayError::InvalidToken(_)
+            | GatewayError::InvalidApiKey(_)
+            | GatewayError::InsufficientScope(_)
+            | GatewayError::InvalidCredentials
+            | GatewayError::MfaRequired
+            | GatewayError::InvalidCode
+            | GatewayError::InvalidGrant(_) => Counted::AuthFailure,
+            GatewayError::RateLimited => Counted::RateLimited,
+            GatewayError::AccountLocked
+            | GatewayError::AdminTokenRequired
+            | GatewayError::InvalidRequest(_)
+            | GatewayError::NotFound
+            | GatewayError::PayloadTooLarge
+            | GatewayError::HeadersTooLarge
+            | GatewayError::BadGateway
+            | GatewayError::GatewayTimeout
+            | GatewayError::Unavailable
+            | GatewayError::MethodNotAllowed
+            | GatewayError::UnsupportedGrantType => Counted::Neither,
+        }
+    }
+
     /// The JSON body: `{"error", "error_description", "request_id"}`.
     pub fn body(&self, request_id: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
@@ -156,6 +305,16 @@ impl GatewayError {
         }))
         .expect("a JSON object of strings always serialises")
     }
+}
+
+/// The refusal counters of `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// `portcullis_auth_failures_total{reason}`.
+    AuthFailure,
+    /// `portcullis_rate_limited_total{policy}`.
+    RateLimited,
+    Neither,
 }
 
 #[cfg(test)]
@@ -178,7 +337,18 @@ mod tests {
                 "missing_credentials",
                 true,
             ),
-            (GatewayError::InvalidToken("x"), 401, "invalid_token", true),
+            (
+                GatewayError::InvalidToken(TokenError::Expired),
+                401,
+                "invalid_token",
+                true,
+            ),
+            (
+                GatewayError::InvalidApiKey(ApiKeyError::Unknown),
+                401,
+                "invalid_token",
+                true,
+            ),
             (
                 GatewayError::InsufficientScope("x"),
                 403,
@@ -219,6 +389,7 @@ mod tests {
                 false,
             ),
             (GatewayError::AccountLocked, 429, "account_locked", false),
+            (GatewayError::AdminTokenRequired, 401, "invalid_token", true),
         ];
         for (err, status, code, challenges) in table {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
@@ -229,7 +400,7 @@ mod tests {
             assert_eq!(body["request_id"], "rid");
         }
         assert_eq!(
-            GatewayError::InvalidToken("token expired")
+            GatewayError::InvalidToken(TokenError::Expired)
                 .www_authenticate()
                 .unwrap(),
             r#"Bearer realm="portcullis", error="invalid_token", error_description="token expired""#

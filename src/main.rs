@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use portcullis::cli::{Cli, Command};
-use portcullis::config::{self, duration::parse_duration};
+use portcullis::config;
+use portcullis::units::parse_duration;
 
 /// Every proxied request allocates and frees many small buffers on one thread after another;
 /// mimalloc's thread-local free lists keep that cheap (glibc's malloc showed as a sixth of
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
             for w in &loaded.warnings {
                 tracing::warn!(warning = %w, "config warning");
             }
-            portcullis::app::run(loaded.config, &run)
+            serve(loaded.config, run)
         }
         Command::Check => check(&cli.config),
         Command::Token { sub, roles, ttl } => token(&cli.config, &sub, &roles, ttl.as_deref()),
@@ -41,6 +42,28 @@ fn main() -> ExitCode {
         Command::NewBackupCodes { count } => {
             new_backup_codes(count);
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Runs the gateway until it is told to stop; exits once a SIGTERM's drain is over.
+fn serve(config: portcullis::config::Config, run: portcullis::cli::RunArgs) -> ExitCode {
+    let options = portcullis::app::Options {
+        daemon: run.daemon,
+        upgrade: run.upgrade,
+        pid_file: run.pid_file,
+        upgrade_sock: run.upgrade_sock,
+        on_drained: Some(Box::new(|| std::process::exit(0))),
+        ..Default::default()
+    };
+    match portcullis::app::build(config, options) {
+        Ok(built) => {
+            built.run();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -81,13 +104,13 @@ fn hash_password() -> ExitCode {
         eprintln!("portcullis: refusing to hash an empty password");
         return ExitCode::FAILURE;
     }
-    println!("{}", portcullis::login::password::hash(&input));
+    println!("{}", portcullis::accounts::password::hash(&input));
     ExitCode::SUCCESS
 }
 
 /// The codes (shown once), a blank line, then the digests for users.toml.
 fn new_backup_codes(count: usize) {
-    use portcullis::login::mfa;
+    use portcullis::accounts::mfa;
     let codes = mfa::new_backup_codes(count.max(1));
     for c in &codes {
         println!("{c}");
@@ -147,7 +170,7 @@ fn token(path: &std::path::Path, sub: &str, roles: &[String], ttl: Option<&str>)
             return ExitCode::FAILURE;
         }
     };
-    let max_ttl = loaded.config.verifier.max_ttl;
+    let max_ttl = loaded.config.lifetimes.max_ttl;
     if ttl > max_ttl {
         eprintln!(
             "portcullis: --ttl: {ttl}s is longer than [tokens] max_ttl ({max_ttl}s): the gateway would refuse the token"
@@ -156,7 +179,7 @@ fn token(path: &std::path::Path, sub: &str, roles: &[String], ttl: Option<&str>)
     }
     let grants = loaded.config.roles.grants(roles, &[]);
     let permissions: Vec<String> = grants.permissions.into_iter().collect();
-    let now = portcullis::clock::Clock::from_env().now();
+    let now = portcullis::clock::Clock::System.now();
     match signer.access_token(sub, roles, &permissions, ttl, now, None) {
         Ok(t) => {
             println!("{t}");

@@ -1,14 +1,13 @@
-//! Prometheus metrics (SPEC section 5), registered once in the default registry that
-//! `pingora-prometheus` serves. Labels are bounded: route names, upstream names, error codes,
+//! Prometheus metrics (SPEC section 5), in a registry of the gateway's own that the admin
+//! listener renders. Labels are bounded: route names, upstream names, error codes,
 //! policy names, status codes; never paths or user ids.
 
-use std::sync::OnceLock;
-
 use pingora_prometheus::prometheus::{
-    self, register_histogram_vec, register_int_counter, register_int_counter_vec,
-    register_int_gauge, Encoder, HistogramVec, IntCounter, IntCounterVec, IntGauge, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
+/// The families of SPEC section 5, recorded in the logging phase.
 pub struct Metrics {
     pub requests: IntCounterVec,
     pub auth_failures: IntCounterVec,
@@ -18,6 +17,13 @@ pub struct Metrics {
     pub store_up: IntGauge,
     pub config_reloads: IntCounterVec,
     pub log_lines_dropped: IntCounter,
+    registry: Registry,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
 }
 
 /// Seconds: from 0.1 ms (the proxy's own work) to 10 s (a slow upstream).
@@ -26,84 +32,102 @@ const BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 
-pub fn metrics() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| {
-        let m = register();
+impl Metrics {
+    /// Every family, registered in a registry of its own (one per gateway: two gateways in a
+    /// process, as in the tests, count apart).
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid family");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("registered once");
+            c
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let opts = HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
+            let h = HistogramVec::new(opts, labels).expect("a valid family");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("registered once");
+            h
+        };
+        let store_up = IntGauge::new(
+            "portcullis_store_up",
+            "1 while the shared store is reachable and the revocation state current",
+        )
+        .expect("a valid gauge");
+        registry
+            .register(Box::new(store_up.clone()))
+            .expect("registered once");
+        let log_lines_dropped = IntCounter::new(
+            "portcullis_log_lines_dropped_total",
+            "Log lines dropped because the writer could not keep up with them",
+        )
+        .expect("a valid counter");
+        registry
+            .register(Box::new(log_lines_dropped.clone()))
+            .expect("registered once");
+        let m = Metrics {
+            requests: counter(
+                "portcullis_requests_total",
+                "Requests answered, by route and status",
+                &["route", "status"],
+            ),
+            auth_failures: counter(
+                "portcullis_auth_failures_total",
+                "Requests refused for their credentials (401, 403), by error code",
+                &["reason"],
+            ),
+            rate_limited: counter(
+                "portcullis_rate_limited_total",
+                "Requests refused by a rate-limit policy",
+                &["policy"],
+            ),
+            request_duration: histogram(
+                "portcullis_request_duration_seconds",
+                "Time from the request's arrival to the end of its response",
+                &["route"],
+            ),
+            upstream_duration: histogram(
+                "portcullis_upstream_duration_seconds",
+                "Time from sending the request upstream to its response header",
+                &["upstream"],
+            ),
+            store_up,
+            config_reloads: counter(
+                "portcullis_config_reloads_total",
+                "Config reloads, by result (ok, error)",
+                &["result"],
+            ),
+            log_lines_dropped,
+            registry,
+        };
         // Families without a series are not rendered: show these at zero from the start.
         for result in ["ok", "error"] {
             m.config_reloads.with_label_values(&[result]);
         }
         m
-    })
-}
+    }
 
-fn register() -> Metrics {
-    Metrics {
-        requests: register_int_counter_vec!(
-            "portcullis_requests_total",
-            "Requests answered, by route and status",
-            &["route", "status"]
-        )
-        .expect("registered once"),
-        auth_failures: register_int_counter_vec!(
-            "portcullis_auth_failures_total",
-            "Requests refused for their credentials (401, 403), by error code",
-            &["reason"]
-        )
-        .expect("registered once"),
-        rate_limited: register_int_counter_vec!(
-            "portcullis_rate_limited_total",
-            "Requests refused by a rate-limit policy",
-            &["policy"]
-        )
-        .expect("registered once"),
-        request_duration: register_histogram_vec!(
-            "portcullis_request_duration_seconds",
-            "Time from the request's arrival to the end of its response",
-            &["route"],
-            BUCKETS.to_vec()
-        )
-        .expect("registered once"),
-        upstream_duration: register_histogram_vec!(
-            "portcullis_upstream_duration_seconds",
-            "Time from sending the request upstream to its response header",
-            &["upstream"],
-            BUCKETS.to_vec()
-        )
-        .expect("registered once"),
-        store_up: register_int_gauge!(
-            "portcullis_store_up",
-            "1 while the shared store is reachable and the revocation state current"
-        )
-        .expect("registered once"),
-        config_reloads: register_int_counter_vec!(
-            "portcullis_config_reloads_total",
-            "Config reloads, by result (ok, error)",
-            &["result"]
-        )
-        .expect("registered once"),
-        log_lines_dropped: register_int_counter!(
-            "portcullis_log_lines_dropped_total",
-            "Log lines dropped because the writer could not keep up with them"
-        )
-        .expect("registered once"),
+    /// The whole registry in the Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        // The log writer counts its own drops; the counter follows it.
+        let dropped = crate::logs::dropped_lines();
+        self.log_lines_dropped
+            .inc_by(dropped.saturating_sub(self.log_lines_dropped.get()));
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("the text encoder writes to a Vec");
+        out
     }
 }
 
-/// The whole registry in the Prometheus text format.
-pub fn render() -> Vec<u8> {
-    let m = metrics();
-    // The log writer counts its own drops; the counter follows it.
-    let dropped = crate::logs::dropped_lines();
-    m.log_lines_dropped
-        .inc_by(dropped.saturating_sub(m.log_lines_dropped.get()));
-    let families = prometheus::gather();
-    let mut out = Vec::new();
-    TextEncoder::new()
-        .encode(&families, &mut out)
-        .expect("the text encoder writes to a Vec");
-    out
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 /// A status code as a label value without allocating for the common ones.

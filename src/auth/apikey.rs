@@ -12,8 +12,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::error::ApiKeyError;
 use crate::policy::roles::Grants;
-use crate::ratelimit::Policy;
+use crate::ratelimit::PolicyId;
 
 /// The recognisable prefix of keys made by `portcullis new-api-key`.
 pub const KEY_PREFIX: &str = "pcs_";
@@ -32,7 +33,7 @@ pub struct ApiKey {
     /// Unix seconds.
     pub expires_at: Option<u64>,
     /// The key's own `rate_limit`, checked after the route's policies.
-    pub rate_limit: Option<Arc<Policy>>,
+    pub rate_limit: Option<PolicyId>,
     /// Its effective roles and permissions, expanded at load.
     pub grants: Arc<Grants>,
     /// `{"sub": subject}`: ownership rules name `sub` by default, and a key's subject answers.
@@ -64,29 +65,28 @@ impl ApiKeys {
     }
 
     /// The key for `presented`, if it is configured, unexpired at `now` and allowed from `client`.
-    /// The error is the public description.
     pub fn verify(
         &self,
         presented: &str,
         client: Option<IpAddr>,
         now: u64,
-    ) -> Result<Arc<ApiKey>, &'static str> {
+    ) -> Result<Arc<ApiKey>, ApiKeyError> {
         if presented.is_empty() {
-            return Err("empty API key");
+            return Err(ApiKeyError::Empty);
         }
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let key = self.by_digest.get(&digest).ok_or("unknown API key")?;
+        let key = self.by_digest.get(&digest).ok_or(ApiKeyError::Unknown)?;
         // The map lookup compares digests, not secrets; confirm in constant time all the same.
         if !bool::from(key.digest.ct_eq(&digest)) {
-            return Err("unknown API key");
+            return Err(ApiKeyError::Unknown);
         }
         if key.expires_at.is_some_and(|exp| now >= exp) {
-            return Err("API key expired");
+            return Err(ApiKeyError::Expired);
         }
         if !key.allowed_ips.is_empty() {
             let allowed = client.is_some_and(|ip| key.allowed_ips.iter().any(|n| n.contains(&ip)));
             if !allowed {
-                return Err("API key not allowed from this address");
+                return Err(ApiKeyError::NotFromThisAddress);
             }
         }
         Ok(key.clone())
@@ -160,11 +160,11 @@ mod tests {
         assert_eq!(keys.verify(&key, None, 999).unwrap().id, "k1");
         assert_eq!(
             keys.verify(&key, None, 1000).unwrap_err(),
-            "API key expired"
+            ApiKeyError::Expired
         );
         assert_eq!(
             keys.verify("pcs_wrong", None, 0).unwrap_err(),
-            "unknown API key"
+            ApiKeyError::Unknown
         );
         let (keys, key) = store(&["10.0.0.0/8", "2001:db8::/32"], None);
         assert!(keys

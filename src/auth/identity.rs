@@ -5,7 +5,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::auth::apikey::ApiKey;
+use crate::claims::claim_at;
 use crate::policy::roles::Grants;
+use crate::ratelimit::Caller;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -63,70 +65,13 @@ impl Identity {
     pub fn claim(&self, path: &[String]) -> Option<&Value> {
         claim_at(&self.claims, path)
     }
-}
 
-/// Walks a dotted claim path through nested objects.
-pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    let mut cur = claims.get(first)?;
-    for key in rest {
-        cur = cur.as_object()?.get(key)?;
-    }
-    Some(cur)
-}
-
-/// A claim as a header value: strings as they are, arrays comma-joined, objects as compact JSON.
-pub fn claim_header_value(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .map(|i| match i {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        other => Some(other.to_string()),
-    }
-}
-
-/// A claim compared with a path segment (ownership): strings and numbers only.
-pub fn claim_as_segment(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn header_values() {
-        assert_eq!(claim_header_value(&json!("a")).unwrap(), "a");
-        assert_eq!(claim_header_value(&json!(["a", "b", 3])).unwrap(), "a,b,3");
-        assert_eq!(
-            claim_header_value(&json!({"k": [1]})).unwrap(),
-            r#"{"k":[1]}"#
-        );
-        assert_eq!(claim_header_value(&json!(null)), None);
-    }
-
-    #[test]
-    fn dotted_paths() {
-        let c = json!({"org": {"id": "o1"}, "sub": "u"});
-        let m = c.as_object().unwrap();
-        assert_eq!(
-            claim_at(m, &["org".into(), "id".into()]),
-            Some(&json!("o1"))
-        );
-        assert_eq!(claim_at(m, &["sub".into(), "x".into()]), None);
+    /// What rate-limit keys read of the caller.
+    pub fn caller(&self) -> Caller<'_> {
+        Caller {
+            subject: &self.subject,
+            api_key: self.api_key.as_ref().map(|k| k.id.as_str()),
+            claims: &self.claims,
+        }
     }
 }

@@ -15,6 +15,15 @@ use super::Identity;
 /// Distinct identities whose tokens are kept; past that the cache starts over.
 const MAX_CACHED: usize = 65_536;
 
+/// `internal_token = { header, ttl }` as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalTokenSettings {
+    pub header: HeaderName,
+    /// Seconds.
+    pub ttl: u64,
+}
+
+/// Signs (and reuses) the tokens of `internal_token`.
 #[derive(Debug)]
 pub struct InternalToken {
     pub header: HeaderName,
@@ -26,10 +35,10 @@ pub struct InternalToken {
 }
 
 impl InternalToken {
-    pub fn new(header: HeaderName, ttl: u64) -> Self {
+    pub fn new(settings: &InternalTokenSettings) -> Self {
         InternalToken {
-            header,
-            ttl: ttl.max(1),
+            header: settings.header.clone(),
+            ttl: settings.ttl.max(1),
             cache: Mutex::default(),
         }
     }

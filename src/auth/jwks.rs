@@ -11,7 +11,6 @@ use arc_swap::ArcSwap;
 use jsonwebtoken::Algorithm;
 
 use super::keys::{keys_from_jwks, VerifyKey};
-use crate::clock::Clock;
 
 /// An unknown kid fetches again at most this often.
 pub const MIN_REFETCH: u64 = 10;
@@ -19,12 +18,19 @@ pub const MIN_REFETCH: u64 = 10;
 const MAX_DOCUMENT: usize = 1024 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct RemoteJwks {
-    pub issuer: String,
+/// Where an issuer's keys are fetched from (`jwks_url`, `algorithms`, `jwks_refresh`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksSource {
     pub url: String,
     pub algorithms: Option<Vec<Algorithm>>,
-    /// Seconds between scheduled fetches.
+    /// Seconds between scheduled fetches (at least one).
     pub refresh: u64,
+}
+
+/// An issuer's fetched keys, kept current.
+pub struct RemoteJwks {
+    pub issuer: String,
+    pub source: JwksSource,
     keys: ArcSwap<Vec<VerifyKey>>,
     /// Bumped on every swap: cached verifications made with older keys are void.
     generation: AtomicU64,
@@ -49,19 +55,17 @@ impl std::fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteJwks")
             .field("issuer", &self.issuer)
-            .field("url", &self.url)
+            .field("url", &self.source.url)
             .field("keys", &self.keys.load().len())
             .finish()
     }
 }
 
 impl RemoteJwks {
-    pub fn new(issuer: &str, url: &str, algorithms: Option<Vec<Algorithm>>, refresh: u64) -> Self {
+    pub fn new(issuer: &str, source: JwksSource) -> Self {
         RemoteJwks {
             issuer: issuer.to_string(),
-            url: url.to_string(),
-            algorithms,
-            refresh: refresh.max(1),
+            source,
             keys: ArcSwap::from_pointee(Vec::new()),
             generation: AtomicU64::new(0),
             fetched: AtomicBool::new(false),
@@ -99,11 +103,12 @@ impl RemoteJwks {
         }
         if s.failures > 0 {
             // 1, 2, 4 ... s, never longer than the refresh interval.
-            let backoff = (1u64 << s.failures.min(10)).min(self.refresh);
+            let backoff = (1u64 << s.failures.min(10)).min(self.source.refresh);
             return now >= s.last_attempt + backoff;
         }
         let since = now.saturating_sub(s.last_attempt);
-        since >= self.refresh || (self.wanted.load(Ordering::Acquire) && since >= MIN_REFETCH)
+        since >= self.source.refresh
+            || (self.wanted.load(Ordering::Acquire) && since >= MIN_REFETCH)
     }
 
     /// Fetches and, if the document is good, swaps the keys in.
@@ -130,7 +135,7 @@ impl RemoteJwks {
                 if s.failures == 1 {
                     tracing::warn!(
                         issuer = %self.issuer,
-                        url = %self.url,
+                        url = %self.source.url,
                         error = %e,
                         kept = self.keys.load().len(),
                         "JWKS fetch failed: the last good keys stay"
@@ -142,7 +147,7 @@ impl RemoteJwks {
 
     async fn download(&self, client: &reqwest::Client) -> Result<Vec<VerifyKey>, String> {
         let response = client
-            .get(&self.url)
+            .get(&self.source.url)
             .timeout(FETCH_TIMEOUT)
             .send()
             .await
@@ -163,25 +168,15 @@ impl RemoteJwks {
         if body.len() > MAX_DOCUMENT {
             return Err("document too large".into());
         }
-        let found = keys_from_jwks(&body, self.algorithms.as_deref())?;
+        let found = keys_from_jwks(&body, self.source.algorithms.as_deref())?;
         let mut skipped = self.skipped.lock().unwrap_or_else(PoisonError::into_inner);
         if *skipped != found.skipped {
             for why in &found.skipped {
-                tracing::warn!(issuer = %self.issuer, url = %self.url, "JWKS key {why}");
+                tracing::warn!(issuer = %self.issuer, url = %self.source.url, "JWKS key {why}");
             }
             *skipped = found.skipped;
         }
         Ok(found.keys)
-    }
-
-    /// A reloaded config keeps the keys of an unchanged source.
-    pub fn same_source(
-        &self,
-        url: &str,
-        algorithms: &Option<Vec<Algorithm>>,
-        refresh: u64,
-    ) -> bool {
-        self.url == url && &self.algorithms == algorithms && self.refresh == refresh.max(1)
     }
 }
 
@@ -193,24 +188,4 @@ pub fn client() -> reqwest::Client {
         .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("a TLS client with the default settings builds")
-}
-
-/// Fetches every remote JWKS of the current config when due.
-pub async fn run(
-    config: Arc<ArcSwap<crate::config::Config>>,
-    clock: Clock,
-    mut shutdown: pingora::server::ShutdownWatch,
-) {
-    let client = client();
-    loop {
-        let now = clock.now();
-        let sets = config.load().remote_jwks.clone();
-        for set in sets.iter().filter(|s| s.is_due(now)) {
-            set.fetch(&client, now).await;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
 }

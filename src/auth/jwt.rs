@@ -13,9 +13,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::identity::claim_at;
-use super::jwks::RemoteJwks;
+use super::jwks::{JwksSource, RemoteJwks};
 use super::keys::{parse_algorithm, VerifyKey};
+use crate::claims::claim_at;
+use crate::error::TokenError;
 
 /// Tokens longer than this are refused before any decoding.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -36,14 +37,15 @@ impl Default for ClaimPaths {
     }
 }
 
-/// One issuer whose tokens are accepted.
+/// One issuer whose tokens are accepted, as the config describes it.
 #[derive(Debug)]
 pub struct Issuer {
     pub iss: String,
     pub audience: Option<String>,
+    /// Keys from the config (a secret, a PEM file, a `jwks_file`).
     pub keys: Vec<VerifyKey>,
-    /// Keys fetched from a `jwks_url` (then `keys` is empty).
-    pub remote: Option<Arc<RemoteJwks>>,
+    /// Or keys fetched from a `jwks_url` (then `keys` is empty).
+    pub jwks: Option<JwksSource>,
     pub claim_paths: ClaimPaths,
     /// Portcullis's own issuer: tokens must have `typ = "access"`.
     pub own: bool,
@@ -67,13 +69,20 @@ pub enum TokenUse {
     Refresh,
 }
 
-/// All issuers by `iss`, with the clock leeway and the longest lifetime accepted.
+/// How long tokens may live, and the clock skew allowed (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub leeway: u64,
+    /// `[tokens] max_ttl`: a token that lives longer is refused, so that every revocation,
+    /// kept this long, outlives the tokens it covers.
+    pub max_ttl: u64,
+}
+
+/// Every issuer by `iss`, with the keys fetched for those that have a `jwks_url`.
 #[derive(Debug)]
 pub struct Verifier {
-    issuers: HashMap<String, Arc<Issuer>>,
+    issuers: HashMap<String, (Arc<Issuer>, Option<Arc<RemoteJwks>>)>,
     pub leeway: u64,
-    /// `[tokens] max_ttl`, seconds: a token that lives longer is refused, so that every
-    /// revocation, kept this long, outlives the tokens it covers.
     pub max_ttl: u64,
 }
 
@@ -85,14 +94,16 @@ struct JoseHeader {
 }
 
 impl Verifier {
-    pub fn new(issuers: Vec<Issuer>, leeway: u64, max_ttl: u64) -> Self {
+    /// `remote`: the fetched key sets, one for each issuer with a `jwks_url`.
+    pub fn new(issuers: &[Arc<Issuer>], remote: &[Arc<RemoteJwks>], lifetimes: Lifetimes) -> Self {
+        let fetched = |iss: &str| remote.iter().find(|r| r.issuer == iss).cloned();
         Verifier {
             issuers: issuers
-                .into_iter()
-                .map(|i| (i.iss.clone(), Arc::new(i)))
+                .iter()
+                .map(|i| (i.iss.clone(), (i.clone(), fetched(&i.iss))))
                 .collect(),
-            leeway,
-            max_ttl,
+            leeway: lifetimes.leeway,
+            max_ttl: lifetimes.max_ttl,
         }
     }
 
@@ -102,12 +113,11 @@ impl Verifier {
 
     /// The fetched key set of issuer `iss`, if it has one.
     pub fn remote_keys(&self, iss: &str) -> Option<Arc<RemoteJwks>> {
-        self.issuers.get(iss)?.remote.clone()
+        self.issuers.get(iss)?.1.clone()
     }
 
-    /// Verifies an access token at `now` (seconds since the epoch). The error is the public
-    /// description.
-    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, &'static str> {
+    /// Verifies an access token at `now` (seconds since the epoch).
+    pub fn verify(&self, token: &str, now: u64) -> Result<VerifiedToken, TokenError> {
         self.verify_as(token, now, TokenUse::Access)
     }
 
@@ -117,45 +127,45 @@ impl Verifier {
         token: &str,
         now: u64,
         want: TokenUse,
-    ) -> Result<VerifiedToken, &'static str> {
+    ) -> Result<VerifiedToken, TokenError> {
         if token.is_empty() {
-            return Err("empty token");
+            return Err(TokenError::Empty);
         }
         if token.len() > MAX_TOKEN_LEN {
-            return Err("token too large");
+            return Err(TokenError::TooLarge);
         }
         let mut parts = token.split('.');
         let (Some(h64), Some(p64), Some(sig), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err("malformed token");
+            return Err(TokenError::Malformed);
         };
         let header: JoseHeader = decode_json(h64)?;
         if header.crit.is_some() {
-            return Err("unsupported critical header");
+            return Err(TokenError::CriticalHeader);
         }
-        let alg = parse_algorithm(&header.alg).map_err(|_| "unsupported algorithm")?;
+        let alg = parse_algorithm(&header.alg).map_err(|_| TokenError::UnsupportedAlgorithm)?;
         let claims: Map<String, Value> = decode_json(p64)?;
         let iss = claims
             .get("iss")
             .and_then(Value::as_str)
-            .ok_or("missing issuer")?;
-        let issuer = self.issuers.get(iss).ok_or("unknown issuer")?;
+            .ok_or(TokenError::MissingIssuer)?;
+        let (issuer, remote) = self.issuers.get(iss).ok_or(TokenError::UnknownIssuer)?;
         if want == TokenUse::Refresh && !issuer.own {
-            return Err("not a refresh token of this gateway");
+            return Err(TokenError::NotOurRefreshToken);
         }
 
         let message = &token[..h64.len() + 1 + p64.len()];
-        let fetched = issuer.remote.as_ref().map(|r| r.keys());
+        let fetched = remote.as_ref().map(|r| r.keys());
         let keys: &[VerifyKey] = fetched.as_deref().map_or(&issuer.keys, |k| k.as_slice());
-        if let (Some(remote), Some(kid)) = (&issuer.remote, &header.kid) {
+        if let (Some(remote), Some(kid)) = (remote, &header.kid) {
             let known = keys
                 .iter()
                 .any(|k| k.kid.as_deref().is_none_or(|have| have == kid));
             if !known {
                 // Perhaps the issuer rotated its keys: fetch again (at most every 10 s).
                 remote.want_refresh();
-                return Err("unknown key id");
+                return Err(TokenError::UnknownKeyId);
             }
         }
         let mut candidates = keys.iter().filter(|k| {
@@ -169,7 +179,7 @@ impl Verifier {
             jsonwebtoken::crypto::verify(sig, message.as_bytes(), &k.key, alg).unwrap_or(false)
         });
         if !verified {
-            return Err("invalid signature");
+            return Err(TokenError::InvalidSignature);
         }
         self.check_claims(issuer, claims, now, want)
     }
@@ -180,29 +190,29 @@ impl Verifier {
         claims: Map<String, Value>,
         now: u64,
         want: TokenUse,
-    ) -> Result<VerifiedToken, &'static str> {
+    ) -> Result<VerifiedToken, TokenError> {
         let now = now as f64;
         let leeway = self.leeway as f64;
-        let exp = claims.get("exp").ok_or("missing exp")?;
-        let exp = exp.as_f64().ok_or("malformed exp")?;
+        let exp = claims.get("exp").ok_or(TokenError::MissingExp)?;
+        let exp = exp.as_f64().ok_or(TokenError::MalformedExp)?;
         if now >= exp + leeway {
-            return Err("token expired");
+            return Err(TokenError::Expired);
         }
         if let Some(nbf) = claims.get("nbf") {
-            if nbf.as_f64().ok_or("malformed nbf")? > now + leeway {
-                return Err("token not yet valid");
+            if nbf.as_f64().ok_or(TokenError::MalformedNbf)? > now + leeway {
+                return Err(TokenError::NotYetValid);
             }
         }
         let iat = match claims.get("iat") {
-            Some(iat) => Some(iat.as_f64().ok_or("malformed iat")?),
+            Some(iat) => Some(iat.as_f64().ok_or(TokenError::MalformedIat)?),
             None => None,
         };
         if iat.is_some_and(|iat| iat > now + leeway) {
-            return Err("token issued in the future");
+            return Err(TokenError::IssuedInFuture);
         }
         // exp - iat, or exp - now without iat: a longer life would outlast its revocation.
         if exp - iat.unwrap_or(now) > self.max_ttl as f64 {
-            return Err("token lifetime exceeds max_ttl");
+            return Err(TokenError::LifetimeTooLong);
         }
         if let Some(want) = &issuer.audience {
             let ok = match claims.get("aud") {
@@ -211,7 +221,7 @@ impl Verifier {
                 _ => false,
             };
             if !ok {
-                return Err("wrong audience");
+                return Err(TokenError::WrongAudience);
             }
         }
         if issuer.own {
@@ -220,25 +230,25 @@ impl Verifier {
                 TokenUse::Refresh => "refresh",
             };
             if claims.get("typ").and_then(Value::as_str) != Some(typ) {
-                return Err("wrong token type");
+                return Err(TokenError::WrongType);
             }
         } else {
             for field in ["typ", "token_use"] {
                 if let Some(t) = claims.get(field).and_then(Value::as_str) {
                     let t = t.to_ascii_lowercase();
                     if matches!(t.as_str(), "refresh" | "refresh_token" | "id" | "id_token") {
-                        return Err("wrong token type");
+                        return Err(TokenError::WrongType);
                     }
                 }
             }
         }
         let subject = match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err("missing subject"),
+            _ => return Err(TokenError::MissingSubject),
         };
         if !can_be_header_value(&subject) {
             // It could not reach the upstream as X-User-Id: never forward it as someone.
-            return Err("subject cannot be forwarded");
+            return Err(TokenError::UnforwardableSubject);
         }
         let roles = string_list(claim_at(&claims, &issuer.claim_paths.roles), false);
         let permissions = string_list(claim_at(&claims, &issuer.claim_paths.permissions), true);
@@ -262,9 +272,11 @@ pub fn new_jti() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(b64: &str) -> Result<T, &'static str> {
-    let bytes = URL_SAFE_NO_PAD.decode(b64).map_err(|_| "malformed token")?;
-    serde_json::from_slice(&bytes).map_err(|_| "malformed token")
+fn decode_json<T: serde::de::DeserializeOwned>(b64: &str) -> Result<T, TokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(b64)
+        .map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
 }
 
 /// Roles or permissions: an array of strings, or a string (one role; space-separated

@@ -3,7 +3,87 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use jsonwebtoken::Algorithm;
+use serde::{Deserialize, Deserializer};
+
+use crate::auth::keys::parse_algorithm;
+use crate::config::{OnFailure, SameSite};
+use crate::policy::{AuthMode, CredentialKind};
+
+/// A closed choice of gateway.toml, as read: its value, or why the string is none of them.
+/// The validator reports the latter at its key, so that the section's other keys are still
+/// checked (a failed serde enum would end the whole section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice<T> {
+    Is(T),
+    Not(String),
+}
+
+/// A type read from a closed set of strings.
+pub trait Choose: Sized {
+    fn choose(s: &str) -> Result<Self, String>;
+}
+
+impl<T: Default> Default for Choice<T> {
+    fn default() -> Self {
+        Choice::Is(T::default())
+    }
+}
+
+impl<'de, T: Choose> Deserialize<'de> for Choice<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match T::choose(&s) {
+            Ok(v) => Choice::Is(v),
+            Err(why) => Choice::Not(why),
+        })
+    }
+}
+
+macro_rules! choice {
+    ($ty:ty { $($text:literal => $variant:expr),+ $(,)? }) => {
+        impl Choose for $ty {
+            fn choose(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($variant),)+
+                    other => Err(format!(
+                        "`{other}` is not one of {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+choice!(AuthMode { "required" => AuthMode::Required, "optional" => AuthMode::Optional, "none" => AuthMode::None });
+choice!(CredentialKind { "jwt" => CredentialKind::Jwt, "api_key" => CredentialKind::ApiKey, "cookie" => CredentialKind::Cookie });
+choice!(OnFailure { "closed" => OnFailure::Closed, "open" => OnFailure::Open });
+choice!(SameSite { "Strict" => SameSite::Strict, "Lax" => SameSite::Lax, "None" => SameSite::None });
+choice!(BackendKind { "memory" => BackendKind::Memory, "redis" => BackendKind::Redis });
+choice!(Scope { "local" => Scope::Local, "global" => Scope::Global });
+
+impl Choose for Algorithm {
+    fn choose(s: &str) -> Result<Self, String> {
+        parse_algorithm(s)
+    }
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    #[default]
+    Memory,
+    Redis,
+}
+
+/// A rate-limit policy's `scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    #[default]
+    Local,
+    Global,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,19 +109,16 @@ pub struct RawTlsFiles {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    #[serde(default = "default_backend")]
-    pub backend: String,
+    #[serde(default)]
+    pub backend: Choice<BackendKind>,
     /// One URL, or a list: the seed nodes of a Redis Cluster.
     pub redis_url: Option<OneOrMany>,
     /// PEM CA certificates for `rediss://` (default: the system's roots).
     pub redis_ca_file: Option<String>,
     pub key_prefix: Option<String>,
-    pub on_failure: Option<String>,
+    #[serde(default)]
+    pub on_failure: Choice<OnFailure>,
     pub max_staleness: Option<String>,
-}
-
-fn default_backend() -> String {
-    "memory".to_string()
 }
 
 /// `[tokens]` without its `trusted_issuers`, which are read one by one.
@@ -51,7 +128,7 @@ pub struct RawTokens {
     pub issuer: String,
     pub audience: Option<String>,
     #[serde(default = "default_algorithm")]
-    pub algorithm: String,
+    pub algorithm: Choice<Algorithm>,
     pub secret: Option<String>,
     pub private_key_file: Option<String>,
     pub key_id: Option<String>,
@@ -65,8 +142,8 @@ pub struct RawTokens {
     pub max_ttl: Option<String>,
 }
 
-fn default_algorithm() -> String {
-    "HS256".to_string()
+fn default_algorithm() -> Choice<Algorithm> {
+    Choice::Is(Algorithm::HS256)
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,7 +151,7 @@ fn default_algorithm() -> String {
 pub struct RawPreviousKey {
     pub file: String,
     pub key_id: Option<String>,
-    pub algorithm: Option<String>,
+    pub algorithm: Option<Choice<Algorithm>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,7 +163,7 @@ pub struct RawTrustedIssuer {
     pub jwks_file: Option<String>,
     pub public_key_file: Option<String>,
     pub secret: Option<String>,
-    pub algorithms: Option<Vec<String>>,
+    pub algorithms: Option<Vec<Choice<Algorithm>>>,
     pub roles_claim: Option<String>,
     pub permissions_claim: Option<String>,
     pub jwks_refresh: Option<String>,
@@ -110,7 +187,8 @@ pub struct RawCookie {
     pub name: Option<String>,
     pub path: Option<String>,
     pub secure: Option<bool>,
-    pub same_site: Option<String>,
+    #[serde(default)]
+    pub same_site: Choice<SameSite>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -165,7 +243,8 @@ pub struct RawRateLimit {
     pub rate: String,
     pub burst: Option<u64>,
     pub key: OneOrMany,
-    pub scope: Option<String>,
+    #[serde(default)]
+    pub scope: Choice<Scope>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,9 +282,9 @@ pub struct RawRoute {
     pub path: String,
     pub methods: Option<Vec<String>>,
     pub upstream: String,
-    #[serde(default = "default_auth")]
-    pub auth: String,
-    pub accept: Option<Vec<String>>,
+    #[serde(default)]
+    pub auth: Choice<AuthMode>,
+    pub accept: Option<Vec<Choice<CredentialKind>>>,
     #[serde(default)]
     pub roles_any: Vec<String>,
     #[serde(default)]
@@ -214,10 +293,6 @@ pub struct RawRoute {
     pub rate_limit: Vec<String>,
     pub strip_prefix: Option<String>,
     pub owner: Option<RawOwner>,
-}
-
-fn default_auth() -> String {
-    "required".to_string()
 }
 
 #[derive(Debug, Deserialize)]

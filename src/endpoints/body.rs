@@ -1,43 +1,14 @@
-//! Request bodies of the built-in endpoints: JSON or form-encoded, at most 64 KiB, every
-//! field a string.
+//! Request bodies of the built-in endpoints: JSON or form-encoded, at most 64 KiB (the proxy
+//! reads them, refusing longer ones), every field a string.
 
 use std::collections::HashMap;
 
-use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use pingora::proxy::Session;
+use http::header::CONTENT_TYPE;
 
 use crate::error::GatewayError;
 
 /// Bodies over this are refused with 413.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Reads the whole body, refusing it as soon as it is known to be too large.
-pub async fn read(session: &mut Session) -> Result<Bytes, GatewayError> {
-    let declared = session
-        .req_header()
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(GatewayError::PayloadTooLarge);
-    }
-    let mut body = BytesMut::new();
-    loop {
-        let chunk = session
-            .read_request_body()
-            .await
-            .map_err(|_| GatewayError::InvalidRequest("unreadable request body"))?;
-        let Some(chunk) = chunk else {
-            return Ok(body.freeze());
-        };
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(GatewayError::PayloadTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-}
 
 /// The fields of a body, by name.
 #[derive(Debug, Default)]
@@ -126,12 +97,8 @@ fn missing(name: &'static str) -> &'static str {
 }
 
 /// The request's `Content-Type`, if it is readable.
-pub fn content_type(session: &Session) -> Option<&str> {
-    session
-        .req_header()
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
+pub fn content_type(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
 }
 
 #[cfg(test)]

@@ -1,31 +1,55 @@
 //! The built-in endpoints under `[login].base_path` (SPEC section 4): the HTTP side of
-//! `login`. Every answer is JSON with `Cache-Control: no-store`.
+//! `login`. They take the request as a value and give back the response, the refusal to log
+//! and the rate-limit tally; the proxy reads the body and writes the answer.
 
 pub mod body;
 
-use http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, SET_COOKIE};
-use http::{Method, StatusCode};
-use pingora::proxy::Session;
+use std::net::IpAddr;
+
+use http::header::{ALLOW, CACHE_CONTROL, PRAGMA, SET_COOKIE};
+use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
+use crate::accounts::password::PasswordPool;
 use crate::auth::credentials::{self, Credential};
 use crate::auth::jwt::VerifiedToken;
-use crate::config::OnFailure;
-use crate::error::GatewayError;
-use crate::login::password::PasswordPool;
-use crate::login::{Login, LoginSettings, Refused, TokenFacts, TokenPair};
+use crate::config::{LoginSettings, OnFailure};
+use crate::error::{GatewayError, TokenError};
+use crate::login::{Login, Refused, TokenFacts, TokenPair};
 use crate::policy::CredentialKind;
-use crate::proxy::respond::LocalResponse;
-use crate::proxy::RequestCtx;
-use crate::ratelimit::KeyInput;
+use crate::ratelimit::{KeyInput, Tally};
+use crate::response::{LocalResponse, Refusal};
+use crate::runtime::Runtime;
 use crate::store::Store;
 use body::Fields;
 
+/// A request to a built-in endpoint, as the proxy read it.
+pub struct EndpointRequest<'a> {
+    pub method: &'a Method,
+    /// What follows the base path.
+    pub sub_path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    /// The whole body (the proxy refused one over [`body::MAX_BODY`]).
+    pub body: &'a [u8],
+    /// The client IP as `ip` rate-limit keys count it.
+    pub limit_ip: Option<IpAddr>,
+    pub request_id: &'a str,
+}
+
 /// What the endpoints need besides the request.
 pub struct Services<'a> {
+    pub runtime: &'a Runtime,
     pub store: &'a dyn Store,
     pub passwords: &'a PasswordPool,
     pub now: u64,
+}
+
+/// An endpoint's answer, the refusal it logs (if it refused) and the login budget's tally.
+pub struct Served {
+    pub response: LocalResponse,
+    pub refusal: Option<GatewayError>,
+    pub limits: Tally,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,78 +88,88 @@ impl Endpoint {
     }
 }
 
-/// Serves `sub_path` (what follows the base path). Refusals are recorded in `ctx.refusal`.
-pub async fn serve(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    services: Services<'_>,
-    sub_path: &str,
-) -> LocalResponse {
-    let endpoint = Endpoint::from_path(sub_path);
+/// Serves one request under the base path.
+pub async fn serve(req: &EndpointRequest<'_>, services: &Services<'_>) -> Served {
+    let endpoint = Endpoint::from_path(req.sub_path);
     let oauth = endpoint == Some(Endpoint::Token);
-    let response = match endpoint {
+    let mut limits = Tally::default();
+    let answer = match endpoint {
         None => Err(Refused::Error(GatewayError::NotFound)),
-        Some(e) => run(e, session, ctx, &services).await,
+        Some(e) => run(e, req, services, &mut limits).await,
     };
-    let mut response = response.unwrap_or_else(|refused| refusal(ctx, refused, oauth));
-    if !response.headers.iter().any(|(k, _)| k == CACHE_CONTROL) {
+    let (mut response, refusal) = match answer {
+        Ok(response) => (response, None),
+        Err(refused) => {
+            let refusal = refusal(refused, oauth);
+            let mut response = refusal.render(req.request_id);
+            if refusal.error == GatewayError::MethodNotAllowed {
+                response = response.header(ALLOW, allowed_methods(req.sub_path));
+            }
+            (response, Some(refusal.logged_error()))
+        }
+    };
+    if !response.has_header(&CACHE_CONTROL) {
         response = response.header(CACHE_CONTROL, "no-store");
     }
     if oauth {
-        response.header(PRAGMA, "no-cache")
-    } else {
-        response
+        response = response.header(PRAGMA, "no-cache");
+    }
+    Served {
+        response,
+        refusal,
+        limits,
     }
 }
 
 async fn run(
     endpoint: Endpoint,
-    session: &mut Session,
-    ctx: &mut RequestCtx,
+    req: &EndpointRequest<'_>,
     services: &Services<'_>,
+    limits: &mut Tally,
 ) -> Result<LocalResponse, Refused> {
-    let config = ctx.config.clone();
+    let runtime = services.runtime;
+    let config = &runtime.config;
     let settings = config.login.as_ref().ok_or(GatewayError::NotFound)?;
     let signer = config.signer.as_ref().ok_or(GatewayError::NotFound)?;
     let stale = !services.store.is_fresh(config.store.max_staleness);
     if stale && config.store.on_failure == OnFailure::Closed {
         return Err(GatewayError::Unavailable.into());
     }
-    if !endpoint.allows(&session.req_header().method) {
-        let allow = if endpoint == Endpoint::UserInfo {
-            "GET, HEAD"
-        } else {
-            "POST"
-        };
-        ctx.refusal = Some(GatewayError::MethodNotAllowed);
-        return Ok(
-            LocalResponse::refusal(&GatewayError::MethodNotAllowed, &ctx.request_id)
-                .header(http::header::ALLOW, allow),
-        );
+    if !endpoint.allows(req.method) {
+        return Err(GatewayError::MethodNotAllowed.into());
     }
     if endpoint.is_rate_limited() {
-        if let Some(policy) = &settings.rate_limit {
+        if let Some(id) = settings.rate_limit {
             let input = KeyInput {
-                client_ip: ctx.client_ip.map(|ip| config.server.limit_ip(ip)),
+                client_ip: req.limit_ip,
                 route: "login",
-                headers: &session.req_header().headers,
-                identity: None,
+                headers: req.headers,
+                caller: None,
             };
-            ctx.rate_limit.check([(0, &**policy)], &input).await?;
+            limits.check([(0, runtime.policy(id))], &input).await?;
         }
     }
     let login = Login {
-        config: &config,
+        runtime,
         settings,
         signer,
         store: services.store,
         passwords: services.passwords,
         now: services.now,
-        request_id: &ctx.request_id,
+        request_id: req.request_id,
     };
+    answer(endpoint, req, &login).await
+}
+
+async fn answer(
+    endpoint: Endpoint,
+    req: &EndpointRequest<'_>,
+    login: &Login<'_>,
+) -> Result<LocalResponse, Refused> {
+    let settings = login.settings;
     match endpoint {
         Endpoint::Login => {
-            let mut fields = fields(session).await?;
+            let mut fields = fields(req)?;
             let username = fields.required("username")?.to_string();
             fields.required("password")?;
             let password = fields.take("password").unwrap_or_default();
@@ -144,35 +178,21 @@ async fn run(
             Ok(pair_response(&pair, settings))
         }
         Endpoint::Mfa => {
-            let fields = fields(session).await?;
+            let fields = fields(req)?;
             let pair = login
                 .mfa(fields.required("mfa_token")?, fields.required("code")?)
                 .await?;
             Ok(pair_response(&pair, settings))
         }
         Endpoint::Refresh => {
-            let fields = fields(session).await?;
+            let fields = fields(req)?;
             let pair = login.refresh(fields.required("refresh_token")?).await?;
             Ok(pair_response(&pair, settings))
         }
-        Endpoint::Token => {
-            let mut fields = fields(session).await?;
-            let pair = match fields.required("grant_type")? {
-                "password" => {
-                    let username = fields.required("username")?.to_string();
-                    fields.required("password")?;
-                    let password = fields.take("password").unwrap_or_default();
-                    login.password(&username, password, None).await?
-                }
-                "refresh_token" => login.refresh(fields.required("refresh_token")?).await?,
-                _ => return Err(GatewayError::UnsupportedGrantType.into()),
-            };
-            Ok(LocalResponse::json(StatusCode::OK, to_json(&pair)))
-        }
+        Endpoint::Token => token_grant(req, login).await,
         Endpoint::Logout => {
-            let token = access_token(session, &login)?;
-            let all = query_flag(session.req_header().uri.query(), "all");
-            login.logout(&token, all).await?;
+            let token = access_token(req, login)?;
+            login.logout(&token, query_flag(req.query, "all")).await?;
             let mut resp = LocalResponse::empty(StatusCode::NO_CONTENT);
             if let Some(cookie) = &settings.cookie {
                 resp = resp.header(SET_COOKIE, cookie.set_cookie("", 0));
@@ -180,45 +200,65 @@ async fn run(
             Ok(resp)
         }
         Endpoint::UserInfo => {
-            let token = access_token(session, &login)?;
-            Ok(LocalResponse::json(
-                StatusCode::OK,
-                userinfo(&login, &token),
-            ))
+            let token = access_token(req, login)?;
+            Ok(LocalResponse::json(StatusCode::OK, userinfo(login, &token)))
         }
     }
 }
 
-async fn fields(session: &mut Session) -> Result<Fields, GatewayError> {
-    let bytes = body::read(session).await?;
-    Fields::parse(body::content_type(session), &bytes)
+/// `POST /auth/token`: RFC 6749's password and refresh_token grants.
+async fn token_grant(
+    req: &EndpointRequest<'_>,
+    login: &Login<'_>,
+) -> Result<LocalResponse, Refused> {
+    let mut fields = fields(req)?;
+    let pair = match fields.required("grant_type")? {
+        "password" => {
+            let username = fields.required("username")?.to_string();
+            fields.required("password")?;
+            let password = fields.take("password").unwrap_or_default();
+            login.password(&username, password, None).await?
+        }
+        "refresh_token" => login.refresh(fields.required("refresh_token")?).await?,
+        _ => return Err(GatewayError::UnsupportedGrantType.into()),
+    };
+    Ok(LocalResponse::json(StatusCode::OK, to_json(&pair)))
+}
+
+fn fields(req: &EndpointRequest<'_>) -> Result<Fields, GatewayError> {
+    Fields::parse(body::content_type(req.headers), req.body)
 }
 
 /// The caller's access token (Bearer, or the session cookie), verified and not revoked.
-fn access_token(session: &Session, login: &Login<'_>) -> Result<VerifiedToken, GatewayError> {
+fn access_token(
+    req: &EndpointRequest<'_>,
+    login: &Login<'_>,
+) -> Result<VerifiedToken, GatewayError> {
     let cookie = login.settings.cookie.as_ref().map(|c| c.name.as_str());
     let accepts = |k| matches!(k, CredentialKind::Jwt | CredentialKind::Cookie);
-    let token = match credentials::find(&session.req_header().headers, accepts, cookie)? {
+    let token = match credentials::find(req.headers, accepts, cookie)? {
         Some(Credential::Bearer(t) | Credential::Cookie(t)) => t,
         Some(Credential::ApiKey(_)) | None => return Err(GatewayError::MissingCredentials),
     };
     let verified = login
-        .config
+        .runtime
         .verifier
         .verify(token, login.now)
         .map_err(GatewayError::InvalidToken)?;
-    if login.store.is_revoked(
-        &TokenFacts::of(&verified).presented(&verified.subject),
-        login.now,
-    ) {
-        return Err(GatewayError::InvalidToken("token revoked"));
+    let presented = TokenFacts::of(&verified).presented(&verified.subject);
+    if login.store.is_revoked(&presented, login.now) {
+        return Err(GatewayError::InvalidToken(TokenError::Revoked));
     }
     Ok(verified)
 }
 
 /// `{"sub", "roles" (effective), "permissions", "claims"}`.
 fn userinfo(login: &Login<'_>, token: &VerifiedToken) -> Vec<u8> {
-    let grants = login.config.roles.grants(&token.roles, &token.permissions);
+    let grants = login
+        .runtime
+        .config
+        .roles
+        .grants(&token.roles, &token.permissions);
     const REGISTERED: &[&str] = &[
         "iss",
         "sub",
@@ -264,42 +304,29 @@ fn pair_response(pair: &TokenPair, settings: &LoginSettings) -> LocalResponse {
     }
 }
 
-/// The refusal's response. On the RFC 6749 token endpoint, errors are 400 with its codes
-/// (a wrong password is `invalid_grant`), except 413, 429 and 503.
-fn refusal(ctx: &mut RequestCtx, refused: Refused, oauth: bool) -> LocalResponse {
-    let (err, extra, retry_after) = match refused {
-        Refused::Error(e) => (e, None, None),
-        Refused::MfaRequired(token) => (GatewayError::MfaRequired, Some(token), None),
-        Refused::Locked(secs) => (GatewayError::AccountLocked, None, Some(secs)),
+/// How a login step's refusal is rendered.
+fn refusal(refused: Refused, oauth: bool) -> Refusal {
+    let mut r = match refused {
+        Refused::Error(e) => Refusal::new(e),
+        Refused::MfaRequired(token) => Refusal {
+            mfa_token: Some(token),
+            ..Refusal::new(GatewayError::MfaRequired)
+        },
+        Refused::Locked(secs) => Refusal {
+            retry_after: Some(secs),
+            ..Refusal::new(GatewayError::AccountLocked)
+        },
     };
-    let err = match err {
-        GatewayError::InvalidCredentials if oauth => {
-            GatewayError::InvalidGrant("invalid username or password")
-        }
-        other => other,
-    };
-    ctx.refusal = Some(err);
-    let status = match err.status().as_u16() {
-        413 | 429 | 503 => err.status(),
-        _ if oauth => StatusCode::BAD_REQUEST,
-        _ => err.status(),
-    };
-    let mut body = json!({
-        "error": err.code(),
-        "error_description": err.description(),
-        "request_id": ctx.request_id,
-    });
-    if let Some(token) = extra {
-        body["mfa_token"] = token.into();
+    r.oauth = oauth;
+    r
+}
+
+/// The `Allow` header of a 405 from this endpoint.
+fn allowed_methods(sub_path: &str) -> &'static str {
+    match Endpoint::from_path(sub_path) {
+        Some(Endpoint::UserInfo) => "GET, HEAD",
+        _ => "POST",
     }
-    let mut resp = LocalResponse::json(status, to_json(&body));
-    if let Some(challenge) = err.www_authenticate() {
-        resp = resp.header(http::header::WWW_AUTHENTICATE, challenge);
-    }
-    if let Some(secs) = retry_after {
-        resp = resp.header(RETRY_AFTER, secs.to_string());
-    }
-    resp
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {

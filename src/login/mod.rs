@@ -1,23 +1,16 @@
 //! Portcullis's own login (SPEC section 4), apart from HTTP: passwords, lockout, MFA, token
 //! pairs, refresh rotation with reuse detection, logout. `endpoints` puts it on the wire.
 
-pub mod decoy;
-pub mod mfa;
-pub mod password;
-pub mod users;
-
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use sha2::{Digest, Sha256};
 
+use crate::accounts::mfa;
+use crate::accounts::password::{self, PasswordPool};
+use crate::accounts::users::User;
 use crate::auth::jwt::{new_jti, Signer, TokenUse, VerifiedToken};
-use crate::config::Config;
+use crate::config::LoginSettings;
 use crate::error::GatewayError;
-use crate::ratelimit::Policy;
+use crate::runtime::Runtime;
 use crate::store::{Attempt, Presented, Revocation, Rotation, Store, StoreError};
-use password::PasswordPool;
-use users::{User, Users};
 
 /// Longer usernames are refused before any work (SPEC section 4).
 pub const MAX_USERNAME_BYTES: usize = 256;
@@ -26,51 +19,6 @@ pub const MFA_TOKEN_TTL: u64 = 300;
 pub const MFA_MAX_WRONG_CODES: u32 = 5;
 /// How long a used backup code is remembered: for good, in practice.
 const BACKUP_CODE_MEMORY: u64 = 10 * 365 * 86400;
-
-/// `[login]`, compiled.
-#[derive(Debug)]
-pub struct LoginSettings {
-    pub base_path: String,
-    pub users_file: PathBuf,
-    pub users: Users,
-    pub max_failed_attempts: u32,
-    /// Seconds.
-    pub lockout: u64,
-    /// One budget per client IP over login, token and mfa.
-    pub rate_limit: Option<Arc<Policy>>,
-    pub cookie: Option<CookieSettings>,
-}
-
-#[derive(Debug, Clone)]
-pub struct CookieSettings {
-    pub name: String,
-    pub path: String,
-    pub secure: bool,
-    pub same_site: SameSite,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SameSite {
-    Strict,
-    Lax,
-    None,
-}
-
-impl CookieSettings {
-    /// `Set-Cookie` carrying `token` for `max_age` seconds; an empty token clears it.
-    pub fn set_cookie(&self, token: &str, max_age: u64) -> String {
-        let same_site = match self.same_site {
-            SameSite::Strict => "Strict",
-            SameSite::Lax => "Lax",
-            SameSite::None => "None",
-        };
-        let secure = if self.secure { "; Secure" } else { "" };
-        format!(
-            "{}={token}; Path={}; Max-Age={max_age}; HttpOnly{secure}; SameSite={same_site}",
-            self.name, self.path
-        )
-    }
-}
 
 /// RFC 6749 section 5.1.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -114,7 +62,7 @@ impl From<password::Busy> for Refused {
 
 /// What the login steps work with: one request's view.
 pub struct Login<'a> {
-    pub config: &'a Config,
+    pub runtime: &'a Runtime,
     pub settings: &'a LoginSettings,
     pub signer: &'a Signer,
     pub store: &'a dyn Store,
@@ -210,10 +158,10 @@ impl Login<'_> {
     /// one presented again revokes its whole session.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Refused> {
         let token = self
-            .config
+            .runtime
             .verifier
             .verify_as(refresh_token, self.now, TokenUse::Refresh)
-            .map_err(GatewayError::InvalidGrant)?;
+            .map_err(|e| GatewayError::InvalidGrant(e.description()))?;
         let facts = TokenFacts::of(&token);
         let (Some(sid), Some(jti)) = (facts.sid, facts.jti) else {
             return Err(GatewayError::InvalidGrant("refresh token without a session").into());
@@ -354,7 +302,7 @@ impl Login<'_> {
 
     /// A new access token and the refresh token `refresh_jti` of session `sid`.
     fn pair(&self, user: &User, sid: &str, refresh_jti: &str) -> Result<TokenPair, GatewayError> {
-        let grants = self.config.roles.grants(&user.roles, &[]);
+        let grants = self.runtime.config.roles.grants(&user.roles, &[]);
         let permissions: Vec<String> = grants.permissions.iter().cloned().collect();
         let signing_failed = |e: jsonwebtoken::errors::Error| {
             tracing::error!(error = %e, "could not sign a token");
@@ -421,7 +369,7 @@ impl Login<'_> {
     /// Until when a revocation made now must be remembered: past it, every token it could
     /// refuse has expired (no accepted token lives longer than `max_ttl`).
     fn session_memory(&self) -> u64 {
-        self.config.revocation_until(self.now)
+        self.runtime.config.revocation_until(self.now)
     }
 }
 

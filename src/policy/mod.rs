@@ -1,5 +1,7 @@
-//! What a request may do: compiled routes (matcher), roles -> permissions, ownership rules.
+//! What a request may do: its path normalised (step 4), compiled routes (matcher), roles ->
+//! permissions, ownership rules.
 
+pub mod path;
 pub mod roles;
 pub mod route;
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::proxy::upstream::UpstreamPool;
-use crate::ratelimit::{Policy, Stage};
+use crate::ratelimit::PolicyId;
+use crate::upstream::UpstreamId;
 
 /// One segment of a route pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +135,10 @@ impl PathPattern {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A route's `auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthMode {
+    #[default]
     Required,
     Optional,
     None,
@@ -167,7 +169,7 @@ pub struct Route {
     pub pattern: PathPattern,
     /// Empty: every method.
     pub methods: Vec<Method>,
-    pub upstream: Arc<UpstreamPool>,
+    pub upstream: UpstreamId,
     pub auth: AuthMode,
     pub accept: Vec<CredentialKind>,
     pub roles_any: Vec<String>,
@@ -175,7 +177,7 @@ pub struct Route {
     pub strip_prefix: Option<String>,
     pub owner: Option<Owner>,
     /// The policies of its `rate_limit` list, in the order listed.
-    pub rate_limits: Vec<Arc<Policy>>,
+    pub rate_limits: Vec<PolicyId>,
 }
 
 /// A route chosen for a request, with the segments its captures matched.
@@ -185,15 +187,6 @@ pub struct RouteMatch<'r> {
 }
 
 impl Route {
-    /// The route's policies checked at `stage`, with their positions in its list.
-    pub fn rate_limits_at(&self, stage: Stage) -> impl Iterator<Item = (usize, &Policy)> {
-        self.rate_limits
-            .iter()
-            .enumerate()
-            .filter(move |(_, p)| p.stage == stage)
-            .map(|(i, p)| (i, &**p))
-    }
-
     /// Whether the route's `methods` match: all when empty; HEAD wherever GET is (a HEAD is a
     /// GET without its body, and must not fall through to another route's rules).
     pub fn allows_method(&self, method: &Method) -> bool {

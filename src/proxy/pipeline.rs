@@ -1,24 +1,22 @@
-//! SPEC section 3 as functions: each step takes what it needs and returns the next fact or a
-//! refusal. `request_filter` calls them in order; nothing here touches the network.
+//! SPEC section 3, steps 5 to 9, as functions: each takes what it needs and returns the next
+//! fact or a refusal. `decide` calls them in order; nothing here touches the network.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::header::{COOKIE, HOST};
-use http::{HeaderMap, HeaderValue, Method};
-use pingora::http::RequestHeader;
+use http::{HeaderMap, Method};
 
 use crate::auth::cache::{CachedToken, TokenCache};
 use crate::auth::credentials::{self, Credential};
 use crate::auth::identity::VerifiedJwt;
-use crate::auth::identity::{claim_as_segment, claim_header_value};
 use crate::auth::{AuthMethod, Identity};
-use crate::config::{Config, IdentitySettings, OnFailure};
-use crate::error::GatewayError;
-use crate::headers::{self, wire, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::claims::claim_as_segment;
+use crate::config::{Config, OnFailure};
+use crate::error::{ApiKeyError, GatewayError, TokenError};
 use crate::login::TokenFacts;
 use crate::policy::route::{find_route, AuthMode, RouteMatch};
 use crate::policy::Route;
+use crate::runtime::Runtime;
 use crate::store::{Presented, Store};
 
 /// Request headers beyond this many bytes (names and values) are refused with 431. Pingora's
@@ -76,13 +74,14 @@ pub fn route<'c>(
 /// Steps 7 and 8: the credential of the request, verified, for the route's `auth` mode.
 /// `Ok(None)`: an anonymous caller the route lets through.
 pub fn authenticate(
-    config: &Config,
+    runtime: &Runtime,
     store: &dyn Store,
     route: &Route,
     headers: &HeaderMap,
     client_ip: Option<IpAddr>,
     now: u64,
 ) -> Result<Option<Identity>, GatewayError> {
+    let config = &runtime.config;
     let ignore_all = route.auth == AuthMode::None;
     let cookie = config.session_cookie();
     let credential = credentials::find(headers, |k| !ignore_all && route.accepts(k), cookie)?;
@@ -93,8 +92,8 @@ pub fn authenticate(
         };
     };
     let identity = match credential {
-        Credential::Bearer(token) => verify_jwt(config, store, token, now, AuthMethod::Jwt)?,
-        Credential::Cookie(token) => verify_jwt(config, store, token, now, AuthMethod::Cookie)?,
+        Credential::Bearer(token) => verify_jwt(runtime, store, token, now, AuthMethod::Jwt)?,
+        Credential::Cookie(token) => verify_jwt(runtime, store, token, now, AuthMethod::Cookie)?,
         Credential::ApiKey(key) => verify_api_key(config, store, key, client_ip, now)?,
     };
     // A credential that verified is only as good as the revocations it was checked against.
@@ -114,7 +113,7 @@ fn verify_api_key(
     let key = config
         .api_keys
         .verify(presented, client_ip, now)
-        .map_err(GatewayError::InvalidToken)?;
+        .map_err(GatewayError::InvalidApiKey)?;
     let presented = Presented {
         subject: &key.subject,
         api_key: Some(&key.id),
@@ -122,7 +121,7 @@ fn verify_api_key(
     };
     let revoked = store.is_revoked(&presented, now);
     if revoked {
-        return Err(GatewayError::InvalidToken("API key revoked"));
+        return Err(GatewayError::InvalidApiKey(ApiKeyError::Revoked));
     }
     Ok(Identity {
         subject: key.subject.clone(),
@@ -134,7 +133,7 @@ fn verify_api_key(
 }
 
 fn verify_jwt(
-    config: &Config,
+    runtime: &Runtime,
     store: &dyn Store,
     token: &str,
     now: u64,
@@ -146,7 +145,7 @@ fn verify_jwt(
     let key = TokenCache::<VerifiedJwt>::key(token);
     let hit = cacheable
         .then(|| {
-            config
+            runtime
                 .token_cache
                 .get(&key, now, VerifiedJwt::keys_generation)
         })
@@ -154,22 +153,27 @@ fn verify_jwt(
     let verified = match hit {
         Some(hit) => hit,
         None => {
-            let token = config
+            let token = runtime
                 .verifier
                 .verify(token, now)
                 .map_err(GatewayError::InvalidToken)?;
             let facts = TokenFacts::of(&token);
-            let dies_at = facts.exp.unwrap_or(now) + config.verifier.leeway;
+            let dies_at = facts.exp.unwrap_or(now) + runtime.verifier.leeway;
             let remote = token
                 .claims
                 .get("iss")
                 .and_then(|v| v.as_str())
-                .and_then(|iss| config.verifier.remote_keys(iss));
+                .and_then(|iss| runtime.verifier.remote_keys(iss));
             let value = VerifiedJwt {
                 jti: facts.jti.map(str::to_string),
                 sid: facts.sid.map(str::to_string),
                 iat: facts.iat,
-                grants: Arc::new(config.roles.grants(&token.roles, &token.permissions)),
+                grants: Arc::new(
+                    runtime
+                        .config
+                        .roles
+                        .grants(&token.roles, &token.permissions),
+                ),
                 subject: token.subject,
                 claims: Arc::new(token.claims),
                 remote,
@@ -180,7 +184,7 @@ fn verify_jwt(
                 dies_at,
             };
             if cacheable {
-                config.token_cache.insert(key, entry, now)
+                runtime.token_cache.insert(key, entry, now)
             } else {
                 Arc::new(entry)
             }
@@ -196,7 +200,7 @@ fn verify_jwt(
         api_key: None,
     };
     if store.is_revoked(&presented, now) {
-        return Err(GatewayError::InvalidToken("token revoked"));
+        return Err(GatewayError::InvalidToken(TokenError::Revoked));
     }
     Ok(Identity {
         subject: v.subject.clone(),
@@ -249,200 +253,6 @@ pub fn authorize(
     Ok(())
 }
 
-/// What step 11 writes: facts gathered by the earlier steps.
-pub struct Forwarding<'a> {
-    pub request_id: Option<&'a HeaderValue>,
-    /// Signs `internal_token`s; `now` dates them.
-    pub signer: Option<&'a crate::auth::jwt::Signer>,
-    pub now: u64,
-    /// The session cookie's name, when login cookies are configured: removed like any
-    /// credential.
-    pub session_cookie: Option<&'a str>,
-    pub peer: Option<IpAddr>,
-    pub peer_trusted: bool,
-    pub tls: bool,
-    pub identity: Option<&'a Identity>,
-}
-
-/// Step 11 on the upstream request: credentials removed unless forwarded, identity headers set
-/// (they were already stripped at step 3), request id and forwarded headers.
-pub fn rewrite_upstream_request(
-    req: &mut RequestHeader,
-    ids: &IdentitySettings,
-    f: &Forwarding<'_>,
-) -> pingora::Result<()> {
-    if !ids.forward_credentials {
-        strip_credentials(req, f.session_cookie);
-    }
-    if let Some(id) = f.identity {
-        set_identity(req, ids, id)?;
-        if let (Some(internal), Some(signer)) = (&ids.internal_token, f.signer) {
-            match internal.token(signer, id, f.now) {
-                Ok(token) => insert_checked(req, &internal.header, &token)?,
-                Err(e) => tracing::error!(error = %e, "could not sign the internal identity token"),
-            }
-        }
-    }
-    if let Some(id) = f.request_id {
-        req.insert_header(wire::X_REQUEST_ID, id.clone())?;
-    }
-
-    if let Some(peer) = f.peer {
-        let mut chain = String::new();
-        if f.peer_trusted {
-            // Every line, in order, is one list (HAProxy's `option forwardfor` adds a line):
-            // the same list step 2 read the client IP from.
-            for line in req.headers.get_all(&X_FORWARDED_FOR) {
-                let line = String::from_utf8_lossy(line.as_bytes());
-                let line = line.trim().trim_matches(',');
-                if !line.is_empty() {
-                    chain.push_str(line);
-                    chain.push_str(", ");
-                }
-            }
-        }
-        use std::fmt::Write;
-        let _ = write!(chain, "{peer}");
-        req.insert_header(wire::X_FORWARDED_FOR, chain)?;
-    }
-    if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
-        let proto = HeaderValue::from_static(if f.tls { "https" } else { "http" });
-        req.insert_header(wire::X_FORWARDED_PROTO, proto)?;
-    }
-    if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_HOST)) {
-        let host = req.headers.get(HOST).cloned().or_else(|| {
-            req.uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        match host {
-            Some(h) => req.insert_header(wire::X_FORWARDED_HOST, h)?,
-            None => {
-                req.remove_header(&X_FORWARDED_HOST);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Removes the credentials Portcullis consumes: a Bearer/ApiKey `Authorization` (other schemes
-/// are not ours and pass untouched), `X-API-Key`, and the session cookie (other cookies stay).
-fn strip_credentials(req: &mut RequestHeader, session_cookie: Option<&str>) {
-    if let Some(name) = session_cookie {
-        strip_cookie(req, name);
-    }
-    let ours = req
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| credentials::parse_authorization(v).is_some());
-    if ours {
-        req.remove_header(&http::header::AUTHORIZATION);
-    }
-    headers::strip_all(req, [&X_API_KEY]);
-}
-
-/// Rewrites every `Cookie` header without the pairs named `name`.
-fn strip_cookie(req: &mut RequestHeader, name: &str) {
-    let has_it = |v: &str| {
-        v.split(';')
-            .any(|p| p.trim().split_once('=').is_some_and(|(k, _)| k == name))
-    };
-    let values: Vec<String> = req
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    if !values.iter().any(|v| has_it(v)) {
-        return;
-    }
-    headers::strip_all(req, [&COOKIE]);
-    for v in values {
-        let kept: Vec<&str> = v
-            .split(';')
-            .map(str::trim)
-            .filter(|p| !p.is_empty() && p.split_once('=').is_none_or(|(k, _)| k != name))
-            .collect();
-        if !kept.is_empty() {
-            // Built from a valid header value minus some pairs: still a valid value.
-            let _ = req.append_header(COOKIE, kept.join("; "));
-        }
-    }
-}
-
-fn set_identity(
-    req: &mut RequestHeader,
-    ids: &IdentitySettings,
-    id: &Identity,
-) -> pingora::Result<()> {
-    insert_checked(req, &ids.subject, &id.subject)?;
-    // The joined roles and permissions are header values made once per grant set.
-    for (name, value) in [
-        (&ids.roles, id.grants.roles_value()),
-        (&ids.permissions, id.grants.permissions_value()),
-    ] {
-        match value {
-            Some(v) => req.insert_header(name.clone(), v.clone())?,
-            None => {
-                tracing::warn!(header = %name, "identity value is not a valid header value; left out")
-            }
-        }
-    }
-    req.insert_header(ids.method.clone(), id.method.as_str())?;
-    for (path, header) in &ids.claims {
-        if let Some(value) = id.claim(path).and_then(claim_header_value) {
-            insert_checked(req, header, &value)?;
-        }
-    }
-    Ok(())
-}
-
-/// Sets a header whose value came from a token; a value that cannot be a header value (a
-/// control character) is left out rather than forwarded mangled.
-fn insert_checked(
-    req: &mut RequestHeader,
-    name: &http::HeaderName,
-    value: &str,
-) -> pingora::Result<()> {
-    match HeaderValue::from_str(value) {
-        Ok(v) => req.insert_header(name.clone(), v),
-        Err(_) => {
-            tracing::warn!(header = %name, "identity value is not a valid header value; left out");
-            Ok(())
-        }
-    }
-}
-
-/// The URI sent upstream: the normalised path (less `strip_prefix`) and the untouched query.
-/// `None` when the request target as received (`raw_target`, the bytes Pingora would send) is
-/// exactly that already: the common case, with nothing to rebuild.
-pub fn upstream_uri(
-    route: &Route,
-    raw_target: &[u8],
-    normalized: &str,
-    query: Option<&str>,
-) -> Option<Result<http::Uri, GatewayError>> {
-    let path = route.upstream_path(normalized);
-    let unchanged = raw_target
-        .strip_prefix(path.as_bytes())
-        .is_some_and(|rest| match query {
-            None => rest.is_empty(),
-            Some(q) => rest.strip_prefix(b"?") == Some(q.as_bytes()),
-        });
-    if unchanged {
-        return None;
-    }
-    let uri = match query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    Some(
-        uri.parse()
-            .map_err(|_| GatewayError::InvalidRequest("malformed request target")),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,23 +294,11 @@ mod tests {
     }
 
     fn authorize_roles(roles: &[&str], id: Option<&Identity>) -> Result<(), GatewayError> {
-        let pool = Arc::new(crate::proxy::upstream::UpstreamPool::new(
-            crate::proxy::upstream::UpstreamSettings {
-                name: "u".into(),
-                targets: vec!["127.0.0.1:1".parse().unwrap()],
-                tls: false,
-                sni: String::new(),
-                ca_der: None,
-                connect_timeout: std::time::Duration::from_secs(1),
-                read_timeout: std::time::Duration::from_secs(1),
-                health_check: None,
-            },
-        ));
         let route = Route {
             name: "r".into(),
             pattern: crate::policy::PathPattern::parse("/**").unwrap(),
             methods: vec![],
-            upstream: pool,
+            upstream: crate::upstream::UpstreamId(0),
             auth: AuthMode::Optional,
             accept: vec![],
             roles_any: roles.iter().map(|s| s.to_string()).collect(),

@@ -3,20 +3,23 @@
 //! store cannot be reached.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{Decision, Limiter, LocalLimiter, Quota};
-use crate::store::StoreError;
+
+/// The shared buckets could not answer (the store is unreachable or timed out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreachable;
 
 /// Buckets kept where every instance sees them. The Redis store implements it.
 #[async_trait]
 pub trait SharedBuckets: Send + Sync + std::fmt::Debug {
     /// Counts one request in the bucket `key` (the policy's name and the rendered key):
     /// whether it may pass, and how long until the bucket is full again.
-    async fn gcra(&self, key: &[u8], quota: &Quota) -> Result<(bool, Duration), StoreError>;
+    async fn gcra(&self, key: &[u8], quota: &Quota) -> Result<(bool, Duration), Unreachable>;
 
     /// Known to be unreachable right now: do not wait for it.
     fn is_down(&self) -> bool;
@@ -26,8 +29,8 @@ pub trait SharedBuckets: Send + Sync + std::fmt::Debug {
 pub struct GlobalLimiter {
     policy: Arc<str>,
     quota: Quota,
-    /// Set once the store exists (after the config is loaded).
-    shared: OnceLock<Arc<dyn SharedBuckets>>,
+    /// `None`: the store has no shared buckets (this instance's own limit applies).
+    shared: Option<Arc<dyn SharedBuckets>>,
     /// Stands in while the store is unreachable.
     fallback: LocalLimiter,
     /// The current outage has been logged.
@@ -35,11 +38,15 @@ pub struct GlobalLimiter {
 }
 
 impl GlobalLimiter {
-    pub fn new(policy: impl Into<Arc<str>>, quota: Quota) -> Self {
+    pub fn new(
+        policy: impl Into<Arc<str>>,
+        quota: Quota,
+        shared: Option<Arc<dyn SharedBuckets>>,
+    ) -> Self {
         GlobalLimiter {
             policy: policy.into(),
             quota,
-            shared: OnceLock::new(),
+            shared,
             fallback: LocalLimiter::new(quota),
             outage: AtomicBool::new(false),
         }
@@ -60,7 +67,7 @@ impl GlobalLimiter {
 #[async_trait]
 impl Limiter for GlobalLimiter {
     async fn check(&self, key: &[u8]) -> Decision {
-        let Some(shared) = self.shared.get() else {
+        let Some(shared) = &self.shared else {
             return self.fall_back(key, "no shared store");
         };
         if shared.is_down() {
@@ -87,17 +94,5 @@ impl Limiter for GlobalLimiter {
 
     fn tracked_keys(&self) -> usize {
         self.fallback.tracked_keys()
-    }
-
-    fn bind(&self, shared: &Arc<dyn SharedBuckets>) {
-        let _ = self.shared.set(shared.clone());
-    }
-
-    fn quota(&self) -> Quota {
-        self.quota
-    }
-
-    fn is_global(&self) -> bool {
-        true
     }
 }

@@ -3,9 +3,9 @@
 use std::net::IpAddr;
 
 use http::{HeaderMap, HeaderName};
+use serde_json::{Map, Value};
 
-use crate::auth::identity::claim_header_value;
-use crate::auth::Identity;
+use crate::claims::{claim_at, claim_header_value};
 
 /// One part of a policy's `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,16 @@ pub struct KeyInput<'a> {
     pub route: &'a str,
     pub headers: &'a HeaderMap,
     /// `None` before authentication, and for anonymous callers.
-    pub identity: Option<&'a Identity>,
+    pub caller: Option<Caller<'a>>,
+}
+
+/// What keys read of a verified caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller<'a> {
+    pub subject: &'a str,
+    /// The id of the API key used, if one was.
+    pub api_key: Option<&'a str>,
+    pub claims: &'a Map<String, Value>,
 }
 
 /// Appends each part as a tag byte, a length and the value, so that no two different
@@ -75,15 +84,15 @@ pub(super) fn write(parts: &[KeyPart], input: &KeyInput<'_>, out: &mut Vec<u8>) 
             KeyPart::Ip => None,
             KeyPart::Route => Some((b'r', input.route.as_bytes())),
             KeyPart::Header(name) => input.headers.get(name).map(|v| (b'h', v.as_bytes())),
-            KeyPart::Subject => input.identity.map(|i| (b's', i.subject.as_bytes())),
+            KeyPart::Subject => input.caller.map(|c| (b's', c.subject.as_bytes())),
             KeyPart::ApiKey => input
-                .identity
-                .and_then(|i| i.api_key.as_ref())
-                .map(|k| (b'k', k.id.as_bytes())),
+                .caller
+                .and_then(|c| c.api_key)
+                .map(|k| (b'k', k.as_bytes())),
             KeyPart::Claim(path) => {
                 let claim = input
-                    .identity
-                    .and_then(|i| i.claim(path))
+                    .caller
+                    .and_then(|c| claim_at(c.claims, path))
                     .and_then(claim_header_value);
                 if let Some(value) = claim {
                     push(out, b'c', value.as_bytes());
@@ -115,11 +124,7 @@ fn push_ip(out: &mut Vec<u8>, ip: Option<IpAddr>) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::auth::identity::AuthMethod;
-    use crate::policy::roles::Grants;
 
     fn render(parts: &[KeyPart], input: &KeyInput<'_>) -> Vec<u8> {
         let mut out = Vec::new();
@@ -127,14 +132,16 @@ mod tests {
         out
     }
 
-    fn alice() -> Identity {
+    fn claims() -> Map<String, Value> {
         let claims = serde_json::json!({"sub": "alice", "org": {"id": "acme"}});
-        Identity {
-            subject: "alice".into(),
-            method: AuthMethod::Jwt,
-            grants: Arc::new(Grants::default()),
-            claims: Arc::new(claims.as_object().unwrap().clone()),
+        claims.as_object().unwrap().clone()
+    }
+
+    fn caller<'a>(subject: &'a str, claims: &'a Map<String, Value>) -> Caller<'a> {
+        Caller {
+            subject,
             api_key: None,
+            claims,
         }
     }
 
@@ -170,7 +177,7 @@ mod tests {
             client_ip: ip,
             route: "orders",
             headers: &headers,
-            identity: None,
+            caller: None,
         };
         let by_ip = render(&[KeyPart::Ip], &anonymous);
         for part in [
@@ -190,31 +197,28 @@ mod tests {
     #[test]
     fn different_callers_and_parts_render_differently() {
         let headers = HeaderMap::new();
-        let alice = alice();
-        let mut bob = alice.clone();
-        bob.subject = "bob".into();
-        let input = |identity| KeyInput {
+        let claims = claims();
+        let input = |caller| KeyInput {
             client_ip: Some("10.0.0.1".parse().unwrap()),
             route: "orders",
             headers: &headers,
-            identity,
+            caller,
         };
         let parts = [KeyPart::Subject, KeyPart::Route];
         assert_ne!(
-            render(&parts, &input(Some(&alice))),
-            render(&parts, &input(Some(&bob)))
+            render(&parts, &input(Some(caller("alice", &claims)))),
+            render(&parts, &input(Some(caller("bob", &claims))))
         );
         // A subject that looks like a route name is still a subject.
-        let mut tricky = alice.clone();
-        tricky.subject = "orders".into();
+        let tricky = Some(caller("orders", &claims));
         assert_ne!(
-            render(&[KeyPart::Subject], &input(Some(&tricky))),
-            render(&[KeyPart::Route], &input(Some(&tricky)))
+            render(&[KeyPart::Subject], &input(tricky)),
+            render(&[KeyPart::Route], &input(tricky))
         );
         assert_eq!(
             render(
                 &[KeyPart::Claim(vec!["org".into(), "id".into()])],
-                &input(Some(&alice))
+                &input(Some(caller("alice", &claims)))
             ),
             [&[b'c', 4, 0, 0, 0][..], b"acme"].concat()
         );

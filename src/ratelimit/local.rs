@@ -145,10 +145,6 @@ where
     fn tracked_keys(&self) -> usize {
         self.buckets.0.len()
     }
-
-    fn quota(&self) -> Quota {
-        self.quota
-    }
 }
 
 /// Two keyed SipHash values of a key: 128 bits in 16 bytes with 8-byte alignment, so a map
@@ -234,7 +230,7 @@ mod tests {
     use governor::clock::FakeRelativeClock;
 
     use super::*;
-    use crate::config::duration::parse_rate;
+    use crate::units::parse_rate;
 
     fn limiter(rate: &str, burst: u32) -> (LocalLimiter<FakeRelativeClock>, FakeRelativeClock) {
         let clock = FakeRelativeClock::default();

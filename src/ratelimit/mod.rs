@@ -17,10 +17,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::{HeaderName, HeaderValue};
 
-use crate::config::duration::Rate;
 use crate::error::GatewayError;
-pub use global::{GlobalLimiter, SharedBuckets};
-pub use key::{KeyInput, KeyPart};
+use crate::units::Rate;
+pub use global::{GlobalLimiter, SharedBuckets, Unreachable};
+pub use key::{Caller, KeyInput, KeyPart};
 pub use local::LocalLimiter;
 
 /// A token bucket: `burst` requests at once, one more every `interval`.
@@ -138,14 +138,6 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     fn prune(&self);
     /// How many keys are held, for tests and diagnostics.
     fn tracked_keys(&self) -> usize;
-    /// Connects a global limiter to the shared store once it exists; others ignore it.
-    fn bind(&self, _shared: &Arc<dyn SharedBuckets>) {}
-    /// The bucket it counts with.
-    fn quota(&self) -> Quota;
-    /// Counted in the shared store (`scope = "global"`).
-    fn is_global(&self) -> bool {
-        false
-    }
 }
 
 /// When in the pipeline a policy is checked (SPEC section 3, steps 6 and 10).
@@ -157,59 +149,74 @@ pub enum Stage {
     AfterAuthorization,
 }
 
-/// A named policy: what a request is keyed by and where it is counted.
-#[derive(Debug)]
-pub struct Policy {
+/// A policy's place in the config's list, and in the runtime's table of live policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PolicyId(pub usize);
+
+/// A named policy as the config describes it: what a request is keyed by, the bucket, and
+/// where it is counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySpec {
     pub name: Arc<str>,
     pub key: Vec<KeyPart>,
+    pub quota: Quota,
+    /// `scope = "global"`: counted in the shared store.
+    pub global: bool,
     pub stage: Stage,
-    limiter: Arc<dyn Limiter>,
 }
 
-impl Policy {
-    pub fn new(name: impl Into<Arc<str>>, key: Vec<KeyPart>, limiter: Arc<dyn Limiter>) -> Self {
+impl PolicySpec {
+    pub fn new(name: impl Into<Arc<str>>, key: Vec<KeyPart>, quota: Quota, global: bool) -> Self {
         let stage = if key.iter().all(KeyPart::known_before_credentials) {
             Stage::BeforeCredentials
         } else {
             Stage::AfterAuthorization
         };
-        Policy {
+        PolicySpec {
             name: name.into(),
             key,
+            quota,
+            global,
             stage,
-            limiter,
         }
+    }
+}
+
+/// A policy counting in its limiter.
+#[derive(Debug)]
+pub struct Policy {
+    pub spec: PolicySpec,
+    limiter: Arc<dyn Limiter>,
+}
+
+impl Policy {
+    /// `spec` counted in `limiter`; `kept`: a running policy whose buckets carry on when its
+    /// spec is the same (a reload resets no budget).
+    pub fn new(
+        spec: PolicySpec,
+        kept: Option<&Policy>,
+        shared: Option<&Arc<dyn SharedBuckets>>,
+    ) -> Self {
+        let limiter = match kept {
+            Some(k) if k.spec == spec => k.limiter.clone(),
+            _ if spec.global => Arc::new(GlobalLimiter::new(
+                spec.name.clone(),
+                spec.quota,
+                shared.cloned(),
+            )) as Arc<dyn Limiter>,
+            _ => Arc::new(LocalLimiter::new(spec.quota)),
+        };
+        Policy { spec, limiter }
     }
 
     pub async fn check(&self, input: &KeyInput<'_>) -> Decision {
         let mut key = Vec::with_capacity(64);
-        key::write(&self.key, input, &mut key);
+        key::write(&self.spec.key, input, &mut key);
         self.limiter.check(&key).await
     }
 
     pub fn limiter(&self) -> &dyn Limiter {
         self.limiter.as_ref()
-    }
-
-    /// See [`Limiter::bind`].
-    pub fn bind(&self, shared: &Arc<dyn SharedBuckets>) {
-        self.limiter.bind(shared)
-    }
-
-    /// The limiter, for a reloaded config's policy of the same name and budget to carry on
-    /// counting where this one was.
-    pub fn limiter_if_same(
-        &self,
-        name: &str,
-        key: &[KeyPart],
-        quota: Quota,
-        global: bool,
-    ) -> Option<Arc<dyn Limiter>> {
-        let same = &*self.name == name
-            && self.key == key
-            && self.limiter.quota() == quota
-            && self.limiter.is_global() == global;
-        same.then(|| self.limiter.clone())
     }
 }
 
@@ -230,7 +237,7 @@ impl Tally {
         for (position, policy) in policies {
             let decision = policy.check(input).await;
             if !decision.allowed {
-                self.shown = Some((position, policy.name.clone(), decision));
+                self.shown = Some((position, policy.spec.name.clone(), decision));
                 return Err(GatewayError::RateLimited);
             }
             let fewer = match &self.shown {
@@ -238,7 +245,7 @@ impl Tally {
                 Some((p, _, shown)) => (decision.remaining, position) < (shown.remaining, *p),
             };
             if fewer {
-                self.shown = Some((position, policy.name.clone(), decision));
+                self.shown = Some((position, policy.spec.name.clone(), decision));
             }
         }
         Ok(())

@@ -57,7 +57,7 @@ roles_any = ["viewer"]
         "[[users]]\nusername = \"erin\"\npassword_hash = \"{}\"\nroles = [\"viewer\"]\n",
         argon2id(PASSWORD)
     );
-    let gw = Gateway::start_with_files(&toml, start_echo().await, &[("users.toml", &users)]).await;
+    let gw = Gateway::start_process(&toml, start_echo().await, &[("users.toml", &users)]).await;
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(gw.admin).await.is_ok() {
             break;

@@ -74,7 +74,7 @@ fn users(extra: &str) -> String {
 
 #[tokio::test]
 async fn sighup_swaps_the_config_and_budgets_survive() {
-    let gw = Gateway::start_with_files(
+    let gw = Gateway::start_process(
         &config(""),
         start_echo().await,
         &[("users.toml", &users(""))],
@@ -106,7 +106,7 @@ async fn sighup_swaps_the_config_and_budgets_survive() {
 
 #[tokio::test]
 async fn a_broken_reload_is_refused_and_traffic_goes_on() {
-    let gw = Gateway::start_with_files(
+    let gw = Gateway::start_process(
         &config(""),
         start_echo().await,
         &[("users.toml", &users(""))],
@@ -185,7 +185,7 @@ impl HeldRequest {
         let route = format!(
             "\n[[upstreams]]\nname = \"held\"\ntargets = [\"{held}\"]\n\n[[routes]]\nname = \"held\"\npath = \"/held\"\nupstream = \"held\"\nauth = \"none\"\n"
         );
-        let gateway = Gateway::start_with_files(
+        let gateway = Gateway::start_process(
             &config(&route),
             start_echo().await,
             &[("users.toml", &users(""))],

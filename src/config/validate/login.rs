@@ -2,16 +2,18 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::time::Duration;
 
 use super::{root, Validator};
-use crate::config::duration::parse_rate;
 use crate::config::raw::{RawCookie, RawLogin};
 use crate::config::source::KeyPath;
-use crate::login::{CookieSettings, LoginSettings, SameSite};
-use crate::ratelimit::{KeyPart, Policy, Quota};
+use crate::config::{CookieSettings, LoginSettings, SameSite};
+use crate::ratelimit::{KeyPart, PolicyId, PolicySpec, Quota};
+use crate::units::parse_rate;
 
 const DEFAULT_RATE: &str = "10/min";
+const DEFAULT_LOCKOUT: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_MAX_FAILED_ATTEMPTS: u32 = 5;
 
 impl Validator<'_> {
     /// `None` without `[login]` or with `enabled = false`.
@@ -45,15 +47,15 @@ impl Validator<'_> {
             );
         }
         let max_failed_attempts = match raw.max_failed_attempts {
-            None => 5,
+            None => DEFAULT_MAX_FAILED_ATTEMPTS,
             Some(0) => {
                 self.err(&p.key("max_failed_attempts"), "must be at least 1");
-                5
+                DEFAULT_MAX_FAILED_ATTEMPTS
             }
             Some(n) => n,
         };
         let lockout = self
-            .duration(&p.key("lockout"), raw.lockout.as_deref(), "30m")
+            .duration(&p.key("lockout"), raw.lockout.as_deref(), DEFAULT_LOCKOUT)
             .as_secs();
         if lockout == 0 {
             self.err(&p.key("lockout"), "must be at least one second");
@@ -66,25 +68,12 @@ impl Validator<'_> {
             .map(|c| self.cookie(c, &p.key("cookie")));
 
         let users_file = self.resolve(raw.users_file.as_deref().unwrap_or("users.toml"));
-        let users = match crate::config::users::load(&users_file, roles) {
-            Ok(users) => users,
-            Err(errors) => {
-                if errors.0.iter().all(|e| e.line == 0) {
-                    // The file itself could not be read: say so at the key naming it.
-                    let at = if raw.users_file.is_some() {
-                        p.key("users_file")
-                    } else {
-                        p.clone()
-                    };
-                    for e in &errors.0 {
-                        self.err(&at, format!("{}: {}", users_file.display(), e.message));
-                    }
-                } else {
-                    self.src.absorb(errors);
-                }
-                Default::default()
-            }
+        let at = if raw.users_file.is_some() {
+            p.key("users_file")
+        } else {
+            p.clone()
         };
+        let users = self.users_file(&users_file, &at, roles);
         Some(LoginSettings {
             base_path,
             users_file,
@@ -97,18 +86,12 @@ impl Validator<'_> {
     }
 
     /// One budget per client IP over login, token and mfa.
-    fn login_rate_limit(
-        &self,
-        rate: Option<&str>,
-        p: &KeyPath,
-        shared: bool,
-    ) -> Option<Arc<Policy>> {
+    fn login_rate_limit(&self, rate: Option<&str>, p: &KeyPath, shared: bool) -> Option<PolicyId> {
         let rate = parse_rate(rate.unwrap_or(DEFAULT_RATE))
             .map_err(|e| self.err(p, e))
             .ok()?;
         let quota = Quota::new(rate, NonZeroU32::new(rate.count));
-        let limiter = self.limiter("login", &[KeyPart::Ip], quota, shared);
-        Some(Arc::new(Policy::new("login", vec![KeyPart::Ip], limiter)))
+        Some(self.add_policy(PolicySpec::new("login", vec![KeyPart::Ip], quota, shared)))
     }
 
     fn cookie(&self, raw: &RawCookie, p: &KeyPath) -> CookieSettings {
@@ -129,26 +112,13 @@ impl Validator<'_> {
             self.err(&p.key("path"), "must be a path starting with /");
         }
         let secure = raw.secure.unwrap_or(true);
-        let same_site = match raw.same_site.as_deref().unwrap_or("Lax") {
-            "Strict" => SameSite::Strict,
-            "Lax" => SameSite::Lax,
-            "None" => {
-                if !secure {
-                    self.err(
-                        &p.key("same_site"),
-                        "SameSite=None needs secure = true (browsers refuse it otherwise)",
-                    );
-                }
-                SameSite::None
-            }
-            other => {
-                self.err(
-                    &p.key("same_site"),
-                    format!("`{other}` is not one of Strict, Lax, None"),
-                );
-                SameSite::Lax
-            }
-        };
+        let same_site = self.choice(&p.key("same_site"), &raw.same_site, SameSite::Lax);
+        if same_site == SameSite::None && !secure {
+            self.err(
+                &p.key("same_site"),
+                "SameSite=None needs secure = true (browsers refuse it otherwise)",
+            );
+        }
         CookieSettings {
             name,
             path,

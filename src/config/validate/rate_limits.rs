@@ -7,13 +7,14 @@ use std::sync::Arc;
 use toml::de::DeValue;
 
 use super::{root, Validator};
-use crate::config::duration::parse_rate;
-use crate::config::raw::{OneOrMany, RawRateLimit};
+use crate::config::raw::{OneOrMany, RawRateLimit, Scope};
 use crate::config::source::{deserialize, KeyPath};
-use crate::ratelimit::{KeyPart, Policy, Quota};
+use crate::policy::Route;
+use crate::ratelimit::{KeyPart, PolicyId, PolicySpec, Quota};
+use crate::units::parse_rate;
 
 /// The named policies, by name.
-pub(super) type Policies = BTreeMap<String, Arc<Policy>>;
+pub(super) type Policies = BTreeMap<String, PolicyId>;
 
 impl Validator<'_> {
     /// `shared`: the store is shared (Redis), so `scope = "global"` is possible.
@@ -31,15 +32,21 @@ impl Validator<'_> {
             let name = name.get_ref().to_string();
             let pp = p.key(&name);
             if let Some(raw) = deserialize::<RawRateLimit>(self.src, def, &pp) {
-                if let Some(policy) = self.policy(&name, &raw, &pp, shared) {
-                    policies.insert(name, Arc::new(policy));
+                if let Some(spec) = self.policy(&name, &raw, &pp, shared) {
+                    policies.insert(name, self.add_policy(spec));
                 }
             }
         }
         policies
     }
 
-    fn policy(&self, name: &str, raw: &RawRateLimit, p: &KeyPath, shared: bool) -> Option<Policy> {
+    fn policy(
+        &self,
+        name: &str,
+        raw: &RawRateLimit,
+        p: &KeyPath,
+        shared: bool,
+    ) -> Option<PolicySpec> {
         let quota = self.quota(&raw.rate, &p.key("rate"), raw.burst, &p.key("burst"));
         let parts: Vec<&String> = match &raw.key {
             OneOrMany::One(part) => vec![part],
@@ -60,31 +67,18 @@ impl Validator<'_> {
                 Err(e) => self.err(&at, e),
             }
         }
-        let global = match raw.scope.as_deref() {
-            None | Some("local") => false,
-            Some("global") => {
-                if !shared {
-                    self.err(
-                        &p.key("scope"),
-                        "scope \"global\" needs the shared store: [store] backend = \"redis\"",
-                    );
-                }
-                true
-            }
-            Some(other) => {
-                self.err(
-                    &p.key("scope"),
-                    format!("`{other}` is not one of local, global"),
-                );
-                false
-            }
-        };
-        let limiter = self.limiter(name, &key, quota?, global);
-        Some(Policy::new(name, key, limiter))
+        let global = self.choice(&p.key("scope"), &raw.scope, Scope::Local) == Scope::Global;
+        if global && !shared {
+            self.err(
+                &p.key("scope"),
+                "scope \"global\" needs the shared store: [store] backend = \"redis\"",
+            );
+        }
+        Some(PolicySpec::new(name, key, quota?, global))
     }
 
     /// `rate` and an optional `burst` (default: the N of the rate).
-    fn quota(
+    pub(super) fn quota(
         &self,
         rate: &str,
         rate_at: &KeyPath,
@@ -114,7 +108,7 @@ impl Validator<'_> {
         names: &[String],
         p: &KeyPath,
         policies: &Policies,
-    ) -> Vec<Arc<Policy>> {
+    ) -> Vec<PolicyId> {
         let declared = |name: &str| match self.table.get("rate_limits").map(|v| v.get_ref()) {
             Some(DeValue::Table(t)) => t.contains_key(name),
             _ => false,
@@ -122,10 +116,10 @@ impl Validator<'_> {
         let mut listed = Vec::new();
         for (i, name) in names.iter().enumerate() {
             match policies.get(name) {
-                Some(policy) if listed.iter().any(|l| Arc::ptr_eq(l, policy)) => {
+                Some(id) if listed.contains(id) => {
                     self.err(&p.index(i), format!("policy `{name}` is listed twice"))
                 }
-                Some(policy) => listed.push(policy.clone()),
+                Some(id) => listed.push(*id),
                 // An invalid policy has its own errors.
                 None if declared(name) => {}
                 None => self.err(
@@ -137,23 +131,10 @@ impl Validator<'_> {
         listed
     }
 
-    /// An API key's own `rate_limit = "100/s"`: one bucket for the key, burst = N.
-    pub(super) fn api_key_rate_limit(
-        &self,
-        id: &str,
-        rate: Option<&str>,
-        p: &KeyPath,
-    ) -> Option<Arc<Policy>> {
-        let quota = self.quota(rate?, p, None, p)?;
-        let name = format!("api_key:{id}");
-        let limiter = self.limiter(&name, &[KeyPart::ApiKey], quota, false);
-        Some(Arc::new(Policy::new(name, vec![KeyPart::ApiKey], limiter)))
-    }
-
     /// Policies no route lists are probably a mistake.
-    pub(super) fn warn_unused(&self, policies: &Policies, used: &[Arc<Policy>]) {
-        for (name, policy) in policies {
-            if !used.iter().any(|u| Arc::ptr_eq(u, policy)) {
+    pub(super) fn warn_unused(&self, policies: &Policies, routes: &[Arc<Route>]) {
+        for (name, id) in policies {
+            if !routes.iter().any(|r| r.rate_limits.contains(id)) {
                 self.warn(
                     &root("rate_limits").key(name),
                     format!("policy `{name}` is not listed by any route"),

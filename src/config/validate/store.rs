@@ -1,9 +1,13 @@
 //! `[store]`: where shared state lives.
 
+use std::time::Duration;
+
 use super::{root, Validator};
-use crate::config::raw::{OneOrMany, RawStore};
+use crate::config::raw::{BackendKind, OneOrMany, RawStore};
 use crate::config::{Backend, OnFailure, StoreSettings};
 use crate::store::RedisSettings;
+
+const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(5);
 
 impl Validator<'_> {
     pub(super) fn store(&self) -> StoreSettings {
@@ -15,25 +19,19 @@ impl Validator<'_> {
         }) else {
             return StoreSettings::default();
         };
-        let on_failure = match raw.on_failure.as_deref() {
-            None | Some("closed") => OnFailure::Closed,
-            Some("open") => OnFailure::Open,
-            Some(other) => {
-                self.err(
-                    &p.key("on_failure"),
-                    format!("`{other}` is not one of closed, open"),
-                );
-                OnFailure::Closed
-            }
-        };
         let max_staleness = self
-            .duration(&p.key("max_staleness"), raw.max_staleness.as_deref(), "5s")
+            .duration(
+                &p.key("max_staleness"),
+                raw.max_staleness.as_deref(),
+                DEFAULT_MAX_STALENESS,
+            )
             .as_secs();
         if max_staleness == 0 {
             self.err(&p.key("max_staleness"), "must be at least one second");
         }
-        let backend = match raw.backend.as_str() {
-            "memory" => {
+        let kind = self.choice(&p.key("backend"), &raw.backend, BackendKind::Memory);
+        let backend = match kind {
+            BackendKind::Memory => {
                 for (key, set) in [
                     ("redis_url", raw.redis_url.is_some()),
                     ("redis_ca_file", raw.redis_ca_file.is_some()),
@@ -45,18 +43,11 @@ impl Validator<'_> {
                 }
                 Backend::Memory
             }
-            "redis" => Backend::Redis(self.redis(&raw)),
-            other => {
-                self.err(
-                    &p.key("backend"),
-                    format!("`{other}` is not one of memory, redis"),
-                );
-                Backend::Memory
-            }
+            BackendKind::Redis => Backend::Redis(self.redis(&raw)),
         };
         StoreSettings {
             backend,
-            on_failure,
+            on_failure: self.choice(&p.key("on_failure"), &raw.on_failure, OnFailure::Closed),
             max_staleness,
         }
     }

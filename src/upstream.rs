@@ -10,8 +10,12 @@ use pingora::lb::Backend;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::WrappedX509;
 
+/// An upstream's place in the config's list, and in the runtime's table of pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UpstreamId(pub usize);
+
 /// How to reach one `[[upstreams]]` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamSettings {
     pub name: String,
     pub targets: Vec<SocketAddr>,
@@ -24,7 +28,7 @@ pub struct UpstreamSettings {
     pub health_check: Option<HealthCheckSettings>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheckSettings {
     /// `None`: a TCP connect check.
     pub path: Option<String>,

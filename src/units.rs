@@ -1,4 +1,4 @@
-//! Durations (`"30s"`, `"15m"`, `"7d"`) and rates (`"100/s"`) as gateway.toml writes them.
+//! Units of gateway.toml: durations (`"30s"`, `"15m"`, `"7d"`) and rates (`"100/s"`).
 
 use std::time::Duration;
 

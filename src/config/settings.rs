@@ -1,0 +1,199 @@
+//! The sections of gateway.toml, validated: plain data, no state (SPEC section 2).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use http::HeaderName;
+
+use crate::accounts::users::Users;
+use crate::auth::internal::InternalTokenSettings;
+use crate::headers::ClientHeaders;
+use crate::ratelimit::PolicyId;
+use crate::store::RedisSettings;
+
+/// A secret from the config: its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `[store]`, validated.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub backend: Backend,
+    pub on_failure: OnFailure,
+    /// Seconds the revocation state may go unconfirmed before `on_failure` applies.
+    pub max_staleness: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            backend: Backend::Memory,
+            on_failure: OnFailure::Closed,
+            max_staleness: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Memory,
+    Redis(RedisSettings),
+}
+
+/// What a request that needs revocation state gets when that state is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFailure {
+    /// 503 `unavailable`.
+    #[default]
+    Closed,
+    /// Served; the outage is logged.
+    Open,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: Vec<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub tls: Option<TlsFiles>,
+    pub threads: Option<usize>,
+    /// `;` in a path is an ordinary character (SPEC step 4); off by default.
+    pub allow_path_semicolons: bool,
+    /// IPv6 clients are counted by this prefix in `ip`-keyed limits (a host has a /64).
+    pub ipv6_prefix: u8,
+}
+
+impl ServerSettings {
+    /// The address an `ip` rate-limit key counts a client under: IPv4 as it is, IPv6 by its
+    /// `ipv6_prefix` network (an IPv4-mapped address as the IPv4 one).
+    pub fn limit_ip(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(_) => ip,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => ipnet::Ipv6Net::new(v6, self.ipv6_prefix)
+                    .map(|n| IpAddr::V6(n.trunc().addr()))
+                    .unwrap_or(ip),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// `[identity]`: the headers upstreams receive.
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub subject: HeaderName,
+    pub roles: HeaderName,
+    pub permissions: HeaderName,
+    pub method: HeaderName,
+    /// Dotted claim path -> header.
+    pub claims: Vec<(Vec<String>, HeaderName)>,
+    pub forward_credentials: bool,
+    /// `internal_token`: a signed identity for the upstream.
+    pub internal_token: Option<InternalTokenSettings>,
+    /// Every header above: stripped from each incoming request.
+    pub all: Vec<HeaderName>,
+    /// What SPEC step 3 removes from every request: these headers, their `_` aliases, and
+    /// the rewrite and forwarding headers.
+    pub client_headers: ClientHeaders,
+}
+
+/// `[login]`, compiled.
+#[derive(Debug)]
+pub struct LoginSettings {
+    pub base_path: String,
+    pub users_file: PathBuf,
+    pub users: Users,
+    pub max_failed_attempts: u32,
+    /// Seconds.
+    pub lockout: u64,
+    /// One budget per client IP over login, token and mfa.
+    pub rate_limit: Option<PolicyId>,
+    pub cookie: Option<CookieSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CookieSettings {
+    pub name: String,
+    pub path: String,
+    pub secure: bool,
+    pub same_site: SameSite,
+}
+
+/// The login cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSite {
+    Strict,
+    #[default]
+    Lax,
+    None,
+}
+
+impl CookieSettings {
+    /// `Set-Cookie` carrying `token` for `max_age` seconds; an empty token clears it.
+    pub fn set_cookie(&self, token: &str, max_age: u64) -> String {
+        let same_site = match self.same_site {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        };
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={token}; Path={}; Max-Age={max_age}; HttpOnly{secure}; SameSite={same_site}",
+            self.name, self.path
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_network() {
+        let server = ServerSettings {
+            listen: vec![],
+            admin_listen: None,
+            tls: None,
+            threads: None,
+            allow_path_semicolons: false,
+            ipv6_prefix: 64,
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            server.limit_ip(ip("2001:db8:1:2:3:4:5:6")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            server.limit_ip(ip("2001:db8:1:2::ffff")),
+            server.limit_ip(ip("2001:db8:1:2:aaaa::1"))
+        );
+        assert_ne!(
+            server.limit_ip(ip("2001:db8:1:2::1")),
+            server.limit_ip(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(server.limit_ip(ip("192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(server.limit_ip(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+    }
+}

@@ -1,0 +1,213 @@
+//! SPEC section 3 step 11 on the upstream request: credentials removed unless forwarded, the
+//! identity headers set (they were stripped at step 3), the request id and the forwarded
+//! headers; and the URI the upstream is sent.
+
+use std::net::IpAddr;
+
+use http::header::{COOKIE, HOST};
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+
+use crate::auth::credentials;
+use crate::auth::internal::InternalToken;
+use crate::auth::Identity;
+use crate::claims::claim_header_value;
+use crate::config::IdentitySettings;
+use crate::error::GatewayError;
+use crate::headers::{self, wire, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::policy::Route;
+
+/// What step 11 writes: facts gathered by the earlier steps.
+pub struct Forwarding<'a> {
+    pub request_id: Option<&'a HeaderValue>,
+    /// Signs `internal_token`s; `now` dates them.
+    pub signer: Option<&'a crate::auth::jwt::Signer>,
+    pub internal_token: Option<&'a InternalToken>,
+    pub now: u64,
+    /// The session cookie's name, when login cookies are configured: removed like any
+    /// credential.
+    pub session_cookie: Option<&'a str>,
+    pub peer: Option<IpAddr>,
+    pub peer_trusted: bool,
+    pub tls: bool,
+    pub identity: Option<&'a Identity>,
+}
+
+/// Step 11 on the upstream request: credentials removed unless forwarded, identity headers set
+/// (they were already stripped at step 3), request id and forwarded headers.
+pub fn rewrite_upstream_request(
+    req: &mut RequestHeader,
+    ids: &IdentitySettings,
+    f: &Forwarding<'_>,
+) -> pingora::Result<()> {
+    if !ids.forward_credentials {
+        strip_credentials(req, f.session_cookie);
+    }
+    if let Some(id) = f.identity {
+        set_identity(req, ids, id)?;
+        if let (Some(internal), Some(signer)) = (f.internal_token, f.signer) {
+            match internal.token(signer, id, f.now) {
+                Ok(token) => insert_checked(req, &internal.header, &token)?,
+                Err(e) => tracing::error!(error = %e, "could not sign the internal identity token"),
+            }
+        }
+    }
+    if let Some(id) = f.request_id {
+        req.insert_header(wire::X_REQUEST_ID, id.clone())?;
+    }
+
+    if let Some(peer) = f.peer {
+        let mut chain = String::new();
+        if f.peer_trusted {
+            // Every line, in order, is one list (HAProxy's `option forwardfor` adds a line):
+            // the same list step 2 read the client IP from.
+            for line in req.headers.get_all(&X_FORWARDED_FOR) {
+                let line = String::from_utf8_lossy(line.as_bytes());
+                let line = line.trim().trim_matches(',');
+                if !line.is_empty() {
+                    chain.push_str(line);
+                    chain.push_str(", ");
+                }
+            }
+        }
+        use std::fmt::Write;
+        let _ = write!(chain, "{peer}");
+        req.insert_header(wire::X_FORWARDED_FOR, chain)?;
+    }
+    if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
+        let proto = HeaderValue::from_static(if f.tls { "https" } else { "http" });
+        req.insert_header(wire::X_FORWARDED_PROTO, proto)?;
+    }
+    if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_HOST)) {
+        let host = req.headers.get(HOST).cloned().or_else(|| {
+            req.uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        match host {
+            Some(h) => req.insert_header(wire::X_FORWARDED_HOST, h)?,
+            None => {
+                req.remove_header(&X_FORWARDED_HOST);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes the credentials Portcullis consumes: a Bearer/ApiKey `Authorization` (other schemes
+/// are not ours and pass untouched), `X-API-Key`, and the session cookie (other cookies stay).
+fn strip_credentials(req: &mut RequestHeader, session_cookie: Option<&str>) {
+    if let Some(name) = session_cookie {
+        strip_cookie(req, name);
+    }
+    let ours = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| credentials::parse_authorization(v).is_some());
+    if ours {
+        req.remove_header(&http::header::AUTHORIZATION);
+    }
+    headers::strip_all(req, [&X_API_KEY]);
+}
+
+/// Rewrites every `Cookie` header without the pairs named `name`.
+fn strip_cookie(req: &mut RequestHeader, name: &str) {
+    let has_it = |v: &str| {
+        v.split(';')
+            .any(|p| p.trim().split_once('=').is_some_and(|(k, _)| k == name))
+    };
+    let values: Vec<String> = req
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    if !values.iter().any(|v| has_it(v)) {
+        return;
+    }
+    headers::strip_all(req, [&COOKIE]);
+    for v in values {
+        let kept: Vec<&str> = v
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && p.split_once('=').is_none_or(|(k, _)| k != name))
+            .collect();
+        if !kept.is_empty() {
+            // Built from a valid header value minus some pairs: still a valid value.
+            let _ = req.append_header(COOKIE, kept.join("; "));
+        }
+    }
+}
+
+fn set_identity(
+    req: &mut RequestHeader,
+    ids: &IdentitySettings,
+    id: &Identity,
+) -> pingora::Result<()> {
+    insert_checked(req, &ids.subject, &id.subject)?;
+    // The joined roles and permissions are header values made once per grant set.
+    for (name, value) in [
+        (&ids.roles, id.grants.roles_value()),
+        (&ids.permissions, id.grants.permissions_value()),
+    ] {
+        match value {
+            Some(v) => req.insert_header(name.clone(), v.clone())?,
+            None => {
+                tracing::warn!(header = %name, "identity value is not a valid header value; left out")
+            }
+        }
+    }
+    req.insert_header(ids.method.clone(), id.method.as_str())?;
+    for (path, header) in &ids.claims {
+        if let Some(value) = id.claim(path).and_then(claim_header_value) {
+            insert_checked(req, header, &value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets a header whose value came from a token; a value that cannot be a header value (a
+/// control character) is left out rather than forwarded mangled.
+fn insert_checked(
+    req: &mut RequestHeader,
+    name: &http::HeaderName,
+    value: &str,
+) -> pingora::Result<()> {
+    match HeaderValue::from_str(value) {
+        Ok(v) => req.insert_header(name.clone(), v),
+        Err(_) => {
+            tracing::warn!(header = %name, "identity value is not a valid header value; left out");
+            Ok(())
+        }
+    }
+}
+
+/// The URI sent upstream: the normalised path (less `strip_prefix`) and the untouched query.
+/// `None` when the request target as received (`raw_target`, the bytes Pingora would send) is
+/// exactly that already: the common case, with nothing to rebuild.
+pub fn upstream_uri(
+    route: &Route,
+    raw_target: &[u8],
+    normalized: &str,
+    query: Option<&str>,
+) -> Option<Result<http::Uri, GatewayError>> {
+    let path = route.upstream_path(normalized);
+    let unchanged = raw_target
+        .strip_prefix(path.as_bytes())
+        .is_some_and(|rest| match query {
+            None => rest.is_empty(),
+            Some(q) => rest.strip_prefix(b"?") == Some(q.as_bytes()),
+        });
+    if unchanged {
+        return None;
+    }
+    let uri = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    Some(
+        uri.parse()
+            .map_err(|_| GatewayError::InvalidRequest("malformed request target")),
+    )
+}

@@ -1,0 +1,159 @@
+//! The gateway's own answers as data: refusals in their wire form (SPEC section 3: the JSON
+//! body, the RFC 6750 challenge; the RFC 6749 form of the token endpoint) and the built-in
+//! endpoints' responses. One renderer for the proxy, the endpoints and the admin listener;
+//! each writes the result its own way.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderName, HeaderValue, StatusCode};
+
+use crate::error::GatewayError;
+use crate::headers::X_REQUEST_ID;
+
+/// A complete response the gateway answers itself.
+#[derive(Debug, Clone)]
+pub struct LocalResponse {
+    pub status: StatusCode,
+    pub headers: Vec<(HeaderName, String)>,
+    pub body: Bytes,
+}
+
+impl LocalResponse {
+    pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
+        LocalResponse {
+            status,
+            headers: vec![(CONTENT_TYPE, "application/json".into())],
+            body: body.into(),
+        }
+    }
+
+    /// A response without a body (204).
+    pub fn empty(status: StatusCode) -> Self {
+        LocalResponse {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The SPEC section 3 refusal: JSON body, RFC 6750 challenge where one applies.
+    pub fn refusal(err: &GatewayError, request_id: &str) -> Self {
+        Refusal::new(*err).render(request_id)
+    }
+
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn has_header(&self, name: &HeaderName) -> bool {
+        self.headers.iter().any(|(k, _)| k == name)
+    }
+
+    /// As an `http` response, with `Content-Length` (none on a 204) and the request id.
+    pub fn into_http(self, request_id: &str) -> http::Response<Vec<u8>> {
+        let mut b = http::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            b = b.header(name, value);
+        }
+        if self.status != StatusCode::NO_CONTENT {
+            b = b.header(CONTENT_LENGTH, self.body.len());
+        }
+        if let Ok(id) = HeaderValue::from_str(request_id) {
+            b = b.header(X_REQUEST_ID, id);
+        }
+        b.body(self.body.to_vec())
+            .expect("names and values made here are valid")
+    }
+}
+
+/// A refusal with what some endpoints add to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub error: GatewayError,
+    /// `mfa_required`: the token for `POST /auth/mfa`.
+    pub mfa_token: Option<String>,
+    /// Seconds, for `Retry-After` (a lockout).
+    pub retry_after: Option<u64>,
+    /// On the RFC 6749 token endpoint: 400 with its codes (405, 413, 429 and 503 stay).
+    pub oauth: bool,
+}
+
+impl Refusal {
+    pub fn new(error: GatewayError) -> Self {
+        Refusal {
+            error,
+            mfa_token: None,
+            retry_after: None,
+            oauth: false,
+        }
+    }
+
+    /// The error as logged and counted: on the token endpoint a wrong password is
+    /// `invalid_grant` (RFC 6749 section 5.2).
+    pub fn logged_error(&self) -> GatewayError {
+        match self.error {
+            GatewayError::InvalidCredentials if self.oauth => {
+                GatewayError::InvalidGrant("invalid username or password")
+            }
+            other => other,
+        }
+    }
+
+    pub fn render(&self, request_id: &str) -> LocalResponse {
+        let err = self.logged_error();
+        let status = match err.status().as_u16() {
+            405 | 413 | 429 | 503 => err.status(),
+            _ if self.oauth => StatusCode::BAD_REQUEST,
+            _ => err.status(),
+        };
+        let mut body = serde_json::json!({
+            "error": err.code(),
+            "error_description": err.description(),
+            "request_id": request_id,
+        });
+        if let Some(token) = &self.mfa_token {
+            body["mfa_token"] = token.clone().into();
+        }
+        let body = serde_json::to_vec(&body).expect("a JSON object of strings serialises");
+        let mut resp = LocalResponse::json(status, body);
+        if let Some(challenge) = err.www_authenticate() {
+            resp = resp.header(WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(secs) = self.retry_after {
+            resp = resp.header(RETRY_AFTER, secs.to_string());
+        }
+        resp.header(CACHE_CONTROL, "no-store")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TokenError;
+
+    #[test]
+    fn a_refusal_has_its_challenge_body_and_no_store() {
+        let r = LocalResponse::refusal(&GatewayError::InvalidToken(TokenError::Expired), "rid");
+        assert_eq!(r.status, 401);
+        assert!(r.has_header(&WWW_AUTHENTICATE) && r.has_header(&CACHE_CONTROL));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error_description"], "token expired");
+        assert_eq!(body["request_id"], "rid");
+    }
+
+    #[test]
+    fn the_token_endpoint_answers_in_rfc_6749_form() {
+        let mut r = Refusal::new(GatewayError::InvalidCredentials);
+        r.oauth = true;
+        let resp = r.render("rid");
+        assert_eq!(resp.status, 400);
+        let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(body["error"], "invalid_grant");
+        r.error = GatewayError::AccountLocked;
+        r.retry_after = Some(9);
+        let resp = r.render("rid");
+        assert_eq!(resp.status, 429);
+        assert!(resp.has_header(&RETRY_AFTER));
+    }
+}

@@ -1,0 +1,317 @@
+//! The [`Store`] trait on Redis: every write one atomic command or script, with a TTL; and
+//! the shared buckets of `scope = "global"` rate limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use super::{encode, RedisStore};
+use crate::ratelimit::{Quota, SharedBuckets, Unreachable};
+use crate::store::{Attempt, Presented, Revocation, Rotation, Store, StoreError};
+
+#[async_trait]
+impl Store for RedisStore {
+    fn is_revoked(&self, presented: &Presented<'_>, now: u64) -> bool {
+        self.view.is_revoked(presented, now)
+    }
+
+    fn is_fresh(&self, max_staleness: u64) -> bool {
+        self.fresh_within(max_staleness)
+    }
+
+    async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError> {
+        // This instance refuses at once, whatever Redis says.
+        self.view.insert(revocation.clone());
+        let mut conn = self.conn()?;
+        if let Revocation::Session { sid, .. } = &revocation {
+            self.query::<i64>(
+                "end session",
+                redis::cmd("DEL")
+                    .arg(self.keys.session(sid))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        }
+        let (member, _) = encode(&revocation);
+        let (score, ttl) = self.expiry(&revocation);
+        self.query::<u64>(
+            "revoke",
+            self.scripts
+                .revoke
+                .key(&self.keys.version)
+                .key(&self.keys.by_until)
+                .key(&self.keys.by_version)
+                .arg(&member)
+                .arg(score)
+                .arg(&self.keys.channel)
+                .arg(ttl)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn start_session(
+        &self,
+        sid: &str,
+        refresh_jti: &str,
+        until: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        self.query::<()>(
+            "start session",
+            redis::cmd("SET")
+                .arg(self.keys.session(sid))
+                .arg(refresh_jti)
+                .arg("EX")
+                .arg(self.ttl(until))
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        sid: &str,
+        presented: &str,
+        next: &str,
+        until: u64,
+    ) -> Result<Rotation, StoreError> {
+        let mut conn = self.conn()?;
+        let outcome: i64 = self
+            .query(
+                "rotate refresh token",
+                self.scripts
+                    .rotate
+                    .key(self.keys.session(sid))
+                    .arg(presented)
+                    .arg(next)
+                    .arg(self.ttl(until))
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(match outcome {
+            2 => Rotation::Rotated,
+            1 => Rotation::Reused,
+            _ => Rotation::Unknown,
+        })
+    }
+
+    async fn end_session(&self, sid: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        self.query::<i64>(
+            "end session",
+            redis::cmd("DEL")
+                .arg(self.keys.session(sid))
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn begin_attempt(
+        &self,
+        username: &str,
+        max: u32,
+        lockout: u64,
+    ) -> Result<Attempt, StoreError> {
+        let mut conn = self.conn()?;
+        let (failures, lock) = self.keys.login(username);
+        let (allowed, until): (i64, u64) = self
+            .query(
+                "count attempt",
+                self.scripts
+                    .attempt
+                    .key(failures)
+                    .key(lock)
+                    .arg(max)
+                    .arg(lockout)
+                    .arg(self.clock.now())
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(if allowed == 1 {
+            Attempt::Allowed
+        } else {
+            Attempt::Locked(until)
+        })
+    }
+
+    async fn attempt_failed(
+        &self,
+        username: &str,
+        max: u32,
+        lockout: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.conn()?;
+        let (failures, lock) = self.keys.login(username);
+        let until: u64 = self
+            .query(
+                "count failure",
+                self.scripts
+                    .attempt_failed
+                    .key(failures)
+                    .key(lock)
+                    .arg(max)
+                    .arg(lockout)
+                    .arg(self.clock.now())
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok((until > 0).then_some(until))
+    }
+
+    async fn return_attempt(&self, username: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let (failures, _) = self.keys.login(username);
+        self.query::<i64>(
+            "return attempt",
+            self.scripts
+                .attempt_returned
+                .key(failures)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn clear_failures(&self, username: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let (failures, lock) = self.keys.login(username);
+        self.query::<i64>(
+            "clear failures",
+            redis::cmd("DEL")
+                .arg(failures)
+                .arg(lock)
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn spend(&self, marker: &str, until: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let set: Option<String> = self
+            .query(
+                "spend",
+                redis::cmd("SET")
+                    .arg(self.keys.spent(marker))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(self.ttl(until))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn put_mfa(&self, id: &str, username: &str, until: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let key = self.keys.mfa(id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HSET")
+            .arg(&key)
+            .arg("u")
+            .arg(username)
+            .arg("w")
+            .arg(0)
+            .arg("t")
+            .arg(until)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(self.ttl(until))
+            .ignore();
+        self.query::<()>("start mfa", pipe.query_async(&mut conn))
+            .await
+    }
+
+    async fn mfa_attempt(&self, id: &str, max: u32) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn()?;
+        self.query(
+            "count code attempt",
+            self.scripts
+                .mfa_attempt
+                .key(self.keys.mfa(id))
+                .arg(max)
+                .arg(self.clock.now())
+                .invoke_async(&mut conn),
+        )
+        .await
+    }
+
+    async fn mfa_attempt_failed(&self, id: &str, max: u32) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        self.query::<i64>(
+            "count wrong code",
+            self.scripts
+                .mfa_failed
+                .key(self.keys.mfa(id))
+                .arg(max)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn take_mfa(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let taken: i64 = self
+            .query(
+                "take mfa",
+                self.scripts
+                    .mfa_take
+                    .key(self.keys.mfa(id))
+                    .arg(self.clock.now())
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+        Ok(taken == 1)
+    }
+
+    fn prune(&self) {
+        self.view.prune(self.clock.now());
+    }
+
+    fn shared_buckets(self: Arc<Self>) -> Option<Arc<dyn SharedBuckets>> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl SharedBuckets for RedisStore {
+    fn is_down(&self) -> bool {
+        RedisStore::is_down(self) || self.conn.load().is_none()
+    }
+
+    async fn gcra(
+        &self,
+        policy_key: &[u8],
+        quota: &Quota,
+    ) -> Result<(bool, Duration), Unreachable> {
+        let mut conn = self.conn().map_err(|_| Unreachable)?;
+        // The same bucket name on every instance: a digest of the rendered key.
+        let digest = Sha256::digest(policy_key);
+        let key = self.keys.bucket(&hex::encode(&digest[..16]));
+        let (allowed, until_full_us): (i64, i64) = self
+            .query(
+                "rate limit",
+                self.scripts
+                    .gcra
+                    .key(key)
+                    .arg(quota.interval.as_micros().max(1) as u64)
+                    .arg(quota.burst.get())
+                    .invoke_async(&mut conn),
+            )
+            .await
+            .map_err(|_| Unreachable)?;
+        Ok((
+            allowed == 1,
+            Duration::from_micros(until_full_us.max(0) as u64),
+        ))
+    }
+}
