@@ -141,7 +141,7 @@ impl Gateway {
     }
 
     async fn wait_ready(&mut self) -> bool {
-        for _ in 0..300 {
+        for _ in 0..1000 {
             if let Kind::Process(child) = &mut self.kind {
                 if let Ok(Some(_)) = child.try_wait() {
                     return false;
@@ -150,7 +150,7 @@ impl Gateway {
             if TcpStream::connect(self.addr).await.is_ok() {
                 return true;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(3)).await;
         }
         false
     }
