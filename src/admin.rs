@@ -23,7 +23,7 @@ use crate::store::{Revocation, Store};
 /// Admin request bodies are small JSON objects.
 const MAX_BODY: usize = 16 * 1024;
 
-pub struct AdminApp {
+pub(crate) struct AdminApp {
     pub runtime: Arc<ArcSwap<Runtime>>,
     pub store: Arc<dyn Store>,
     pub clock: Clock,

@@ -104,40 +104,11 @@ impl Built {
 
 /// The server for `config`: nothing listens, forks or starts a thread until it runs.
 pub fn build(config: Config, options: Options) -> Result<Built, String> {
-    let conf = ServerConf {
-        threads: config
-            .server
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        // SIGTERM: stop accepting, let requests in flight finish (up to this long), exit. The
-        // drain service below calls `on_drained` as soon as none is left.
-        grace_period_seconds: Some(DRAIN_FOR.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(5),
-        pid_file: options.pid_file.to_string_lossy().into_owned(),
-        upgrade_sock: options.upgrade_sock.to_string_lossy().into_owned(),
-        daemon: options.daemon,
-        ..ServerConf::default()
-    };
-    let opt = Opt {
-        upgrade: options.upgrade,
-        daemon: options.daemon,
-        ..Opt::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(opt, conf);
-    server.bootstrap();
-
+    let mut server = server(&config, &options);
     let clock = options.clock.clone();
-    let (store, redis): (Arc<dyn Store>, _) = match &config.store.backend {
-        Backend::Memory => (Arc::new(MemoryStore::new(clock.clone())), None),
-        Backend::Redis(settings) => {
-            let redis = Arc::new(RedisStore::new(settings.clone(), clock.clone()));
-            (redis.clone(), Some(redis))
-        }
-    };
+    let (store, redis) = store(&config, &clock);
     let shared = store.clone().shared_buckets();
-    let listen = config.server.listen.clone();
-    let tls = config.server.tls.clone();
-    let admin_listen = config.server.admin_listen;
+    let server_settings = config.server.clone();
     let path = config.path.clone();
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(config, None, shared)));
     let metrics = Arc::new(Metrics::new());
@@ -153,22 +124,9 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, &name);
-    for addr in &listen {
-        let addr = addr.to_string();
-        match &tls {
-            Some(files) => proxy
-                .add_tls(
-                    &addr,
-                    &files.cert_file.to_string_lossy(),
-                    &files.key_file.to_string_lossy(),
-                )
-                .map_err(|e| format!("TLS on {addr}: {e}"))?,
-            None => proxy.add_tcp(&addr),
-        }
-    }
-    tracing::info!(listen = ?listen, tls = tls.is_some(), "portcullis starting");
+    listen(&mut proxy, &server_settings)?;
     server.add_service(proxy);
-    if let Some(addr) = admin_listen {
+    if let Some(addr) = server_settings.admin_listen {
         let app = AdminApp {
             runtime: runtime.clone(),
             store: store.clone(),
@@ -180,32 +138,24 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
         tracing::info!(admin_listen = %addr, "admin listener");
         server.add_service(admin);
     }
-    let mut task = |task: &str, service| {
-        server.add_service(background_service(&format!("{name}-{task}"), service));
+    let reloader = Reloader {
+        path,
+        runtime: runtime.clone(),
+        store: store.clone(),
+        metrics,
+        on_sighup: options.sighup,
     };
-    task("logs", Task::LogWriter);
-    task(
-        "drain",
-        Task::Drain {
-            in_flight,
-            on_drained: options.on_drained,
-        },
-    );
-    task("health", Task::Health(runtime.clone()));
-    task("jwks", Task::Jwks(runtime.clone(), clock));
-    task(
-        "reload",
-        Task::Reload(Reloader {
-            path,
-            runtime: runtime.clone(),
-            store: store.clone(),
-            metrics,
-            on_sighup: options.sighup,
-        }),
-    );
-    task("pruning", Task::Pruning(runtime.clone(), store.clone()));
-    if let Some(redis) = redis {
-        task("redis", Task::RedisSync(redis));
+    let tasks = [
+        ("logs", Task::LogWriter),
+        ("drain", Task::Drain(in_flight, options.on_drained)),
+        ("health", Task::Health(runtime.clone())),
+        ("jwks", Task::Jwks(runtime.clone(), clock)),
+        ("reload", Task::Reload(reloader)),
+        ("pruning", Task::Pruning(runtime.clone(), store.clone())),
+    ];
+    let redis = redis.map(|r| ("redis", Task::RedisSync(r)));
+    for (task, service) in tasks.into_iter().chain(redis) {
+        server.add_service(background_service(&format!("{name}-{task}"), service));
     }
     Ok(Built {
         server,
@@ -214,16 +164,72 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
     })
 }
 
+/// Pingora's server: threads, the grace period, daemon and upgrade settings.
+fn server(config: &Config, options: &Options) -> Server {
+    let conf = ServerConf {
+        threads: config
+            .server
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        // SIGTERM: stop accepting, let requests in flight finish (up to this long), exit. The
+        // drain task calls `on_drained` as soon as none is left.
+        grace_period_seconds: Some(DRAIN_FOR.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(5),
+        pid_file: options.pid_file.to_string_lossy().into_owned(),
+        upgrade_sock: options.upgrade_sock.to_string_lossy().into_owned(),
+        daemon: options.daemon,
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: options.upgrade,
+        daemon: options.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+    server
+}
+
+/// The store of `[store]`, and the same as a Redis store when it is one (its sync task).
+fn store(config: &Config, clock: &Clock) -> (Arc<dyn Store>, Option<Arc<RedisStore>>) {
+    match &config.store.backend {
+        Backend::Memory => (Arc::new(MemoryStore::new(clock.clone())), None),
+        Backend::Redis(settings) => {
+            let redis = Arc::new(RedisStore::new(settings.clone(), clock.clone()));
+            (redis.clone(), Some(redis))
+        }
+    }
+}
+
+/// Every `listen` address, with TLS when `[server] tls` is set.
+fn listen<A>(
+    proxy: &mut pingora::services::listening::Service<A>,
+    server: &crate::config::ServerSettings,
+) -> Result<(), String> {
+    for addr in &server.listen {
+        let addr = addr.to_string();
+        match &server.tls {
+            Some(files) => proxy
+                .add_tls(
+                    &addr,
+                    &files.cert_file.to_string_lossy(),
+                    &files.key_file.to_string_lossy(),
+                )
+                .map_err(|e| format!("TLS on {addr}: {e}"))?,
+            None => proxy.add_tcp(&addr),
+        }
+    }
+    tracing::info!(listen = ?server.listen, tls = server.tls.is_some(), "portcullis starting");
+    Ok(())
+}
+
 /// The background work, each on a runtime of its own; all of it starts after `-d` forks.
 enum Task {
     /// Starts the log writer's thread in the process that serves.
     LogWriter,
     /// After a graceful shutdown began (listeners closed), tells main once no request is in
     /// flight.
-    Drain {
-        in_flight: Arc<AtomicUsize>,
-        on_drained: Option<Box<dyn Fn() + Send + Sync>>,
-    },
+    Drain(Arc<AtomicUsize>, Option<Box<dyn Fn() + Send + Sync>>),
     Health(Arc<ArcSwap<Runtime>>),
     Jwks(Arc<ArcSwap<Runtime>>, Clock),
     Reload(Reloader),
@@ -237,10 +243,9 @@ impl BackgroundService for Task {
     async fn start(&self, shutdown: ShutdownWatch) {
         match self {
             Task::LogWriter => crate::logs::start_queue(),
-            Task::Drain {
-                in_flight,
-                on_drained,
-            } => drain(in_flight, on_drained.as_deref(), shutdown).await,
+            Task::Drain(in_flight, on_drained) => {
+                drain(in_flight, on_drained.as_deref(), shutdown).await
+            }
             Task::Health(rt) => runtime::tasks::health_checks(rt.clone(), shutdown).await,
             Task::Jwks(rt, clock) => runtime::jwks::run(rt.clone(), clock.clone(), shutdown).await,
             Task::Reload(reloader) => reloader.run(shutdown).await,

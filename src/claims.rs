@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 /// Walks a dotted claim path through nested objects.
-pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+pub(crate) fn claim_at<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
     let (first, rest) = path.split_first()?;
     let mut cur = claims.get(first)?;
     for key in rest {
@@ -14,7 +14,7 @@ pub fn claim_at<'a>(claims: &'a Map<String, Value>, path: &[String]) -> Option<&
 }
 
 /// A claim as a header value: strings as they are, arrays comma-joined, objects as compact JSON.
-pub fn claim_header_value(v: &Value) -> Option<String> {
+pub(crate) fn claim_header_value(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
@@ -33,7 +33,7 @@ pub fn claim_header_value(v: &Value) -> Option<String> {
 }
 
 /// A claim compared with a path segment (ownership): strings and numbers only.
-pub fn claim_as_segment(v: &Value) -> Option<String> {
+pub(crate) fn claim_as_segment(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

@@ -8,23 +8,23 @@ use http::HeaderMap;
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
 
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The same names as written on the wire. Pingora turns a `HeaderName` into a new title-cased
 /// copy on every insert; a `&'static str` name is used as it is (one allocation less a header).
-pub mod wire {
-    pub const X_REQUEST_ID: &str = "X-Request-Id";
-    pub const X_FORWARDED_FOR: &str = "X-Forwarded-For";
-    pub const X_FORWARDED_PROTO: &str = "X-Forwarded-Proto";
-    pub const X_FORWARDED_HOST: &str = "X-Forwarded-Host";
+pub(crate) mod wire {
+    pub(crate) const X_REQUEST_ID: &str = "X-Request-Id";
+    pub(crate) const X_FORWARDED_FOR: &str = "X-Forwarded-For";
+    pub(crate) const X_FORWARDED_PROTO: &str = "X-Forwarded-Proto";
+    pub(crate) const X_FORWARDED_HOST: &str = "X-Forwarded-Host";
 }
 
 /// Keeps a client's request id when it is 1..=128 visible ASCII characters, else makes one.
-pub fn request_id(incoming: Option<&[u8]>) -> String {
+pub(crate) fn request_id(incoming: Option<&[u8]>) -> String {
     match incoming {
         Some(v)
             if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| (0x21..=0x7e).contains(b)) =>
@@ -37,16 +37,16 @@ pub fn request_id(incoming: Option<&[u8]>) -> String {
 
 /// `trusted_proxies`, as a list of networks.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(pub Vec<IpNet>);
+pub(crate) struct TrustedProxies(pub Vec<IpNet>);
 
 impl TrustedProxies {
-    pub fn contains(&self, ip: &IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: &IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(ip))
     }
 
     /// SPEC step 2: the peer; when the peer is trusted, the right-most `X-Forwarded-For`
     /// address that is not itself trusted (or the left-most when all are).
-    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if !self.contains(&peer) {
             return peer;
         }
@@ -165,34 +165,16 @@ impl ClientHeaders {
 
 /// Removes every value of each named header, whatever its case. Goes through
 /// `RequestHeader::remove_header` so Pingora's header-case map stays in step.
-pub fn strip_all<'a>(req: &mut RequestHeader, names: impl IntoIterator<Item = &'a HeaderName>) {
+pub(crate) fn strip_all<'a>(
+    req: &mut RequestHeader,
+    names: impl IntoIterator<Item = &'a HeaderName>,
+) {
     for name in names {
         // A scan of the few headers a request has is cheaper than a removal's two hash
         // lookups, and the named headers are usually absent.
         if req.headers.keys().any(|k| k == name) {
             while req.remove_header(name).is_some() {}
         }
-    }
-}
-
-/// Wraps a header map for logging with credentials masked.
-pub struct Redacted<'a>(pub &'a HeaderMap);
-
-impl std::fmt::Debug for Redacted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut m = f.debug_map();
-        for (k, v) in self.0 {
-            let secret = k == http::header::AUTHORIZATION
-                || k == http::header::COOKIE
-                || k == X_API_KEY
-                || k == http::header::PROXY_AUTHORIZATION;
-            if secret {
-                m.entry(&k.as_str(), &"***");
-            } else {
-                m.entry(&k.as_str(), &String::from_utf8_lossy(v.as_bytes()));
-            }
-        }
-        m.finish()
     }
 }
 
@@ -241,14 +223,5 @@ mod tests {
             t.client_ip(peer, &xff("10.1.1.1")),
             "10.1.1.1".parse::<IpAddr>().unwrap()
         );
-    }
-
-    #[test]
-    fn redaction() {
-        let mut h = HeaderMap::new();
-        h.insert("authorization", "Bearer secret-token".parse().unwrap());
-        h.insert("x-other", "fine".parse().unwrap());
-        let s = format!("{:?}", Redacted(&h));
-        assert!(!s.contains("secret-token") && s.contains("fine"), "{s}");
     }
 }

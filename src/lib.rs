@@ -7,26 +7,29 @@
 //! (the state that lives with one config); `login`; what answers requests (`response`,
 //! `endpoints`, `proxy`, `admin`); and `app` and `reload`, which build and run the server.
 
+#![warn(unreachable_pub)]
+
 pub mod accounts;
-pub mod admin;
+mod admin;
 pub mod app;
 pub mod auth;
-pub mod claims;
+mod claims;
 pub mod cli;
 pub mod clock;
+pub mod commands;
 pub mod config;
-pub mod endpoints;
-pub mod error;
+mod endpoints;
+mod error;
 pub mod headers;
-pub mod login;
+mod login;
 pub mod logs;
-pub mod metrics;
+mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
-pub mod reload;
-pub mod response;
-pub mod runtime;
+mod reload;
+mod response;
+mod runtime;
 pub mod store;
 pub mod units;
 pub mod upstream;

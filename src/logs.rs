@@ -28,7 +28,7 @@ pub enum LogFormat {
 
 /// Lines held while stdout is slow, at most, unless `PORTCULLIS_LOG_QUEUE` says otherwise.
 const QUEUE_LINES: usize = 8192;
-pub const QUEUE_ENV: &str = "PORTCULLIS_LOG_QUEUE";
+pub(crate) const QUEUE_ENV: &str = "PORTCULLIS_LOG_QUEUE";
 /// How long lines may wait for the writer: they are written in batches.
 const BATCH_EVERY: Duration = Duration::from_millis(10);
 
@@ -149,7 +149,7 @@ pub fn init(format: LogFormat) {
 
 /// Starts the writer thread; from now on no log line is written on the caller's thread.
 /// Idempotent. Call it in the process that serves (after any fork).
-pub fn start_queue() {
+pub(crate) fn start_queue() {
     let max_lines = std::env::var(QUEUE_ENV)
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -190,7 +190,7 @@ extern "C" fn flush_at_exit() {
 }
 
 /// Lines dropped because the queue was full.
-pub fn dropped_lines() -> u64 {
+pub(crate) fn dropped_lines() -> u64 {
     QUEUE.get().map_or(0, |q| q.dropped.load(Ordering::Relaxed))
 }
 

@@ -2,8 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use portcullis::cli::{Cli, Command};
-use portcullis::config;
-use portcullis::units::parse_duration;
+use portcullis::commands;
 
 /// Every proxied request allocates and frees many small buffers on one thread after another;
 /// mimalloc's thread-local free lists keep that cheap (glibc's malloc showed as a sixth of
@@ -16,178 +15,20 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run(Default::default())) {
         Command::Run(run) => {
             portcullis::logs::init(cli.log_format);
-            let loaded = match config::load(&cli.config) {
-                Ok(l) => l,
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    eprintln!(
-                        "portcullis: refusing to start: {} error(s) in the config",
-                        errors.0.len()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            };
-            for w in &loaded.warnings {
-                tracing::warn!(warning = %w, "config warning");
-            }
-            serve(loaded.config, run)
+            commands::run(&cli.config, run, || std::process::exit(0))
         }
-        Command::Check => check(&cli.config),
-        Command::Token { sub, roles, ttl } => token(&cli.config, &sub, &roles, ttl.as_deref()),
+        Command::Check => commands::check(&cli.config),
+        Command::Token { sub, roles, ttl } => {
+            commands::token(&cli.config, &sub, &roles, ttl.as_deref())
+        }
         Command::NewApiKey { id, subject, roles } => {
-            new_api_key(&id, subject.as_deref(), &roles);
+            commands::new_api_key(&id, subject.as_deref(), &roles);
             ExitCode::SUCCESS
         }
-        Command::HashPassword => hash_password(),
+        Command::HashPassword => commands::hash_password(),
         Command::NewBackupCodes { count } => {
-            new_backup_codes(count);
+            commands::new_backup_codes(count);
             ExitCode::SUCCESS
-        }
-    }
-}
-
-/// Runs the gateway until it is told to stop; exits once a SIGTERM's drain is over.
-fn serve(config: portcullis::config::Config, run: portcullis::cli::RunArgs) -> ExitCode {
-    let options = portcullis::app::Options {
-        daemon: run.daemon,
-        upgrade: run.upgrade,
-        pid_file: run.pid_file,
-        upgrade_sock: run.upgrade_sock,
-        on_drained: Some(Box::new(|| std::process::exit(0))),
-        ..Default::default()
-    };
-    match portcullis::app::build(config, options) {
-        Ok(built) => {
-            built.run();
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("portcullis: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The key alone on the first line (shown once, never stored), then the config block.
-fn new_api_key(id: &str, subject: Option<&str>, roles: &[String]) {
-    use portcullis::auth::apikey;
-    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let key = apikey::generate();
-    println!("{key}\n");
-    println!("[[api_keys]]");
-    println!("id = {}", quote(id));
-    println!("key_sha256 = {}", quote(&apikey::sha256_hex(&key)));
-    if let Some(s) = subject {
-        println!("subject = {}", quote(s));
-    }
-    if !roles.is_empty() {
-        let list: Vec<String> = roles.iter().map(|r| quote(r)).collect();
-        println!("roles = [{}]", list.join(", "));
-    }
-}
-
-/// One line of stdin (one trailing newline dropped) -> an argon2id PHC string.
-fn hash_password() -> ExitCode {
-    use std::io::Read;
-    let mut input = Vec::new();
-    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
-        eprintln!("portcullis: cannot read the password from stdin: {e}");
-        return ExitCode::FAILURE;
-    }
-    if input.ends_with(b"\n") {
-        input.pop();
-        if input.ends_with(b"\r") {
-            input.pop();
-        }
-    }
-    if input.is_empty() {
-        eprintln!("portcullis: refusing to hash an empty password");
-        return ExitCode::FAILURE;
-    }
-    println!("{}", portcullis::accounts::password::hash(&input));
-    ExitCode::SUCCESS
-}
-
-/// The codes (shown once), a blank line, then the digests for users.toml.
-fn new_backup_codes(count: usize) {
-    use portcullis::accounts::mfa;
-    let codes = mfa::new_backup_codes(count.max(1));
-    for c in &codes {
-        println!("{c}");
-    }
-    let digests: Vec<String> = codes
-        .iter()
-        .map(|c| format!("\"{}\"", hex::encode(mfa::backup_code_digest(c))))
-        .collect();
-    println!("\nbackup_codes_sha256 = [{}]", digests.join(", "));
-}
-
-fn check(path: &std::path::Path) -> ExitCode {
-    match config::load(path) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprintln!("{w} (warning)");
-            }
-            let c = &loaded.config;
-            let users = c
-                .login
-                .as_ref()
-                .map(|l| format!(", {} user(s)", l.users.len()))
-                .unwrap_or_default();
-            println!(
-                "{}: ok: {} route(s), {} upstream(s), {} listener(s){users}",
-                path.display(),
-                c.routes.len(),
-                c.upstreams.len(),
-                c.server.listen.len()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            eprintln!("{errors}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn token(path: &std::path::Path, sub: &str, roles: &[String], ttl: Option<&str>) -> ExitCode {
-    let loaded = match config::load(path) {
-        Ok(l) => l,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(signer) = &loaded.config.signer else {
-        eprintln!("portcullis: no [tokens] section: nothing to sign with");
-        return ExitCode::FAILURE;
-    };
-    let ttl = match ttl.map(parse_duration) {
-        None => signer.access_ttl,
-        Some(Ok(d)) => d.as_secs(),
-        Some(Err(e)) => {
-            eprintln!("portcullis: --ttl: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let max_ttl = loaded.config.lifetimes.max_ttl;
-    if ttl > max_ttl {
-        eprintln!(
-            "portcullis: --ttl: {ttl}s is longer than [tokens] max_ttl ({max_ttl}s): the gateway would refuse the token"
-        );
-        return ExitCode::FAILURE;
-    }
-    let grants = loaded.config.roles.grants(roles, &[]);
-    let permissions: Vec<String> = grants.permissions.into_iter().collect();
-    let now = portcullis::clock::Clock::System.now();
-    match signer.access_token(sub, roles, &permissions, ttl, now, None) {
-        Ok(t) => {
-            println!("{t}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("portcullis: cannot sign: {e}");
-            ExitCode::FAILURE
         }
     }
 }

@@ -8,7 +8,7 @@ use pingora_prometheus::prometheus::{
 };
 
 /// The families of SPEC section 5, recorded in the logging phase.
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub requests: IntCounterVec,
     pub auth_failures: IntCounterVec,
     pub rate_limited: IntCounterVec,
@@ -35,7 +35,7 @@ const BUCKETS: &[f64] = &[
 impl Metrics {
     /// Every family, registered in a registry of its own (one per gateway: two gateways in a
     /// process, as in the tests, count apart).
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("a valid family");
@@ -111,7 +111,7 @@ impl Metrics {
     }
 
     /// The whole registry in the Prometheus text format.
-    pub fn render(&self) -> Vec<u8> {
+    pub(crate) fn render(&self) -> Vec<u8> {
         // The log writer counts its own drops; the counter follows it.
         let dropped = crate::logs::dropped_lines();
         self.log_lines_dropped
@@ -131,7 +131,7 @@ impl Default for Metrics {
 }
 
 /// A status code as a label value without allocating for the common ones.
-pub fn status_label(status: u16) -> &'static str {
+pub(crate) fn status_label(status: u16) -> &'static str {
     match status {
         200 => "200",
         201 => "201",

@@ -18,7 +18,7 @@ use crate::store::Store;
 /// How often the files are looked at.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
-pub struct Reloader {
+pub(crate) struct Reloader {
     pub path: PathBuf,
     pub runtime: Arc<ArcSwap<Runtime>>,
     pub store: Arc<dyn Store>,
@@ -52,7 +52,7 @@ impl Reloader {
     }
 
     /// Loads the files again; swaps in only a config that is valid in full.
-    pub fn reload(&self, why: &str) {
+    pub(crate) fn reload(&self, why: &str) {
         let running = self.runtime.load_full();
         match config::load(&self.path) {
             Err(errors) => {
@@ -84,7 +84,7 @@ impl Reloader {
     }
 
     /// Watches the files (and SIGHUP) until `shutdown` changes.
-    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let mut hangups = if self.on_sighup {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 Ok(s) => Some(s),

@@ -12,14 +12,14 @@ use crate::headers::X_REQUEST_ID;
 
 /// A complete response the gateway answers itself.
 #[derive(Debug, Clone)]
-pub struct LocalResponse {
+pub(crate) struct LocalResponse {
     pub status: StatusCode,
     pub headers: Vec<(HeaderName, String)>,
     pub body: Bytes,
 }
 
 impl LocalResponse {
-    pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
+    pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
         LocalResponse {
             status,
             headers: vec![(CONTENT_TYPE, "application/json".into())],
@@ -28,7 +28,7 @@ impl LocalResponse {
     }
 
     /// A response without a body (204).
-    pub fn empty(status: StatusCode) -> Self {
+    pub(crate) fn empty(status: StatusCode) -> Self {
         LocalResponse {
             status,
             headers: Vec::new(),
@@ -37,21 +37,21 @@ impl LocalResponse {
     }
 
     /// The SPEC section 3 refusal: JSON body, RFC 6750 challenge where one applies.
-    pub fn refusal(err: &GatewayError, request_id: &str) -> Self {
+    pub(crate) fn refusal(err: &GatewayError, request_id: &str) -> Self {
         Refusal::new(*err).render(request_id)
     }
 
-    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
+    pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
 
-    pub fn has_header(&self, name: &HeaderName) -> bool {
+    pub(crate) fn has_header(&self, name: &HeaderName) -> bool {
         self.headers.iter().any(|(k, _)| k == name)
     }
 
     /// As an `http` response, with `Content-Length` (none on a 204) and the request id.
-    pub fn into_http(self, request_id: &str) -> http::Response<Vec<u8>> {
+    pub(crate) fn into_http(self, request_id: &str) -> http::Response<Vec<u8>> {
         let mut b = http::Response::builder().status(self.status);
         for (name, value) in &self.headers {
             b = b.header(name, value);
@@ -69,7 +69,7 @@ impl LocalResponse {
 
 /// A refusal with what some endpoints add to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub error: GatewayError,
     /// `mfa_required`: the token for `POST /auth/mfa`.
     pub mfa_token: Option<String>,
@@ -80,7 +80,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub fn new(error: GatewayError) -> Self {
+    pub(crate) fn new(error: GatewayError) -> Self {
         Refusal {
             error,
             mfa_token: None,
@@ -91,7 +91,7 @@ impl Refusal {
 
     /// The error as logged and counted: on the token endpoint a wrong password is
     /// `invalid_grant` (RFC 6749 section 5.2).
-    pub fn logged_error(&self) -> GatewayError {
+    pub(crate) fn logged_error(&self) -> GatewayError {
         match self.error {
             GatewayError::InvalidCredentials if self.oauth => {
                 GatewayError::InvalidGrant("invalid username or password")
@@ -100,7 +100,7 @@ impl Refusal {
         }
     }
 
-    pub fn render(&self, request_id: &str) -> LocalResponse {
+    pub(crate) fn render(&self, request_id: &str) -> LocalResponse {
         let err = self.logged_error();
         let status = match err.status().as_u16() {
             405 | 413 | 429 | 503 => err.status(),

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::password::{default_dummy, PasswordHash};
 
 #[derive(Debug, Default)]
-pub struct Decoys {
+pub(crate) struct Decoys {
     key: [u8; 32],
     /// (users with this cost and every class before it, a decoy of this cost)
     classes: Vec<(u64, PasswordHash)>,
@@ -20,7 +20,7 @@ pub struct Decoys {
 
 impl Decoys {
     /// From the users' hashes, in file order.
-    pub fn new<'a>(hashes: impl IntoIterator<Item = &'a PasswordHash>) -> Self {
+    pub(crate) fn new<'a>(hashes: impl IntoIterator<Item = &'a PasswordHash>) -> Self {
         let mut key = Sha256::new();
         // class -> (users, a hash of that class), in order of first appearance
         let mut counts: Vec<(String, u64, &PasswordHash)> = Vec::new();
@@ -47,7 +47,7 @@ impl Decoys {
     }
 
     /// The decoy for `username`: always the same one for the same name.
-    pub fn for_username(&self, username: &str) -> &PasswordHash {
+    pub(crate) fn for_username(&self, username: &str) -> &PasswordHash {
         let Some(&(total, _)) = self.classes.last() else {
             return default_dummy();
         };

@@ -5,12 +5,12 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, Secret, TOTP};
 
-pub const STEP: u64 = 30;
+pub(crate) const STEP: u64 = 30;
 const DIGITS: usize = 6;
 
 /// A user's TOTP generator.
 #[derive(Clone)]
-pub struct Totp(TOTP);
+pub(crate) struct Totp(TOTP);
 
 impl std::fmt::Debug for Totp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -20,7 +20,7 @@ impl std::fmt::Debug for Totp {
 
 impl Totp {
     /// From the base32 secret an authenticator app was given (padding and case optional).
-    pub fn from_base32(secret: &str) -> Result<Self, String> {
+    pub(crate) fn from_base32(secret: &str) -> Result<Self, String> {
         let cleaned: String = secret
             .chars()
             .filter(|c| !c.is_whitespace() && *c != '=')
@@ -43,7 +43,7 @@ impl Totp {
 
     /// The time step whose code `code` is, among the steps of `now` ± 1; compared in
     /// constant time. The caller marks the step spent so the code cannot be replayed.
-    pub fn matching_step(&self, code: &str, now: u64) -> Option<u64> {
+    pub(crate) fn matching_step(&self, code: &str, now: u64) -> Option<u64> {
         if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -58,14 +58,15 @@ impl Totp {
         found
     }
 
-    /// The code at `time` (tests and tools).
-    pub fn code_at(&self, time: u64) -> String {
+    /// The code at `time`.
+    #[cfg(test)]
+    pub(crate) fn code_at(&self, time: u64) -> String {
         self.0.generate(time)
     }
 }
 
 /// A backup code as stored: SHA-256 of the code lower-cased, spaces and dashes removed.
-pub fn backup_code_digest(code: &str) -> [u8; 32] {
+pub(crate) fn backup_code_digest(code: &str) -> [u8; 32] {
     let normalised: String = code
         .chars()
         .filter(|c| *c != ' ' && *c != '-')
@@ -75,7 +76,7 @@ pub fn backup_code_digest(code: &str) -> [u8; 32] {
 }
 
 /// Whether `code` is one of `digests`, looked at in constant time (every digest compared).
-pub fn matching_backup_code(digests: &[[u8; 32]], code: &str) -> Option<[u8; 32]> {
+pub(crate) fn matching_backup_code(digests: &[[u8; 32]], code: &str) -> Option<[u8; 32]> {
     let digest = backup_code_digest(code);
     let mut hit = subtle::Choice::from(0);
     for d in digests {
@@ -88,7 +89,7 @@ pub fn matching_backup_code(digests: &[[u8; 32]], code: &str) -> Option<[u8; 32]
 const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
 /// `count` fresh backup codes, `xxxxx-xxxxx` (about 49 bits each), from the OS's randomness.
-pub fn new_backup_codes(count: usize) -> Vec<String> {
+pub(crate) fn new_backup_codes(count: usize) -> Vec<String> {
     (0..count)
         .map(|_| {
             let mut code = String::with_capacity(11);

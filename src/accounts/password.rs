@@ -14,7 +14,7 @@ use argon2::Argon2;
 
 /// A stored password hash, checked for shape at load.
 #[derive(Clone, PartialEq, Eq)]
-pub enum PasswordHash {
+pub(crate) enum PasswordHash {
     /// A PHC string: `$argon2id$v=19$m=...,t=...,p=...$salt$hash`.
     Argon2(String),
     /// `$2a$`, `$2b$` or `$2y$`.
@@ -32,7 +32,7 @@ impl std::fmt::Debug for PasswordHash {
 }
 
 impl PasswordHash {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
         if s.starts_with("$argon2") {
             let phc = argon2::PasswordHash::new(s)
                 .map_err(|e| format!("not a valid argon2 PHC string: {e}"))?;
@@ -56,7 +56,7 @@ impl PasswordHash {
     }
 
     /// Whether `password` matches. Slow on purpose: call it on the pool.
-    pub fn verify(&self, password: &[u8]) -> bool {
+    pub(crate) fn verify(&self, password: &[u8]) -> bool {
         match self {
             PasswordHash::Argon2(s) => argon2::PasswordHash::new(s)
                 .is_ok_and(|phc| Argon2::default().verify_password(password, &phc).is_ok()),
@@ -66,7 +66,7 @@ impl PasswordHash {
 
     /// A hash of a random password with this hash's algorithm and cost: what an unknown
     /// username is checked against, so that it takes as long as a wrong password.
-    pub fn decoy(&self) -> PasswordHash {
+    pub(crate) fn decoy(&self) -> PasswordHash {
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).expect("the OS random source is available");
         match self {
@@ -97,14 +97,14 @@ impl PasswordHash {
     }
 
     /// The PHC or bcrypt string.
-    pub fn phc_string(&self) -> &str {
+    pub(crate) fn phc_string(&self) -> &str {
         match self {
             PasswordHash::Argon2(s) | PasswordHash::Bcrypt(s) => s,
         }
     }
 
     /// The algorithm and cost, for grouping users by what a check of theirs costs.
-    pub fn cost_class(&self) -> String {
+    pub(crate) fn cost_class(&self) -> String {
         match self {
             PasswordHash::Argon2(s) => argon2::PasswordHash::new(s)
                 .map(|phc| format!("{}:{:?}:{}", phc.algorithm, phc.version, phc.params))
@@ -119,7 +119,7 @@ impl PasswordHash {
 
 /// An argon2id PHC string for `password` at the crate's default cost (OWASP's
 /// recommendation: m = 19 MiB, t = 2, p = 1). What `portcullis hash-password` prints.
-pub fn hash(password: &[u8]) -> String {
+pub(crate) fn hash(password: &[u8]) -> String {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password, &salt)
@@ -128,7 +128,7 @@ pub fn hash(password: &[u8]) -> String {
 }
 
 /// A hash of a random password at the default cost, for a gateway without users.
-pub fn default_dummy() -> &'static PasswordHash {
+pub(crate) fn default_dummy() -> &'static PasswordHash {
     static DUMMY: OnceLock<PasswordHash> = OnceLock::new();
     DUMMY.get_or_init(|| {
         let mut random = [0u8; 32];
@@ -139,7 +139,7 @@ pub fn default_dummy() -> &'static PasswordHash {
 
 /// The pool is full: the caller should come back later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+pub(crate) struct Busy;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -148,7 +148,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// The threads start with the first verification, not before: `run -d` forks after the
 /// gateway is built, and threads started before a fork do not exist in the child.
 #[derive(Debug, Clone)]
-pub struct PasswordPool {
+pub(crate) struct PasswordPool {
     threads: usize,
     queue: usize,
     jobs: Arc<OnceLock<SyncSender<Job>>>,
@@ -156,7 +156,7 @@ pub struct PasswordPool {
 
 impl PasswordPool {
     /// `threads` workers; at most `queue` verifications wait.
-    pub fn new(threads: usize, queue: usize) -> Self {
+    pub(crate) fn new(threads: usize, queue: usize) -> Self {
         PasswordPool {
             threads: threads.max(1),
             queue,
@@ -180,7 +180,7 @@ impl PasswordPool {
     }
 
     /// Whether `password` matches `hash`, checked on the pool.
-    pub async fn verify(&self, hash: PasswordHash, password: String) -> Result<bool, Busy> {
+    pub(crate) async fn verify(&self, hash: PasswordHash, password: String) -> Result<bool, Busy> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = done.send(hash.verify(password.as_bytes()));

@@ -10,7 +10,7 @@ use super::mfa::Totp;
 use super::password::PasswordHash;
 
 #[derive(Debug)]
-pub struct User {
+pub(crate) struct User {
     pub username: String,
     pub password: PasswordHash,
     pub subject: String,
@@ -24,14 +24,14 @@ pub struct User {
 }
 
 impl User {
-    pub fn has_mfa(&self) -> bool {
+    pub(crate) fn has_mfa(&self) -> bool {
         self.totp.is_some() || !self.backup_codes.is_empty()
     }
 }
 
 /// Every user by username (exact, case-sensitive) and by subject (both unique).
 #[derive(Debug, Default)]
-pub struct Users {
+pub(crate) struct Users {
     by_name: HashMap<String, Arc<User>>,
     by_subject: HashMap<String, Arc<User>>,
     /// What unknown usernames are checked against.
@@ -39,7 +39,7 @@ pub struct Users {
 }
 
 impl Users {
-    pub fn new(users: Vec<User>) -> Self {
+    pub(crate) fn new(users: Vec<User>) -> Self {
         let decoys = Decoys::new(users.iter().map(|u| &u.password));
         let users: Vec<Arc<User>> = users.into_iter().map(Arc::new).collect();
         Users {
@@ -54,24 +54,20 @@ impl Users {
 
     /// The hash an unknown username's password is checked against, so that refusing it takes
     /// as long as refusing a user's wrong password.
-    pub fn dummy_hash(&self, username: &str) -> &PasswordHash {
+    pub(crate) fn dummy_hash(&self, username: &str) -> &PasswordHash {
         self.decoys.for_username(username)
     }
 
-    pub fn get(&self, username: &str) -> Option<&Arc<User>> {
+    pub(crate) fn get(&self, username: &str) -> Option<&Arc<User>> {
         self.by_name.get(username)
     }
 
     /// The user whose tokens name `subject` (refresh and userinfo re-read the user).
-    pub fn by_subject(&self, subject: &str) -> Option<&Arc<User>> {
+    pub(crate) fn by_subject(&self, subject: &str) -> Option<&Arc<User>> {
         self.by_subject.get(subject)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.by_name.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
     }
 }

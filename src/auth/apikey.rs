@@ -17,7 +17,7 @@ use crate::policy::roles::Grants;
 use crate::ratelimit::PolicyId;
 
 /// The recognisable prefix of keys made by `portcullis new-api-key`.
-pub const KEY_PREFIX: &str = "pcs_";
+pub(crate) const KEY_PREFIX: &str = "pcs_";
 
 /// One `[[api_keys]]` entry, compiled.
 #[derive(Debug, Clone)]
@@ -41,7 +41,7 @@ pub struct ApiKey {
 }
 
 /// The claims an API key presents: its subject as `sub`.
-pub fn subject_claims(subject: &str) -> Arc<Map<String, Value>> {
+pub(crate) fn subject_claims(subject: &str) -> Arc<Map<String, Value>> {
     let mut claims = Map::new();
     claims.insert("sub".into(), subject.into());
     Arc::new(claims)
@@ -105,7 +105,7 @@ pub fn sha256_hex(key: &str) -> String {
 }
 
 /// RFC 3339 (`2027-01-01T00:00:00Z`, with an offset) -> Unix seconds.
-pub fn parse_rfc3339(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_rfc3339(s: &str) -> Result<u64, String> {
     let bad =
         || format!("`{s}` is not an RFC 3339 date-time with an offset (e.g. 2027-01-01T00:00:00Z)");
     let dt: toml::value::Datetime = s.parse().map_err(|_| bad())?;

@@ -9,14 +9,14 @@ use crate::policy::CredentialKind;
 
 /// A credential as presented: the raw secret, not yet verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credential<'a> {
+pub(crate) enum Credential<'a> {
     Bearer(&'a str),
     ApiKey(&'a str),
     Cookie(&'a str),
 }
 
 impl Credential<'_> {
-    pub fn kind(&self) -> CredentialKind {
+    pub(crate) fn kind(&self) -> CredentialKind {
         match self {
             Credential::Bearer(_) => CredentialKind::Jwt,
             Credential::ApiKey(_) => CredentialKind::ApiKey,
@@ -27,7 +27,7 @@ impl Credential<'_> {
 
 /// The scheme and token of an `Authorization` value, if the scheme is one of ours.
 /// Schemes match case-insensitively; anything else (Basic, Digest...) is not ours.
-pub fn parse_authorization(value: &str) -> Option<Credential<'_>> {
+pub(crate) fn parse_authorization(value: &str) -> Option<Credential<'_>> {
     let (scheme, rest) = match value.split_once(' ') {
         Some((s, r)) => (s, r),
         None => (value, ""),
@@ -59,7 +59,7 @@ fn session_cookies<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<I
 ///
 /// A repeated `Authorization` header is refused whatever the route; two credentials left after
 /// filtering (even two copies of one) are refused. `Ok(None)`: no credential.
-pub fn find<'h>(
+pub(crate) fn find<'h>(
     headers: &'h HeaderMap,
     accepts: impl Fn(CredentialKind) -> bool,
     cookie_name: Option<&'h str>,

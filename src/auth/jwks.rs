@@ -13,7 +13,7 @@ use jsonwebtoken::Algorithm;
 use super::keys::{keys_from_jwks, VerifyKey};
 
 /// An unknown kid fetches again at most this often.
-pub const MIN_REFETCH: u64 = 10;
+pub(crate) const MIN_REFETCH: u64 = 10;
 /// A JWKS document larger than this is refused.
 const MAX_DOCUMENT: usize = 1024 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -182,7 +182,7 @@ impl RemoteJwks {
 
 /// The HTTP client for every JWKS fetch: rustls, the system's roots, no redirects to other
 /// schemes.
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::limited(3))
         .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))

@@ -19,7 +19,7 @@ use crate::claims::claim_at;
 use crate::error::TokenError;
 
 /// Tokens longer than this are refused before any decoding.
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Where the roles and permissions of an issuer's tokens live.
 #[derive(Debug, Clone)]
@@ -263,12 +263,12 @@ impl Verifier {
 
 /// Whether a subject can be sent as a header value as it is: no control character (CR, LF,
 /// NUL, tab, DEL...), which a header would drop or split.
-pub fn can_be_header_value(s: &str) -> bool {
+pub(crate) fn can_be_header_value(s: &str) -> bool {
     !s.bytes().any(|b| b < 0x20 || b == 0x7f)
 }
 
 /// A token id: a UUID v4.
-pub fn new_jti() -> String {
+pub(crate) fn new_jti() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 

@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
 /// The key families of JWS, each with the algorithms that may use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum Family {
     Hmac,
     Rsa,
     Ec256,
@@ -18,7 +18,7 @@ pub enum Family {
 }
 
 impl Family {
-    pub fn of(alg: Algorithm) -> Family {
+    pub(crate) fn of(alg: Algorithm) -> Family {
         match alg {
             Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Family::Hmac,
             Algorithm::RS256
@@ -34,7 +34,7 @@ impl Family {
         }
     }
 
-    pub fn algorithms(self) -> &'static [Algorithm] {
+    pub(crate) fn algorithms(self) -> &'static [Algorithm] {
         use Algorithm::*;
         match self {
             Family::Hmac => &[HS256, HS384, HS512],
@@ -59,7 +59,7 @@ impl Family {
 }
 
 /// Parses an algorithm name as gateway.toml writes it. `none` is never an algorithm.
-pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+pub(crate) fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     use Algorithm::*;
     Ok(match name {
         "HS256" => HS256,
@@ -101,7 +101,7 @@ impl std::fmt::Debug for VerifyKey {
 }
 
 /// A key read from a PEM file: public always, private when the file held one.
-pub struct PemKey {
+pub(crate) struct PemKey {
     pub decoding: DecodingKey,
     pub encoding: Option<EncodingKey>,
     /// The public key as a JWK (no kid yet): for the JWKS and the RFC 7638 thumbprint.
@@ -109,7 +109,7 @@ pub struct PemKey {
 }
 
 /// Reads a public or private PEM key for `alg`; a key of another family is an error.
-pub fn load_pem(pem: &[u8], alg: Algorithm) -> Result<PemKey, String> {
+pub(crate) fn load_pem(pem: &[u8], alg: Algorithm) -> Result<PemKey, String> {
     let family = Family::of(alg);
     let wrong = || {
         format!(
@@ -195,7 +195,7 @@ fn rsa_public_jwk(pem: &[u8], alg: Algorithm) -> Option<Jwk> {
 }
 
 /// The family a JWK's parameters belong to (`None` for curves we do not verify).
-pub fn jwk_family(jwk: &Jwk) -> Option<Family> {
+pub(crate) fn jwk_family(jwk: &Jwk) -> Option<Family> {
     match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Some(Family::Rsa),
         AlgorithmParameters::EllipticCurve(p) => match p.curve {
@@ -212,7 +212,7 @@ pub fn jwk_family(jwk: &Jwk) -> Option<Family> {
 }
 
 /// The RFC 7638 SHA-256 thumbprint: the default kid of an asymmetric key.
-pub fn thumbprint(jwk: &Jwk) -> String {
+pub(crate) fn thumbprint(jwk: &Jwk) -> String {
     jwk.thumbprint(ThumbprintHash::SHA256)
         .expect("thumbprint of a key we parsed")
 }
@@ -220,7 +220,7 @@ pub fn thumbprint(jwk: &Jwk) -> String {
 /// The keys of a JWKS document that can verify signatures, each pinned to its `alg` when the
 /// JWK names one, else to `allowed` within its family.
 #[derive(Debug)]
-pub struct JwksKeys {
+pub(crate) struct JwksKeys {
     pub keys: Vec<VerifyKey>,
     /// Keys left out, each with why (for a warning): identity providers publish encryption
     /// keys beside their signing keys (Keycloak's RSA-OAEP key).
@@ -230,7 +230,10 @@ pub struct JwksKeys {
 /// Reads a JWKS document. A key that cannot verify a signature here (`use` other than `sig`,
 /// `key_ops` without `verify`, an encryption or unknown `alg`, an unknown `kty` or curve, a
 /// symmetric key) is skipped, never an error; a document with no usable key is one.
-pub fn keys_from_jwks(json: &[u8], allowed: Option<&[Algorithm]>) -> Result<JwksKeys, String> {
+pub(crate) fn keys_from_jwks(
+    json: &[u8],
+    allowed: Option<&[Algorithm]>,
+) -> Result<JwksKeys, String> {
     #[derive(serde::Deserialize)]
     struct Document {
         keys: Vec<serde_json::Value>,

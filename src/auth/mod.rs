@@ -1,11 +1,11 @@
 //! Who the caller is: where a credential is found, how it is verified, what identity it yields.
 
 pub mod apikey;
-pub mod cache;
-pub mod credentials;
-pub mod identity;
-pub mod internal;
-pub mod jwks;
+pub(crate) mod cache;
+pub(crate) mod credentials;
+pub(crate) mod identity;
+pub(crate) mod internal;
+pub(crate) mod jwks;
 pub mod jwt;
 pub mod keys;
 

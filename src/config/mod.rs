@@ -2,10 +2,10 @@
 //! reports every error with `file:line:col` and its key path. A `Config` is plain data: what
 //! lives with it (buckets, fetched keys, upstream health, caches) is the runtime's.
 
-pub mod raw;
+pub(crate) mod raw;
 mod settings;
-pub mod source;
-pub mod validate;
+pub(crate) mod source;
+pub(crate) mod validate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,41 +19,42 @@ use crate::policy::{RoleGraph, Route};
 use crate::ratelimit::PolicySpec;
 use crate::upstream::UpstreamSettings;
 
-pub use settings::{
-    Backend, CookieSettings, IdentitySettings, LoginSettings, OnFailure, SameSite, Secret,
-    ServerSettings, StoreSettings, TlsFiles,
+pub use settings::IdentitySettings;
+pub(crate) use settings::{
+    Backend, CookieSettings, LoginSettings, OnFailure, SameSite, Secret, ServerSettings,
+    StoreSettings, TlsFiles,
 };
-pub use source::{ConfigError, ConfigErrors};
+pub use source::ConfigErrors;
 pub use validate::{load, Loaded};
 
 /// A validated configuration: everything the request path needs, compiled.
 #[derive(Debug)]
 pub struct Config {
-    pub path: PathBuf,
-    pub server: ServerSettings,
-    pub trusted_proxies: TrustedProxies,
+    pub(crate) path: PathBuf,
+    pub(crate) server: ServerSettings,
+    pub(crate) trusted_proxies: TrustedProxies,
     /// Every issuer whose tokens are accepted, Portcullis's own first.
-    pub issuers: Vec<Arc<Issuer>>,
-    pub lifetimes: Lifetimes,
-    pub api_keys: ApiKeys,
+    pub(crate) issuers: Vec<Arc<Issuer>>,
+    pub(crate) lifetimes: Lifetimes,
+    pub(crate) api_keys: ApiKeys,
     /// Signs Portcullis's own tokens; `None` without `[tokens]`.
-    pub signer: Option<Signer>,
+    pub(crate) signer: Option<Signer>,
     /// `/.well-known/jwks.json`, rendered once.
-    pub jwks: Bytes,
-    pub roles: RoleGraph,
-    pub identity: IdentitySettings,
+    pub(crate) jwks: Bytes,
+    pub(crate) roles: RoleGraph,
+    pub(crate) identity: IdentitySettings,
     /// By [`crate::upstream::UpstreamId`].
-    pub upstreams: Vec<UpstreamSettings>,
-    pub routes: Vec<Arc<Route>>,
+    pub(crate) upstreams: Vec<UpstreamSettings>,
+    pub(crate) routes: Vec<Arc<Route>>,
     /// Every rate-limit policy, API keys' and login's own included, by
     /// [`crate::ratelimit::PolicyId`].
-    pub rate_limits: Vec<PolicySpec>,
+    pub(crate) rate_limits: Vec<PolicySpec>,
     /// `[login]`: the built-in endpoints, when enabled.
-    pub login: Option<LoginSettings>,
+    pub(crate) login: Option<LoginSettings>,
     /// `[store]`.
-    pub store: StoreSettings,
+    pub(crate) store: StoreSettings,
     /// `[admin] token`: without it the admin API is off.
-    pub admin_token: Option<Secret>,
+    pub(crate) admin_token: Option<Secret>,
 }
 
 impl Config {

@@ -14,13 +14,13 @@ use crate::policy::{AuthMode, CredentialKind};
 /// The validator reports the latter at its key, so that the section's other keys are still
 /// checked (a failed serde enum would end the whole section).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Choice<T> {
+pub(crate) enum Choice<T> {
     Is(T),
     Not(String),
 }
 
 /// A type read from a closed set of strings.
-pub trait Choose: Sized {
+pub(crate) trait Choose: Sized {
     fn choose(s: &str) -> Result<Self, String>;
 }
 
@@ -71,7 +71,7 @@ impl Choose for Algorithm {
 
 /// `[store] backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendKind {
+pub(crate) enum BackendKind {
     #[default]
     Memory,
     Redis,
@@ -79,7 +79,7 @@ pub enum BackendKind {
 
 /// A rate-limit policy's `scope`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Scope {
+pub(crate) enum Scope {
     #[default]
     Local,
     Global,
@@ -87,7 +87,7 @@ pub enum Scope {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(crate) struct RawServer {
     pub listen: Vec<String>,
     pub admin_listen: Option<String>,
     #[serde(default)]
@@ -101,14 +101,14 @@ pub struct RawServer {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTlsFiles {
+pub(crate) struct RawTlsFiles {
     pub cert_file: String,
     pub key_file: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawStore {
+pub(crate) struct RawStore {
     #[serde(default)]
     pub backend: Choice<BackendKind>,
     /// One URL, or a list: the seed nodes of a Redis Cluster.
@@ -124,7 +124,7 @@ pub struct RawStore {
 /// `[tokens]` without its `trusted_issuers`, which are read one by one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTokens {
+pub(crate) struct RawTokens {
     pub issuer: String,
     pub audience: Option<String>,
     #[serde(default = "default_algorithm")]
@@ -148,7 +148,7 @@ fn default_algorithm() -> Choice<Algorithm> {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPreviousKey {
+pub(crate) struct RawPreviousKey {
     pub file: String,
     pub key_id: Option<String>,
     pub algorithm: Option<Choice<Algorithm>>,
@@ -156,7 +156,7 @@ pub struct RawPreviousKey {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTrustedIssuer {
+pub(crate) struct RawTrustedIssuer {
     pub issuer: String,
     pub audience: Option<String>,
     pub jwks_url: Option<String>,
@@ -171,7 +171,7 @@ pub struct RawTrustedIssuer {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLogin {
+pub(crate) struct RawLogin {
     pub enabled: Option<bool>,
     pub base_path: Option<String>,
     pub users_file: Option<String>,
@@ -183,7 +183,7 @@ pub struct RawLogin {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCookie {
+pub(crate) struct RawCookie {
     pub name: Option<String>,
     pub path: Option<String>,
     pub secure: Option<bool>,
@@ -193,7 +193,7 @@ pub struct RawCookie {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawRole {
+pub(crate) struct RawRole {
     #[serde(default)]
     pub inherits: Vec<String>,
     #[serde(default)]
@@ -202,7 +202,7 @@ pub struct RawRole {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawApiKey {
+pub(crate) struct RawApiKey {
     pub id: String,
     pub key_sha256: String,
     pub subject: Option<String>,
@@ -218,7 +218,7 @@ pub struct RawApiKey {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawIdentity {
+pub(crate) struct RawIdentity {
     pub subject_header: Option<String>,
     pub roles_header: Option<String>,
     pub permissions_header: Option<String>,
@@ -232,14 +232,14 @@ pub struct RawIdentity {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawInternalToken {
+pub(crate) struct RawInternalToken {
     pub header: Option<String>,
     pub ttl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRateLimit {
+pub(crate) struct RawRateLimit {
     pub rate: String,
     pub burst: Option<u64>,
     pub key: OneOrMany,
@@ -249,14 +249,14 @@ pub struct RawRateLimit {
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum OneOrMany {
+pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawUpstream {
+pub(crate) struct RawUpstream {
     pub name: String,
     pub targets: Vec<String>,
     #[serde(default)]
@@ -270,14 +270,14 @@ pub struct RawUpstream {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHealthCheck {
+pub(crate) struct RawHealthCheck {
     pub path: Option<String>,
     pub interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoute {
+pub(crate) struct RawRoute {
     pub name: Option<String>,
     pub path: String,
     pub methods: Option<Vec<String>>,
@@ -297,7 +297,7 @@ pub struct RawRoute {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawOwner {
+pub(crate) struct RawOwner {
     pub param: String,
     pub claim: Option<String>,
     #[serde(default)]
@@ -306,6 +306,6 @@ pub struct RawOwner {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAdmin {
+pub(crate) struct RawAdmin {
     pub token: Option<String>,
 }

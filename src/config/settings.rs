@@ -13,14 +13,14 @@ use crate::store::RedisSettings;
 
 /// A secret from the config: its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    pub fn new(s: String) -> Self {
+    pub(crate) fn new(s: String) -> Self {
         Secret(s)
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
 }
@@ -33,7 +33,7 @@ impl std::fmt::Debug for Secret {
 
 /// `[store]`, validated.
 #[derive(Debug, Clone)]
-pub struct StoreSettings {
+pub(crate) struct StoreSettings {
     pub backend: Backend,
     pub on_failure: OnFailure,
     /// Seconds the revocation state may go unconfirmed before `on_failure` applies.
@@ -51,14 +51,14 @@ impl Default for StoreSettings {
 }
 
 #[derive(Debug, Clone)]
-pub enum Backend {
+pub(crate) enum Backend {
     Memory,
     Redis(RedisSettings),
 }
 
 /// What a request that needs revocation state gets when that state is stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnFailure {
+pub(crate) enum OnFailure {
     /// 503 `unavailable`.
     #[default]
     Closed,
@@ -67,7 +67,7 @@ pub enum OnFailure {
 }
 
 #[derive(Debug, Clone)]
-pub struct ServerSettings {
+pub(crate) struct ServerSettings {
     pub listen: Vec<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     pub tls: Option<TlsFiles>,
@@ -81,7 +81,7 @@ pub struct ServerSettings {
 impl ServerSettings {
     /// The address an `ip` rate-limit key counts a client under: IPv4 as it is, IPv6 by its
     /// `ipv6_prefix` network (an IPv4-mapped address as the IPv4 one).
-    pub fn limit_ip(&self, ip: IpAddr) -> IpAddr {
+    pub(crate) fn limit_ip(&self, ip: IpAddr) -> IpAddr {
         match ip {
             IpAddr::V4(_) => ip,
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -95,7 +95,7 @@ impl ServerSettings {
 }
 
 #[derive(Debug, Clone)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
 }
@@ -121,7 +121,7 @@ pub struct IdentitySettings {
 
 /// `[login]`, compiled.
 #[derive(Debug)]
-pub struct LoginSettings {
+pub(crate) struct LoginSettings {
     pub base_path: String,
     pub users_file: PathBuf,
     pub users: Users,
@@ -134,7 +134,7 @@ pub struct LoginSettings {
 }
 
 #[derive(Debug, Clone)]
-pub struct CookieSettings {
+pub(crate) struct CookieSettings {
     pub name: String,
     pub path: String,
     pub secure: bool,
@@ -143,7 +143,7 @@ pub struct CookieSettings {
 
 /// The login cookie's `SameSite` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SameSite {
+pub(crate) enum SameSite {
     Strict,
     #[default]
     Lax,
@@ -152,7 +152,7 @@ pub enum SameSite {
 
 impl CookieSettings {
     /// `Set-Cookie` carrying `token` for `max_age` seconds; an empty token clears it.
-    pub fn set_cookie(&self, token: &str, max_age: u64) -> String {
+    pub(crate) fn set_cookie(&self, token: &str, max_age: u64) -> String {
         let same_site = match self.same_site {
             SameSite::Strict => "Strict",
             SameSite::Lax => "Lax",

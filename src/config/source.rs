@@ -107,7 +107,7 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// A parsed config file. Errors are collected here while the file is read and validated.
-pub struct SourceFile {
+pub(crate) struct SourceFile {
     pub path: PathBuf,
     text: String,
     line_starts: Vec<usize>,
@@ -118,7 +118,7 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
-    pub fn read(path: &Path) -> Result<Self, ConfigErrors> {
+    pub(crate) fn read(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
@@ -131,7 +131,7 @@ impl SourceFile {
         Ok(Self::from_text(path, text))
     }
 
-    pub fn from_text(path: &Path, text: String) -> Self {
+    pub(crate) fn from_text(path: &Path, text: String) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         SourceFile {
@@ -145,7 +145,7 @@ impl SourceFile {
     }
 
     /// The folder relative paths inside this file resolve against.
-    pub fn base_dir(&self) -> PathBuf {
+    pub(crate) fn base_dir(&self) -> PathBuf {
         self.path
             .parent()
             .map(Path::to_path_buf)
@@ -153,7 +153,7 @@ impl SourceFile {
     }
 
     /// Parses the text into a spanned tree (syntax errors recorded) and interpolates `${ENV}`.
-    pub fn parse(&self) -> Option<DeTable<'_>> {
+    pub(crate) fn parse(&self) -> Option<DeTable<'_>> {
         let (table, errors) = DeTable::parse_recoverable(&self.text);
         for e in errors {
             self.error_at(e.span(), None, e.message().to_string());
@@ -182,7 +182,7 @@ impl SourceFile {
         (line + 1, col + 1)
     }
 
-    pub fn error_at(&self, span: Option<Range<usize>>, path: Option<KeyPath>, msg: String) {
+    pub(crate) fn error_at(&self, span: Option<Range<usize>>, path: Option<KeyPath>, msg: String) {
         if span
             .as_ref()
             .is_some_and(|s| self.unexpanded.borrow().contains(s))
@@ -193,21 +193,21 @@ impl SourceFile {
         self.errors.borrow_mut().push(e);
     }
 
-    pub fn warn_at(&self, span: Option<Range<usize>>, path: Option<KeyPath>, msg: String) {
+    pub(crate) fn warn_at(&self, span: Option<Range<usize>>, path: Option<KeyPath>, msg: String) {
         let e = self.make(span, path, msg);
         self.warnings.borrow_mut().push(e);
     }
 
     /// Adds the errors of another file read on this one's behalf (users.toml).
-    pub fn absorb(&self, errors: ConfigErrors) {
+    pub(crate) fn absorb(&self, errors: ConfigErrors) {
         self.errors.borrow_mut().extend(errors.0);
     }
 
-    pub fn has_errors(&self) -> bool {
+    pub(crate) fn has_errors(&self) -> bool {
         !self.errors.borrow().is_empty()
     }
 
-    pub fn take_warnings(&self) -> Vec<ConfigError> {
+    pub(crate) fn take_warnings(&self) -> Vec<ConfigError> {
         std::mem::take(&mut self.warnings.borrow_mut())
     }
 
@@ -228,7 +228,7 @@ impl SourceFile {
     }
 
     /// The errors in file order.
-    pub fn take_errors(&self) -> ConfigErrors {
+    pub(crate) fn take_errors(&self) -> ConfigErrors {
         let mut errors = std::mem::take(&mut *self.errors.borrow_mut());
         // This file's errors first, then those of the files it names.
         errors.sort_by(|a, b| {
@@ -245,7 +245,7 @@ impl SourceFile {
 
 /// Deserialises one subtree into its raw type. A serde error (unknown key, wrong type, missing
 /// field) is recorded with its position and the deepest key path that contains it.
-pub fn deserialize<T: DeserializeOwned>(
+pub(crate) fn deserialize<T: DeserializeOwned>(
     src: &SourceFile,
     value: &Spanned<DeValue<'_>>,
     path: &KeyPath,
@@ -294,7 +294,7 @@ fn contains(outer: &Range<usize>, inner: &Range<usize>) -> bool {
 }
 
 /// The span of the value at `path` below `table`, for reporting validation errors.
-pub fn span_of(table: &DeTable<'_>, path: &KeyPath) -> Option<Range<usize>> {
+pub(crate) fn span_of(table: &DeTable<'_>, path: &KeyPath) -> Option<Range<usize>> {
     let mut segs = path.0.iter();
     let first = match segs.next()? {
         Seg::Key(k) => table.get(k.as_str())?,
@@ -341,7 +341,10 @@ fn interpolate_value(v: &mut Spanned<DeValue<'_>>, path: &KeyPath, errs: &mut Ve
 }
 
 /// Replaces every `${NAME}` with the variable's value; a missing variable is an error naming it.
-pub fn expand_env(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn expand_env(
+    s: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {

@@ -8,15 +8,15 @@ use http::header::CONTENT_TYPE;
 use crate::error::GatewayError;
 
 /// Bodies over this are refused with 413.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// The fields of a body, by name.
 #[derive(Debug, Default)]
-pub struct Fields(HashMap<String, String>);
+pub(crate) struct Fields(HashMap<String, String>);
 
 impl Fields {
     /// Parses `body` by its `Content-Type`. An empty body is no fields, whatever its type.
-    pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Fields, GatewayError> {
+    pub(crate) fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Fields, GatewayError> {
         if body.is_empty() {
             return Ok(Fields::default());
         }
@@ -65,7 +65,7 @@ impl Fields {
     }
 
     /// A field that is present and not empty.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .get(name)
             .map(String::as_str)
@@ -73,12 +73,12 @@ impl Fields {
     }
 
     /// A required field, or the 400 naming it.
-    pub fn required(&self, name: &'static str) -> Result<&str, GatewayError> {
+    pub(crate) fn required(&self, name: &'static str) -> Result<&str, GatewayError> {
         self.get(name)
             .ok_or(GatewayError::InvalidRequest(missing(name)))
     }
 
-    pub fn take(&mut self, name: &str) -> Option<String> {
+    pub(crate) fn take(&mut self, name: &str) -> Option<String> {
         self.0.remove(name).filter(|v| !v.is_empty())
     }
 }
@@ -97,7 +97,7 @@ fn missing(name: &'static str) -> &'static str {
 }
 
 /// The request's `Content-Type`, if it is readable.
-pub fn content_type(headers: &http::HeaderMap) -> Option<&str> {
+pub(crate) fn content_type(headers: &http::HeaderMap) -> Option<&str> {
     headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
 }
 

@@ -2,7 +2,7 @@
 //! `login`. They take the request as a value and give back the response, the refusal to log
 //! and the rate-limit tally; the proxy reads the body and writes the answer.
 
-pub mod body;
+pub(crate) mod body;
 
 use std::net::IpAddr;
 
@@ -24,7 +24,7 @@ use crate::store::Store;
 use body::Fields;
 
 /// A request to a built-in endpoint, as the proxy read it.
-pub struct EndpointRequest<'a> {
+pub(crate) struct EndpointRequest<'a> {
     pub method: &'a Method,
     /// What follows the base path.
     pub sub_path: &'a str,
@@ -38,7 +38,7 @@ pub struct EndpointRequest<'a> {
 }
 
 /// What the endpoints need besides the request.
-pub struct Services<'a> {
+pub(crate) struct Services<'a> {
     pub runtime: &'a Runtime,
     pub store: &'a dyn Store,
     pub passwords: &'a PasswordPool,
@@ -46,7 +46,7 @@ pub struct Services<'a> {
 }
 
 /// An endpoint's answer, the refusal it logs (if it refused) and the login budget's tally.
-pub struct Served {
+pub(crate) struct Served {
     pub response: LocalResponse,
     pub refusal: Option<GatewayError>,
     pub limits: Tally,
@@ -89,7 +89,7 @@ impl Endpoint {
 }
 
 /// Serves one request under the base path.
-pub async fn serve(req: &EndpointRequest<'_>, services: &Services<'_>) -> Served {
+pub(crate) async fn serve(req: &EndpointRequest<'_>, services: &Services<'_>) -> Served {
     let endpoint = Endpoint::from_path(req.sub_path);
     let oauth = endpoint == Some(Endpoint::Token);
     let mut limits = Tally::default();

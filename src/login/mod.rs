@@ -13,16 +13,16 @@ use crate::runtime::Runtime;
 use crate::store::{Attempt, Presented, Revocation, Rotation, Store, StoreError};
 
 /// Longer usernames are refused before any work (SPEC section 4).
-pub const MAX_USERNAME_BYTES: usize = 256;
+pub(crate) const MAX_USERNAME_BYTES: usize = 256;
 /// How long an `mfa_token` lives, and how many wrong codes kill it.
-pub const MFA_TOKEN_TTL: u64 = 300;
-pub const MFA_MAX_WRONG_CODES: u32 = 5;
+pub(crate) const MFA_TOKEN_TTL: u64 = 300;
+pub(crate) const MFA_MAX_WRONG_CODES: u32 = 5;
 /// How long a used backup code is remembered: for good, in practice.
 const BACKUP_CODE_MEMORY: u64 = 10 * 365 * 86400;
 
 /// RFC 6749 section 5.1.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct TokenPair {
+pub(crate) struct TokenPair {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
@@ -31,7 +31,7 @@ pub struct TokenPair {
 
 /// Why a login step did not produce tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// A refusal with a fixed description.
     Error(GatewayError),
     /// The password was right; a second factor is needed, through this `mfa_token`.
@@ -61,7 +61,7 @@ impl From<password::Busy> for Refused {
 }
 
 /// What the login steps work with: one request's view.
-pub struct Login<'a> {
+pub(crate) struct Login<'a> {
     pub runtime: &'a Runtime,
     pub settings: &'a LoginSettings,
     pub signer: &'a Signer,
@@ -75,7 +75,7 @@ pub struct Login<'a> {
 impl Login<'_> {
     /// `POST /auth/login` (and the password grant): a token pair, or why not. `code` is the
     /// optional `totp` field (a TOTP code or a backup code).
-    pub async fn password(
+    pub(crate) async fn password(
         &self,
         username: &str,
         password: String,
@@ -127,7 +127,7 @@ impl Login<'_> {
     }
 
     /// `POST /auth/mfa`: the second step of a login that answered `mfa_required`.
-    pub async fn mfa(&self, mfa_token: &str, code: &str) -> Result<TokenPair, Refused> {
+    pub(crate) async fn mfa(&self, mfa_token: &str, code: &str) -> Result<TokenPair, Refused> {
         let id = mfa_token_id(mfa_token);
         let unknown = GatewayError::InvalidGrant("unknown, expired or used mfa_token");
         // Counted before the code is checked: at most MFA_MAX_WRONG_CODES are ever checked.
@@ -156,7 +156,7 @@ impl Login<'_> {
 
     /// `POST /auth/refresh` (and the refresh_token grant): rotates the refresh token. A spent
     /// one presented again revokes its whole session.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Refused> {
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Refused> {
         let token = self
             .runtime
             .verifier
@@ -205,7 +205,7 @@ impl Login<'_> {
     }
 
     /// `POST /auth/logout`: the caller's session (or, with `all`, every token of its subject).
-    pub async fn logout(&self, token: &VerifiedToken, all: bool) -> Result<(), Refused> {
+    pub(crate) async fn logout(&self, token: &VerifiedToken, all: bool) -> Result<(), Refused> {
         let facts = TokenFacts::of(token);
         let revocation = if all {
             Revocation::Subject {
@@ -380,7 +380,7 @@ fn mfa_token_id(token: &str) -> String {
 
 /// The claims revocation looks at.
 #[derive(Debug, Clone, Copy)]
-pub struct TokenFacts<'a> {
+pub(crate) struct TokenFacts<'a> {
     pub jti: Option<&'a str>,
     pub sid: Option<&'a str>,
     pub iat: Option<u64>,
@@ -388,7 +388,7 @@ pub struct TokenFacts<'a> {
 }
 
 impl<'a> TokenFacts<'a> {
-    pub fn of(token: &'a VerifiedToken) -> Self {
+    pub(crate) fn of(token: &'a VerifiedToken) -> Self {
         let str_claim = |k: &str| token.claims.get(k).and_then(|v| v.as_str());
         let secs = |k: &str| {
             token
@@ -405,7 +405,7 @@ impl<'a> TokenFacts<'a> {
         }
     }
 
-    pub fn presented(&self, subject: &'a str) -> Presented<'a> {
+    pub(crate) fn presented(&self, subject: &'a str) -> Presented<'a> {
         Presented {
             jti: self.jti,
             sid: self.sid,

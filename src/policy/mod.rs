@@ -2,8 +2,8 @@
 //! permissions, ownership rules.
 
 pub mod path;
-pub mod roles;
+pub(crate) mod roles;
 pub mod route;
 
 pub use roles::RoleGraph;
-pub use route::{AuthMode, CredentialKind, Owner, PathPattern, Route, RouteMatch};
+pub(crate) use route::{AuthMode, CredentialKind, Route};

@@ -14,10 +14,10 @@ use crate::ratelimit::Tally;
 use crate::runtime::Runtime;
 
 /// Counts a request in flight for as long as its context lives.
-pub struct InFlight(Arc<AtomicUsize>);
+pub(crate) struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
-    pub fn new(counter: &Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(counter: &Arc<AtomicUsize>) -> Self {
         counter.fetch_add(1, Ordering::AcqRel);
         InFlight(counter.clone())
     }
@@ -31,7 +31,7 @@ impl Drop for InFlight {
 
 /// What answered a request: the metrics' `route` label and the access log's.
 #[derive(Debug, Clone, Default)]
-pub enum Answered {
+pub(crate) enum Answered {
     /// No route matched (or the request was refused before routing).
     #[default]
     Unmatched,
@@ -42,7 +42,7 @@ pub enum Answered {
 
 impl Answered {
     /// The route's name, `builtin` or `unmatched` (metrics).
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         match self {
             Answered::Unmatched => "unmatched",
             Answered::Builtin => "builtin",
@@ -51,14 +51,14 @@ impl Answered {
     }
 
     /// The route's name, or nothing (the access log's `route` field).
-    pub fn route_name(&self) -> &str {
+    pub(crate) fn route_name(&self) -> &str {
         match self {
             Answered::Route(r) => &r.name,
             Answered::Unmatched | Answered::Builtin => "",
         }
     }
 
-    pub fn route(&self) -> Option<&Arc<Route>> {
+    pub(crate) fn route(&self) -> Option<&Arc<Route>> {
         match self {
             Answered::Route(r) => Some(r),
             Answered::Unmatched | Answered::Builtin => None,
@@ -66,7 +66,7 @@ impl Answered {
     }
 }
 
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     /// Loaded once: one request never sees two configs.
     pub runtime: Arc<Runtime>,
     pub start: Instant,
@@ -90,7 +90,7 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(runtime: Arc<Runtime>, in_flight: &Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(runtime: Arc<Runtime>, in_flight: &Arc<AtomicUsize>) -> Self {
         RequestCtx {
             runtime,
             start: Instant::now(),

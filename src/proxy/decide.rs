@@ -31,24 +31,8 @@ impl Gateway {
         let runtime = ctx.runtime.clone();
         let config = &runtime.config;
         let now = self.clock.now();
-        let req = session.req_header();
-        pipeline::check_header_size(&req.headers)?;
-
-        // 2. client IP
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        if let Some(peer) = peer {
-            ctx.peer_trusted = config.trusted_proxies.contains(&peer);
-            ctx.client_ip = Some(config.trusted_proxies.client_ip(peer, &req.headers));
-        }
-        // 3. identity, rewrite and (from untrusted peers) forwarding headers: never believed
-        let trusted = ctx.peer_trusted;
-        config
-            .identity
-            .client_headers
-            .strip(session.req_header_mut(), trusted);
+        pipeline::check_header_size(&session.req_header().headers)?;
+        client_and_headers(session, ctx);
 
         // 4. path
         let req = session.req_header();
@@ -141,4 +125,26 @@ impl Gateway {
         ctx.rate_limit = served.limits;
         Ok(Decision::Respond(served.response))
     }
+}
+
+/// Steps 2 and 3: the client IP, then the headers a client may not send removed (identity,
+/// rewrite and, from untrusted peers, forwarding headers).
+fn client_and_headers(session: &mut Session, ctx: &mut RequestCtx) {
+    let config = &ctx.runtime.config;
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    if let Some(peer) = peer {
+        ctx.peer_trusted = config.trusted_proxies.contains(&peer);
+        ctx.client_ip = Some(
+            config
+                .trusted_proxies
+                .client_ip(peer, &session.req_header().headers),
+        );
+    }
+    config
+        .identity
+        .client_headers
+        .strip(session.req_header_mut(), ctx.peer_trusted);
 }

@@ -186,7 +186,7 @@ fn insert_checked(
 /// The URI sent upstream: the normalised path (less `strip_prefix`) and the untouched query.
 /// `None` when the request target as received (`raw_target`, the bytes Pingora would send) is
 /// exactly that already: the common case, with nothing to rebuild.
-pub fn upstream_uri(
+pub(crate) fn upstream_uri(
     route: &Route,
     raw_target: &[u8],
     normalized: &str,

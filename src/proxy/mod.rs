@@ -4,7 +4,7 @@ mod ctx;
 mod decide;
 pub mod forward;
 mod log;
-pub mod pipeline;
+pub(crate) mod pipeline;
 mod write;
 
 use std::sync::atomic::AtomicUsize;
@@ -27,13 +27,13 @@ use crate::metrics::Metrics;
 use crate::response::LocalResponse;
 use crate::runtime::Runtime;
 use crate::store::Store;
-pub use ctx::{Answered, RequestCtx};
+pub(crate) use ctx::RequestCtx;
 use decide::Decision;
 use forward::Forwarding;
 
 /// The gateway: the current runtime (swapped whole on reload) and what outlives a reload:
 /// the shared state, the password workers, the clock, the metrics.
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub runtime: Arc<ArcSwap<Runtime>>,
     pub store: Arc<dyn Store>,
     pub passwords: PasswordPool,

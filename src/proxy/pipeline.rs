@@ -21,15 +21,15 @@ use crate::store::{Presented, Store};
 
 /// Request headers beyond this many bytes (names and values) are refused with 431. Pingora's
 /// own limit (1 MiB) is far above what any real client sends.
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// Longer tokens are verified on every request rather than cached.
 const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
 
 /// What step 5 decided.
-pub enum Destination<'c> {
+pub(crate) enum Destination<'c> {
     /// A built-in endpoint, served by the gateway.
     Jwks,
     /// Under `[login].base_path`: the rest of the path (an unknown one is 404, never proxied).
@@ -39,7 +39,7 @@ pub enum Destination<'c> {
 }
 
 /// 431 before any other work when the headers are oversized.
-pub fn check_header_size(headers: &HeaderMap) -> Result<(), GatewayError> {
+pub(crate) fn check_header_size(headers: &HeaderMap) -> Result<(), GatewayError> {
     let total: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
@@ -51,7 +51,7 @@ pub fn check_header_size(headers: &HeaderMap) -> Result<(), GatewayError> {
 }
 
 /// Step 5: built-in endpoints first, then the first matching route.
-pub fn route<'c>(
+pub(crate) fn route<'c>(
     config: &'c Config,
     method: &Method,
     path: &str,
@@ -73,7 +73,7 @@ pub fn route<'c>(
 
 /// Steps 7 and 8: the credential of the request, verified, for the route's `auth` mode.
 /// `Ok(None)`: an anonymous caller the route lets through.
-pub fn authenticate(
+pub(crate) fn authenticate(
     runtime: &Runtime,
     store: &dyn Store,
     route: &Route,
@@ -212,7 +212,7 @@ fn verify_jwt(
 }
 
 /// Step 9: roles, permissions, ownership.
-pub fn authorize(
+pub(crate) fn authorize(
     route: &Route,
     captures: &[String],
     identity: Option<&Identity>,
@@ -296,7 +296,7 @@ mod tests {
     fn authorize_roles(roles: &[&str], id: Option<&Identity>) -> Result<(), GatewayError> {
         let route = Route {
             name: "r".into(),
-            pattern: crate::policy::PathPattern::parse("/**").unwrap(),
+            pattern: crate::policy::route::PathPattern::parse("/**").unwrap(),
             methods: vec![],
             upstream: crate::upstream::UpstreamId(0),
             auth: AuthMode::Optional,

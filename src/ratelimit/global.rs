@@ -26,7 +26,7 @@ pub trait SharedBuckets: Send + Sync + std::fmt::Debug {
 }
 
 #[derive(Debug)]
-pub struct GlobalLimiter {
+pub(crate) struct GlobalLimiter {
     policy: Arc<str>,
     quota: Quota,
     /// `None`: the store has no shared buckets (this instance's own limit applies).
@@ -38,7 +38,7 @@ pub struct GlobalLimiter {
 }
 
 impl GlobalLimiter {
-    pub fn new(
+    pub(crate) fn new(
         policy: impl Into<Arc<str>>,
         quota: Quota,
         shared: Option<Arc<dyn SharedBuckets>>,

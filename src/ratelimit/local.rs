@@ -26,10 +26,10 @@ use super::{Decision, Limiter, Quota};
 /// early starts again with a full bucket, so this is the least recently limited keys winning a
 /// little allowance back, as nginx's `limit_req` does when its zone is full, rather than
 /// memory growing with every address an attacker can make up (an IPv6 /64 holds 2^64).
-pub const MAX_KEYS: usize = 1 << 20;
+pub(super) const MAX_KEYS: usize = 1 << 20;
 
 /// Counts requests in this process.
-pub struct LocalLimiter<C: Clock = QuantaClock> {
+pub(crate) struct LocalLimiter<C: Clock = QuantaClock> {
     gcra: RateLimiter<KeyDigest, Buckets, C, NoOpMiddleware<C::Instant>>,
     buckets: Buckets,
     /// Taken just before the limiter's own start, so `now - origin` is never less than the
@@ -42,19 +42,19 @@ pub struct LocalLimiter<C: Clock = QuantaClock> {
 }
 
 impl LocalLimiter<QuantaClock> {
-    pub fn new(quota: Quota) -> Self {
+    pub(crate) fn new(quota: Quota) -> Self {
         LocalLimiter::with_clock(quota, QuantaClock::default())
     }
 }
 
 impl<C: Clock> LocalLimiter<C> {
     /// A limiter reading time from `clock`; tests pass governor's `FakeRelativeClock`.
-    pub fn with_clock(quota: Quota, clock: C) -> Self {
+    pub(crate) fn with_clock(quota: Quota, clock: C) -> Self {
         LocalLimiter::with_clock_and_cap(quota, clock, MAX_KEYS)
     }
 
     /// As `with_clock`, keeping at most `max_keys` keys after each prune.
-    pub fn with_clock_and_cap(quota: Quota, clock: C, max_keys: usize) -> Self {
+    pub(crate) fn with_clock_and_cap(quota: Quota, clock: C, max_keys: usize) -> Self {
         let gcra_quota = governor::Quota::with_period(quota.interval)
             .expect("a validated rate has a non-zero interval")
             .allow_burst(quota.burst);
@@ -71,7 +71,7 @@ impl<C: Clock> LocalLimiter<C> {
     }
 
     /// Counts one request under `key`.
-    pub fn check_now(&self, key: &[u8]) -> Decision {
+    pub(crate) fn check_now(&self, key: &[u8]) -> Decision {
         let digest = self.digest(key);
         let allowed = self.gcra.check_key(&digest).is_ok();
         let tat = self.buckets.tat(digest);

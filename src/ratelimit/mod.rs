@@ -19,9 +19,11 @@ use http::{HeaderName, HeaderValue};
 
 use crate::error::GatewayError;
 use crate::units::Rate;
-pub use global::{GlobalLimiter, SharedBuckets, Unreachable};
-pub use key::{Caller, KeyInput, KeyPart};
-pub use local::LocalLimiter;
+pub(crate) use global::GlobalLimiter;
+pub(crate) use global::{SharedBuckets, Unreachable};
+pub(crate) use key::Caller;
+pub use key::{KeyInput, KeyPart};
+pub(crate) use local::LocalLimiter;
 
 /// A token bucket: `burst` requests at once, one more every `interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,13 +82,13 @@ pub struct Decision {
     pub window: Duration,
 }
 
-pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+pub(crate) const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+pub(crate) const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+pub(crate) const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// A `RateLimit-*` (or `Retry-After`) name as written on the wire (see `headers::wire`).
-pub fn wire_name(name: &HeaderName) -> Option<&'static str> {
+pub(crate) fn wire_name(name: &HeaderName) -> Option<&'static str> {
     [
         (RATELIMIT_LIMIT, "RateLimit-Limit"),
         (RATELIMIT_REMAINING, "RateLimit-Remaining"),
@@ -223,13 +225,13 @@ impl Policy {
 /// The policies a request has passed so far, reduced to the one its headers describe: the
 /// fewest remaining (ties: the first listed), or the policy that refused it.
 #[derive(Debug, Default, Clone)]
-pub struct Tally {
+pub(crate) struct Tally {
     shown: Option<(usize, Arc<str>, Decision)>,
 }
 
 impl Tally {
     /// Checks each `(position in the route's list, policy)` in turn; the first refusal ends it.
-    pub async fn check<'p>(
+    pub(crate) async fn check<'p>(
         &mut self,
         policies: impl IntoIterator<Item = (usize, &'p Policy)>,
         input: &KeyInput<'_>,
@@ -252,11 +254,11 @@ impl Tally {
     }
 
     /// The name of the policy the headers describe (the refusing one after a 429).
-    pub fn policy(&self) -> Option<&str> {
+    pub(crate) fn policy(&self) -> Option<&str> {
         self.shown.as_ref().map(|(_, name, _)| &**name)
     }
 
-    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+    pub(crate) fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         self.shown
             .as_ref()
             .map(|(_, _, d)| d.headers())

@@ -13,7 +13,7 @@ use crate::auth::jwks::client;
 use crate::clock::Clock;
 
 /// Fetches what is due, every 100 ms, until `shutdown` changes.
-pub async fn run(
+pub(crate) async fn run(
     runtime: Arc<ArcSwap<Runtime>>,
     clock: Clock,
     mut shutdown: watch::Receiver<bool>,

@@ -6,8 +6,8 @@
 //! what the new config describes the same way (a policy's buckets, a JWKS source's keys, an
 //! upstream's health), so that a reload resets no budget and refetches nothing.
 
-pub mod jwks;
-pub mod tasks;
+pub(crate) mod jwks;
+pub(crate) mod tasks;
 
 use std::sync::Arc;
 

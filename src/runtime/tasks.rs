@@ -17,7 +17,10 @@ use crate::store::Store;
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 /// Active health checks for every upstream that configures one, on the current runtime.
-pub async fn health_checks(runtime: Arc<ArcSwap<Runtime>>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn health_checks(
+    runtime: Arc<ArcSwap<Runtime>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut next_due: HashMap<String, Instant> = HashMap::new();
     loop {
         let rt = runtime.load_full();
@@ -42,7 +45,7 @@ pub async fn health_checks(runtime: Arc<ArcSwap<Runtime>>, mut shutdown: watch::
 
 /// Drops every rate-limit key whose bucket is full again, so that a flood of distinct client
 /// IPs leaves nothing behind once it stops, and whatever in the store has expired.
-pub async fn pruning(
+pub(crate) async fn pruning(
     runtime: Arc<ArcSwap<Runtime>>,
     store: Arc<dyn Store>,
     mut shutdown: watch::Receiver<bool>,

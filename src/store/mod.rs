@@ -6,16 +6,17 @@
 //! checked on every proxied request, so [`Store::is_revoked`] is synchronous: every backend
 //! answers it from a view held in the process, never with a network round trip.
 
-pub mod memory;
-pub mod redis;
-pub mod revocations;
+pub(crate) mod memory;
+pub(crate) mod redis;
+pub(crate) mod revocations;
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::redis::{RedisSettings, RedisStore};
+pub(crate) use self::redis::RedisSettings;
+pub(crate) use self::redis::RedisStore;
 use crate::ratelimit::SharedBuckets;
 pub use memory::MemoryStore;
 

@@ -8,7 +8,7 @@ use std::sync::{PoisonError, RwLock};
 use super::{Presented, Revocation};
 
 #[derive(Debug)]
-pub struct RevocationView {
+pub(crate) struct RevocationView {
     revoked: RwLock<Revoked>,
     /// Nothing revoked at all: the common case answers without taking the lock.
     none: AtomicBool,
@@ -36,7 +36,7 @@ struct Revoked {
 impl RevocationView {
     /// Whether a revocation in force at `now` covers `p`. One past its `until` no longer
     /// counts, pruned yet or not: the answer does not depend on when the pruner last ran.
-    pub fn is_revoked(&self, p: &Presented<'_>, now: u64) -> bool {
+    pub(crate) fn is_revoked(&self, p: &Presented<'_>, now: u64) -> bool {
         if self.none.load(Ordering::Acquire) {
             return false;
         }
@@ -50,7 +50,7 @@ impl RevocationView {
             || p.api_key.is_some_and(|k| r.api_keys.contains(k))
     }
 
-    pub fn insert(&self, revocation: Revocation) {
+    pub(crate) fn insert(&self, revocation: Revocation) {
         let mut r = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
         match revocation {
             Revocation::Jti { jti, until } => {
@@ -74,7 +74,7 @@ impl RevocationView {
     }
 
     /// Forgets what has expired by `now`.
-    pub fn prune(&self, now: u64) {
+    pub(crate) fn prune(&self, now: u64) {
         let mut r = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
         r.jtis.retain(|_, until| *until > now);
         r.sessions.retain(|_, until| *until > now);
@@ -87,7 +87,7 @@ impl RevocationView {
     }
 
     /// Everything still in force, to write back to a shared store that lost it.
-    pub fn snapshot(&self) -> Vec<Revocation> {
+    pub(crate) fn snapshot(&self) -> Vec<Revocation> {
         let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
         let mut all = Vec::new();
         all.extend(r.jtis.iter().map(|(jti, &until)| Revocation::Jti {
@@ -115,17 +115,8 @@ impl RevocationView {
         all
     }
 
-    pub fn has_api_keys(&self) -> bool {
+    pub(crate) fn has_api_keys(&self) -> bool {
         let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
         !r.api_keys.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
-        r.jtis.len() + r.sessions.len() + r.subjects.len() + r.api_keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

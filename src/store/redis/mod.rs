@@ -27,7 +27,7 @@ use keys::Keys;
 use scripts::Scripts;
 
 /// How often each instance checks that it has every revocation.
-pub const POLL_EVERY: Duration = Duration::from_millis(250);
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(250);
 /// A command slower than this counts as a failure.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// After a failure, the hot path (global rate limits) and the login endpoints skip Redis for
@@ -41,7 +41,7 @@ const API_KEY_REVOCATION: u64 = 400 * 86400;
 
 /// `[store]` with `backend = "redis"`, validated.
 #[derive(Clone)]
-pub struct RedisSettings {
+pub(crate) struct RedisSettings {
     /// One URL: a single node. Several: a Redis Cluster, through its seed nodes.
     pub urls: Vec<String>,
     pub key_prefix: String,
@@ -62,14 +62,14 @@ impl std::fmt::Debug for RedisSettings {
 }
 
 /// `redis://user:secret@host/0` -> `redis://***@host/0`.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
         _ => url.to_string(),
     }
 }
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     settings: RedisSettings,
     clock: Clock,
     keys: Keys,
@@ -129,7 +129,7 @@ fn decode(member: &str) -> Option<Revocation> {
 }
 
 impl RedisStore {
-    pub fn new(settings: RedisSettings, clock: Clock) -> Self {
+    pub(crate) fn new(settings: RedisSettings, clock: Clock) -> Self {
         RedisStore {
             keys: Keys::new(&settings.key_prefix),
             settings,
@@ -147,7 +147,7 @@ impl RedisStore {
     }
 
     /// Whether the last poll reached Redis within `max_staleness` seconds.
-    pub fn fresh_within(&self, max_staleness: u64) -> bool {
+    pub(crate) fn fresh_within(&self, max_staleness: u64) -> bool {
         let at = self.fresh_at.load(Ordering::Acquire);
         at != 0 && self.clock.now().saturating_sub(at) <= max_staleness
     }
@@ -217,11 +217,6 @@ impl RedisStore {
                 (until.to_string(), self.ttl(until))
             }
         }
-    }
-
-    /// The number of revocations this instance knows (tests, diagnostics).
-    pub fn known_revocations(&self) -> usize {
-        self.view.len()
     }
 }
 

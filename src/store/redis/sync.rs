@@ -16,7 +16,7 @@ use crate::store::StoreError;
 impl RedisStore {
     /// The background work: connect, follow the published revocations, poll, prune. Runs
     /// until the process stops.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    pub(crate) async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut subscribed = false;
         let mut polls: u64 = 0;
         loop {
