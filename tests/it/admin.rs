@@ -3,71 +3,49 @@
 
 use serde_json::json;
 
-use crate::login::{argon2id, login, pair};
+use crate::login::{argon2id, claims, login, pair};
 use crate::support::*;
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 const KEY: &str = "pcs_admin_test_key";
 
-fn config(admin: &str) -> String {
+/// Two login users' worth of config: a viewer role, an API key, a one-request budget.
+fn config(admin_token: Option<&str>) -> String {
     use sha2::{Digest, Sha256};
     let digest = hex::encode(Sha256::digest(KEY.as_bytes()));
-    format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}"]
-admin_listen = "{{ADMIN}}"
-threads = 1
-
-{admin}
-
-[tokens]
-issuer = "portcullis"
-audience = "api"
-secret = "{HS_SECRET}"
-
-[login]
-rate_limit = "1000/s"
-max_failed_attempts = 2
-
-[roles]
-viewer = {{ permissions = ["orders:read"] }}
-
-[[api_keys]]
-id = "batch"
-key_sha256 = "{digest}"
-roles = ["viewer"]
-
-[rate_limits]
-tiny = {{ rate = "1/h", burst = 1, key = "ip" }}
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-name = "api"
-path = "/api/**"
-upstream = "echo"
-roles_any = ["viewer"]
-
-[[routes]]
-name = "tiny"
-path = "/tiny/**"
-upstream = "echo"
-auth = "none"
-rate_limit = ["tiny"]
-"#
-    )
+    toml()
+        .admin(admin_token)
+        .table("[login]\nrate_limit = \"1000/s\"\nmax_failed_attempts = 2")
+        .table(
+            r#"[roles]
+viewer = { permissions = ["orders:read"] }"#,
+        )
+        .table(&format!(
+            "[[api_keys]]\nid = \"batch\"\nkey_sha256 = \"{digest}\"\nroles = [\"viewer\"]"
+        ))
+        .table(
+            r#"[rate_limits]
+tiny = { rate = "1/h", burst = 1, key = "ip" }"#,
+        )
+        .route("api", "/api/**", r#"roles_any = ["viewer"]"#)
+        .route(
+            "tiny",
+            "/tiny/**",
+            r#"auth = "none"
+rate_limit = ["tiny"]"#,
+        )
+        .build()
 }
 
-async fn start(admin: &str) -> Gateway {
+const ALICE_PASSWORD: &str = "pw-alice-admin-test";
+
+async fn start(admin_token: Option<&str>) -> Gateway {
     let users = format!(
         "[[users]]\nusername = \"alice\"\npassword_hash = \"{}\"\nroles = [\"viewer\"]\n",
-        argon2id("pw-alice-admin-test")
+        argon2id(ALICE_PASSWORD)
     );
     let gw = Gateway::start_with_files(
-        &config(admin),
+        &config(admin_token),
         start_echo().await,
         &[("users.toml", &users)],
     )
@@ -82,13 +60,40 @@ async fn start(admin: &str) -> Gateway {
     gw
 }
 
+/// A gateway with the admin API on.
+async fn with_admin_api() -> Gateway {
+    start(Some(ADMIN_TOKEN)).await
+}
+
 fn auth() -> String {
     format!("Bearer {ADMIN_TOKEN}")
 }
 
+/// A POST to the admin API with the admin token, as JSON.
+async fn admin_post(gw: &Gateway, path: &str, body: &str) -> Response {
+    let a = auth();
+    let h = [
+        ("Authorization", a.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    gw.admin_request("POST", path, &h, body).await
+}
+
+async fn status_with_token(gw: &Gateway, token: &str) -> u16 {
+    gw.get("/api/x", &[("Authorization", &bearer(token))])
+        .await
+        .status
+}
+
+fn token_with_jti(sub: &str, jti: &str) -> String {
+    let mut claims = access_claims(sub, &["viewer"]);
+    claims.insert("jti".into(), json!(jti));
+    hs_token(&claims)
+}
+
 #[tokio::test]
-async fn revoke_and_unlock_need_the_admin_token() {
-    let gw = start(&format!("[admin]\ntoken = \"{ADMIN_TOKEN}\"")).await;
+async fn health_and_readiness_answer_without_a_token() {
+    let gw = with_admin_api().await;
     assert_eq!(
         gw.admin_request("GET", "/healthz", &[], "").await.status,
         200
@@ -98,155 +103,151 @@ async fn revoke_and_unlock_need_the_admin_token() {
         (r.status, r.json()["status"].clone()),
         (200, json!("ready"))
     );
+    assert_eq!(gw.admin_request("GET", "/nope", &[], "").await.status, 404);
+}
 
-    let token = hs_token(&access_claims("bob", &["viewer"]));
-    let mut claims = access_claims("bob", &["viewer"]);
-    claims.insert("jti".into(), json!("jti-to-revoke"));
-    let revocable = hs_token(&claims);
-    assert_eq!(
-        gw.get("/api/x", &[("Authorization", &bearer(&revocable))])
-            .await
-            .status,
-        200
-    );
-
+#[tokio::test]
+async fn revoke_and_unlock_refuse_a_missing_or_wrong_admin_token() {
+    let gw = with_admin_api().await;
+    let revocable = token_with_jti("bob", "jti-to-revoke");
     let body = json!({"jti": "jti-to-revoke"}).to_string();
-    for headers in [
-        vec![],
-        vec![("Authorization", "Bearer wrong-token-0123456789")],
-        vec![("Authorization", "Basic YWRtaW46YWRtaW4=")],
+    let mut checks = Checks::new();
+    for (path, body) in [
+        ("/admin/revoke", body.as_str()),
+        ("/admin/unlock", r#"{"username": "alice"}"#),
     ] {
-        let r = gw
-            .admin_request("POST", "/admin/revoke", &headers, &body)
-            .await;
-        assert_eq!(r.status, 401, "{headers:?}");
-        assert_eq!(r.json()["error"], "invalid_token");
+        for headers in [
+            vec![],
+            vec![("Authorization", "Bearer wrong-token-0123456789")],
+            vec![("Authorization", "Basic YWRtaW46YWRtaW4=")],
+        ] {
+            let r = gw.admin_request("POST", path, &headers, body).await;
+            checks.eq((path, &headers), r.status, 401);
+            if r.status == 401 {
+                checks.eq(
+                    (path, &headers),
+                    r.json()["error"].clone(),
+                    json!("invalid_token"),
+                );
+            }
+        }
     }
-    // Refused attempts changed nothing.
-    assert_eq!(
-        gw.get("/api/x", &[("Authorization", &bearer(&revocable))])
-            .await
-            .status,
-        200
+    checks.eq(
+        "refused attempts changed nothing",
+        status_with_token(&gw, &revocable).await,
+        200,
     );
+}
 
-    let a = auth();
-    let h = [
-        ("Authorization", a.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    assert_eq!(
-        gw.admin_request("POST", "/admin/revoke", &h, &body)
-            .await
-            .status,
-        204
-    );
+#[tokio::test]
+async fn a_revoked_jti_ends_that_token_only() {
+    let gw = with_admin_api().await;
+    let revocable = token_with_jti("bob", "jti-to-revoke");
+    let other = token_with_jti("bob", "another-jti");
+    assert_eq!(status_with_token(&gw, &revocable).await, 200);
+    let r = admin_post(&gw, "/admin/revoke", r#"{"jti": "jti-to-revoke"}"#).await;
+    assert_eq!(r.status, 204);
     gw.get("/api/x", &[("Authorization", &bearer(&revocable))])
         .await
         .assert_refusal(401, "invalid_token");
-    // Other tokens of bob still work; a subject revocation ends them.
     assert_eq!(
-        gw.get("/api/x", &[("Authorization", &bearer(&token))])
-            .await
-            .status,
-        200
+        status_with_token(&gw, &other).await,
+        200,
+        "bob's other tokens work"
     );
-    let r = gw
-        .admin_request(
-            "POST",
-            "/admin/revoke",
-            &h,
-            &json!({"subject": "bob"}).to_string(),
-        )
-        .await;
+}
+
+#[tokio::test]
+async fn a_revoked_subject_ends_all_its_tokens() {
+    let gw = with_admin_api().await;
+    let tokens = [
+        hs_token(&access_claims("bob", &["viewer"])),
+        token_with_jti("bob", "one"),
+    ];
+    let carol = hs_token(&access_claims("carol", &["viewer"]));
+    let r = admin_post(&gw, "/admin/revoke", r#"{"subject": "bob"}"#).await;
     assert_eq!(r.status, 204);
-    gw.get("/api/x", &[("Authorization", &bearer(&token))])
-        .await
-        .assert_refusal(401, "invalid_token");
-    // An API key by id.
+    for t in &tokens {
+        gw.get("/api/x", &[("Authorization", &bearer(t))])
+            .await
+            .assert_refusal(401, "invalid_token");
+    }
+    assert_eq!(status_with_token(&gw, &carol).await, 200);
+}
+
+#[tokio::test]
+async fn a_revoked_api_key_id_ends_that_key() {
+    let gw = with_admin_api().await;
     assert_eq!(gw.get("/api/x", &[("X-API-Key", KEY)]).await.status, 200);
-    let r = gw
-        .admin_request(
-            "POST",
-            "/admin/revoke",
-            &h,
-            &json!({"api_key_id": "batch"}).to_string(),
-        )
-        .await;
+    let r = admin_post(&gw, "/admin/revoke", r#"{"api_key_id": "batch"}"#).await;
     assert_eq!(r.status, 204);
     let r = gw.get("/api/x", &[("X-API-Key", KEY)]).await;
     assert_eq!(
         r.assert_refusal(401, "invalid_token")["error_description"],
         "API key revoked"
     );
-    // A session, by sid.
-    let (access, _) = pair(&login(&gw, "alice", "pw-alice-admin-test").await);
-    let sid = {
-        use base64::Engine;
-        let payload = access.split('.').nth(1).unwrap();
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap();
-        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["sid"].clone()
-    };
-    let r = gw
-        .admin_request(
-            "POST",
-            "/admin/revoke",
-            &h,
-            &json!({"sid": sid}).to_string(),
-        )
-        .await;
+}
+
+#[tokio::test]
+async fn a_revoked_session_ends_its_access_token() {
+    let gw = with_admin_api().await;
+    let (access, _) = pair(&login(&gw, "alice", ALICE_PASSWORD).await);
+    let sid = claims(&access)["sid"].clone();
+    assert_eq!(status_with_token(&gw, &access).await, 200);
+    let r = admin_post(&gw, "/admin/revoke", &json!({"sid": sid}).to_string()).await;
     assert_eq!(r.status, 204);
     gw.get("/api/x", &[("Authorization", &bearer(&access))])
         .await
         .assert_refusal(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn a_malformed_revocation_is_a_400() {
+    let gw = with_admin_api().await;
+    let mut checks = Checks::new();
     for bad in [
         "",
         "[]",
         "{}",
         r#"{"jti": 5}"#,
         r#"{"jti": "a", "sid": "b"}"#,
+        "{not json",
     ] {
-        let r = gw.admin_request("POST", "/admin/revoke", &h, bad).await;
-        assert_eq!(r.status, 400, "{bad}");
+        checks.eq(bad, admin_post(&gw, "/admin/revoke", bad).await.status, 400);
     }
+}
 
-    // Unlock: two failures lock alice; the admin clears it.
+#[tokio::test]
+async fn unlock_clears_a_lockout() {
+    let gw = with_admin_api().await;
     for _ in 0..2 {
         login(&gw, "alice", "wrong").await;
     }
-    login(&gw, "alice", "pw-alice-admin-test")
+    login(&gw, "alice", ALICE_PASSWORD)
         .await
         .assert_refusal(429, "account_locked");
-    let r = gw
-        .admin_request(
-            "POST",
-            "/admin/unlock",
-            &[("Authorization", &a)],
-            r#"{"username": "alice"}"#,
-        )
-        .await;
+    let r = admin_post(&gw, "/admin/unlock", r#"{"username": "alice"}"#).await;
     assert_eq!(r.status, 204);
-    pair(&login(&gw, "alice", "pw-alice-admin-test").await);
-    assert_eq!(
-        gw.admin_request("POST", "/admin/unlock", &[], r#"{"username": "alice"}"#)
-            .await
-            .status,
-        401
-    );
+    pair(&login(&gw, "alice", ALICE_PASSWORD).await);
+}
+
+#[tokio::test]
+async fn admin_actions_are_audited_without_the_admin_token() {
+    let gw = with_admin_api().await;
+    admin_post(&gw, "/admin/revoke", r#"{"jti": "x"}"#).await;
+    admin_post(&gw, "/admin/unlock", r#"{"username": "alice"}"#).await;
     let audit = gw.settled_stdout().await;
-    assert!(audit.contains(r#""event":"revocation""#) && audit.contains(r#""event":"unlock""#));
+    assert!(audit.contains(r#""event":"revocation""#), "{audit}");
+    assert!(audit.contains(r#""event":"unlock""#), "{audit}");
     assert!(
         !audit.contains(ADMIN_TOKEN),
         "the admin token is never logged"
     );
-    assert_eq!(gw.admin_request("GET", "/nope", &[], "").await.status, 404);
 }
 
 #[tokio::test]
 async fn without_a_token_the_admin_api_is_off_but_health_and_metrics_stay() {
-    let gw = start("").await;
+    let gw = start(None).await;
     let r = gw
         .admin_request(
             "POST",
@@ -303,7 +304,7 @@ fn histogram_count(s: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &s
 
 #[tokio::test]
 async fn metrics_are_prometheus_text_and_move_with_traffic() {
-    let gw = start("").await;
+    let gw = start(None).await;
     let before = scrape_of(&gw.admin_request("GET", "/metrics", &[], "").await);
     assert_eq!(value(&before, "portcullis_store_up", &[]), 1.0);
     assert_eq!(
@@ -346,66 +347,53 @@ async fn metrics_are_prometheus_text_and_move_with_traffic() {
     let moved = |name: &str, labels: &[(&str, &str)]| {
         value(&after, name, labels) - value(&before, name, labels)
     };
-    assert_eq!(
-        moved(
+    let mut checks = Checks::new();
+    for (name, labels, by) in [
+        (
             "portcullis_requests_total",
-            &[("route", "api"), ("status", "200")]
+            &[("route", "api"), ("status", "200")][..],
+            3.0,
         ),
-        3.0
-    );
-    assert_eq!(
-        moved(
+        (
             "portcullis_requests_total",
-            &[("route", "api"), ("status", "401")]
+            &[("route", "api"), ("status", "401")],
+            2.0,
         ),
-        2.0
-    );
-    assert_eq!(
-        moved(
+        (
             "portcullis_requests_total",
-            &[("route", "unmatched"), ("status", "404")]
+            &[("route", "unmatched"), ("status", "404")],
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        moved(
+        (
             "portcullis_auth_failures_total",
-            &[("reason", "missing_credentials")]
+            &[("reason", "missing_credentials")],
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        moved(
+        (
             "portcullis_auth_failures_total",
-            &[("reason", "invalid_token")]
+            &[("reason", "invalid_token")],
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        moved(
+        (
             "portcullis_auth_failures_total",
-            &[("reason", "insufficient_scope")]
+            &[("reason", "insufficient_scope")],
+            1.0,
         ),
-        1.0
-    );
-    assert_eq!(
-        moved("portcullis_rate_limited_total", &[("policy", "tiny")]),
-        1.0
-    );
-    assert!(
-        histogram_count(
-            &after,
-            "portcullis_request_duration_seconds",
-            &[("route", "api")]
-        ) >= 6.0
-    );
-    assert!(
-        histogram_count(
-            &after,
+        ("portcullis_rate_limited_total", &[("policy", "tiny")], 1.0),
+    ] {
+        checks.eq((name, labels), moved(name, labels), by);
+    }
+    for (name, labels, at_least) in [
+        ("portcullis_request_duration_seconds", ("route", "api"), 6.0),
+        (
             "portcullis_upstream_duration_seconds",
-            &[("upstream", "echo")]
-        ) >= 4.0
-    );
+            ("upstream", "echo"),
+            4.0,
+        ),
+    ] {
+        let n = histogram_count(&after, name, &[labels]);
+        checks.that((name, labels, n), n >= at_least);
+    }
     // Labels are bounded: no path, no user id anywhere.
     let text = String::from_utf8(gw.admin_request("GET", "/metrics", &[], "").await.body).unwrap();
     for leak in ["/api/x", "carol", "/nowhere", "dan"] {

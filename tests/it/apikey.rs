@@ -14,49 +14,16 @@ fn new_key(id: &str, extra: &[&str]) -> (String, String) {
     (key.to_string(), block.to_string())
 }
 
-fn config(blocks: &[String]) -> String {
-    format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}"]
-threads = 1
-
-[tokens]
-issuer = "portcullis"
-audience = "api"
-secret = "{HS_SECRET}"
-
-[roles]
-service = {{ permissions = ["invoices:read"] }}
-viewer = {{}}
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-path = "/keys-only/**"
-upstream = "echo"
-accept = ["api_key"]
-
-[[routes]]
-path = "/jwt-only/**"
-upstream = "echo"
-accept = ["jwt"]
-
-[[routes]]
-path = "/**"
-upstream = "echo"
-roles_any = ["service", "viewer"]
-
-{}
-"#,
-        blocks.join("\n")
-    )
+/// A gateway with three keys minted by `portcullis new-api-key`: a good one, an expired one
+/// and one fenced to other networks; routes that take keys only, JWTs only, or either.
+struct Keys {
+    gw: Gateway,
+    good: String,
+    expired: String,
+    fenced: String,
 }
 
-#[tokio::test]
-async fn api_keys_in_every_form_and_every_refusal() {
+async fn keys() -> Keys {
     let (good, block) = new_key(
         "billing",
         &["--subject", "svc-billing", "--roles", "service"],
@@ -65,12 +32,34 @@ async fn api_keys_in_every_form_and_every_refusal() {
     expired_block.push_str("expires_at = \"2020-01-01T00:00:00Z\"\n");
     let (fenced, mut fenced_block) = new_key("fenced", &["--roles", "service"]);
     fenced_block.push_str("allowed_ips = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n");
-    let gw = Gateway::start(
-        &config(&[block, expired_block, fenced_block]),
-        start_echo().await,
-    )
-    .await;
+    let config = toml()
+        .table(
+            r#"[roles]
+service = { permissions = ["invoices:read"] }
+viewer = {}"#,
+        )
+        .table(&block)
+        .table(&expired_block)
+        .table(&fenced_block)
+        .route("keys-only", "/keys-only/**", r#"accept = ["api_key"]"#)
+        .route("jwt-only", "/jwt-only/**", r#"accept = ["jwt"]"#)
+        .route("any", "/**", r#"roles_any = ["service", "viewer"]"#);
+    let gw = Gateway::start(&config.build(), start_echo().await).await;
+    Keys {
+        gw,
+        good,
+        expired,
+        fenced,
+    }
+}
 
+fn jwt() -> String {
+    bearer(&hs_token(&access_claims("alice", &["viewer"])))
+}
+
+#[tokio::test]
+async fn a_key_in_every_form_is_accepted_and_not_forwarded() {
+    let Keys { gw, good, .. } = keys().await;
     for (name, value) in [
         ("X-API-Key", good.clone()),
         ("Authorization", format!("ApiKey {good}")),
@@ -80,64 +69,104 @@ async fn api_keys_in_every_form_and_every_refusal() {
             .get("/keys-only/x", &[(name, &value), ("X-User-Id", "spoof")])
             .await
             .echo();
-        assert_eq!(echo.headers["x-user-id"], ["svc-billing"], "{name}");
-        assert_eq!(echo.headers["x-auth-method"], ["api_key"]);
-        assert_eq!(echo.headers["x-user-permissions"], ["invoices:read"]);
-        assert!(
+        let mut checks = Checks::new();
+        checks.eq(
+            (name, "x-user-id"),
+            &echo.headers["x-user-id"],
+            &vec!["svc-billing".to_string()],
+        );
+        checks.eq(
+            (name, "x-auth-method"),
+            &echo.headers["x-auth-method"],
+            &vec!["api_key".to_string()],
+        );
+        checks.eq(
+            (name, "x-user-permissions"),
+            &echo.headers["x-user-permissions"],
+            &vec!["invoices:read".to_string()],
+        );
+        checks.that(
+            (name, "the key is not forwarded"),
             !echo.headers.contains_key("x-api-key") && !echo.headers.contains_key("authorization"),
-            "the key is not forwarded"
         );
     }
+}
+
+#[tokio::test]
+async fn unknown_expired_and_fenced_keys_are_refused_with_their_reason() {
+    let k = keys().await;
+    let mut checks = Checks::new();
     for (key, description) in [
         ("pcs_not-a-configured-key", "unknown API key"),
-        (expired.as_str(), "API key expired"),
-        (fenced.as_str(), "API key not allowed from this address"),
+        (k.expired.as_str(), "API key expired"),
+        (k.fenced.as_str(), "API key not allowed from this address"),
     ] {
-        let r = gw.get("/keys-only/x", &[("X-API-Key", key)]).await;
-        assert_eq!(
-            r.assert_refusal(401, "invalid_token")["error_description"],
-            description
+        let r = k.gw.get("/keys-only/x", &[("X-API-Key", key)]).await;
+        checks.eq(description, r.status, 401);
+        checks.eq(
+            description,
+            r.json()["error_description"].clone(),
+            serde_json::json!(description),
         );
     }
-    // A spoofed X-Forwarded-For from an untrusted client does not open allowed_ips.
-    let r = gw
-        .get(
-            "/keys-only/x",
-            &[("X-API-Key", &fenced), ("X-Forwarded-For", "10.0.0.1")],
-        )
-        .await;
-    r.assert_refusal(401, "invalid_token");
-    // Two credentials at once, even two copies of one key: 400.
-    let jwt = hs_token(&access_claims("alice", &["viewer"]));
-    gw.get(
-        "/x",
-        &[("X-API-Key", &good), ("Authorization", &bearer(&jwt))],
+}
+
+#[tokio::test]
+async fn a_spoofed_forwarded_for_does_not_open_allowed_ips() {
+    let k = keys().await;
+    k.gw.get(
+        "/keys-only/x",
+        &[("X-API-Key", &k.fenced), ("X-Forwarded-For", "10.0.0.1")],
     )
     .await
-    .assert_refusal(400, "invalid_request");
-    gw.get("/x", &[("X-API-Key", &good), ("X-API-Key", &good)])
-        .await
-        .assert_refusal(400, "invalid_request");
-    // A kind the route does not accept counts as no credential.
+    .assert_refusal(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn two_credentials_at_once_are_a_400() {
+    let Keys { gw, good, .. } = keys().await;
+    let jwt = jwt();
+    for headers in [
+        [
+            ("X-API-Key", good.as_str()),
+            ("Authorization", jwt.as_str()),
+        ],
+        [("X-API-Key", good.as_str()), ("X-API-Key", good.as_str())],
+    ] {
+        gw.get("/x", &headers)
+            .await
+            .assert_refusal(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn a_kind_the_route_does_not_accept_counts_as_no_credential() {
+    let Keys { gw, good, .. } = keys().await;
     gw.get("/jwt-only/x", &[("X-API-Key", &good)])
         .await
         .assert_refusal(401, "missing_credentials");
-    gw.get("/keys-only/x", &[("Authorization", &bearer(&jwt))])
+    gw.get("/keys-only/x", &[("Authorization", &jwt())])
         .await
         .assert_refusal(401, "missing_credentials");
-    // Without `accept`, both kinds work.
+}
+
+#[tokio::test]
+async fn without_accept_both_kinds_work() {
+    let Keys { gw, good, .. } = keys().await;
     assert_eq!(gw.get("/x", &[("X-API-Key", &good)]).await.status, 200);
-    assert_eq!(
-        gw.get("/x", &[("Authorization", &bearer(&jwt))])
-            .await
-            .status,
-        200
-    );
-    // The key never reaches a log line.
-    let logs = gw.settled_stdout().await + &gw.stderr();
+    assert_eq!(gw.get("/x", &[("Authorization", &jwt())]).await.status, 200);
+}
+
+#[tokio::test]
+async fn no_key_reaches_a_log_line() {
+    let k = keys().await;
+    for key in [&k.good, &k.expired, &k.fenced] {
+        k.gw.get("/keys-only/x", &[("X-API-Key", key)]).await;
+    }
+    let logs = k.gw.settled_stdout().await + &k.gw.stderr();
     assert!(logs.contains(r#""auth_method":"api_key""#));
-    for k in [&good, &expired, &fenced] {
-        assert!(!logs.contains(k.as_str()), "an API key reached the logs");
+    for key in [&k.good, &k.expired, &k.fenced] {
+        assert!(!logs.contains(key.as_str()), "an API key reached the logs");
     }
 }
 

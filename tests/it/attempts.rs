@@ -40,38 +40,20 @@ totp_secret = "{TOTP}"
     )
 }
 
-/// `store`: the `[store]` section; `login_extra` goes into `[login]`.
+/// `store`: the `[store]` section (empty for the memory backend); `login_extra` goes into
+/// `[login]`.
 fn config(store: &str, login_extra: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}"]
-threads = 1
-
-{store}
-
-[tokens]
-issuer = "portcullis"
-audience = "api"
-secret = "{HS_SECRET}"
-
-[login]
-rate_limit = "1000/s"
-{login_extra}
-
-[roles]
-viewer = {{ permissions = ["orders:read"] }}
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-roles_any = ["viewer"]
-"#
-    )
+    let mut t = toml()
+        .table(&format!("[login]\nrate_limit = \"1000/s\"\n{login_extra}"))
+        .table(
+            r#"[roles]
+viewer = { permissions = ["orders:read"] }"#,
+        )
+        .route("api", "/api/**", r#"roles_any = ["viewer"]"#);
+    if !store.is_empty() {
+        t = t.table(store);
+    }
+    t.build()
 }
 
 async fn start(store: &str, login_extra: &str, users_toml: &str) -> Gateway {

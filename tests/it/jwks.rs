@@ -80,38 +80,23 @@ fn token(file: &str, kid: &str) -> String {
 }
 
 fn config(server: &JwksServer) -> String {
-    format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}"]
-admin_listen = "{{ADMIN}}"
-threads = 1
-
-[tokens]
-issuer = "portcullis"
-secret = "{HS_SECRET}"
-
-[[tokens.trusted_issuers]]
+    toml()
+        .admin(None)
+        .tokens_only(&format!(
+            "issuer = \"portcullis\"\nsecret = \"{HS_SECRET}\""
+        ))
+        .table(&format!(
+            r#"[[tokens.trusted_issuers]]
 issuer = "remote-idp"
 audience = "api"
 jwks_url = "http://{}/jwks"
 jwks_refresh = "1m"
-algorithms = ["RS256"]
-
-[roles]
-viewer = {{}}
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-roles_any = ["viewer"]
-"#,
-        server.addr
-    )
+algorithms = ["RS256"]"#,
+            server.addr
+        ))
+        .table("[roles]\nviewer = {}")
+        .route("api", "/api/**", r#"roles_any = ["viewer"]"#)
+        .build()
 }
 
 async fn status(gw: &Gateway, auth: &str) -> u16 {
@@ -257,34 +242,25 @@ jwks_url = "http://idp.example.com/keys"
 
 #[tokio::test]
 async fn the_internal_token_carries_the_identity_and_verifies_with_the_jwks() {
-    let toml = r#"
-[server]
-listen = ["{LISTEN}"]
-threads = 1
-
-[tokens]
-issuer = "portcullis"
+    let toml = toml()
+        .tokens_only(
+            r#"issuer = "portcullis"
 algorithm = "RS256"
 private_key_file = "{KEYS}/rsa_private.pem"
-key_id = "gw-1"
-
-[roles]
+key_id = "gw-1""#,
+        )
+        .table(
+            r#"[roles]
 viewer = { permissions = ["orders:read"] }
-auditor = { permissions = ["audit:read"] }
-
-[identity]
-internal_token = { header = "X-Identity-Token", ttl = "60s" }
-
-[[upstreams]]
-name = "echo"
-targets = ["{UPSTREAM}"]
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-roles_any = ["viewer"]
-"#;
-    let gw = Gateway::start(toml, start_echo().await).await;
+auditor = { permissions = ["audit:read"] }"#,
+        )
+        .table(
+            r#"[identity]
+internal_token = { header = "X-Identity-Token", ttl = "60s" }"#,
+        )
+        .route("api", "/api/**", r#"roles_any = ["viewer"]"#)
+        .build();
+    let gw = Gateway::start(&toml, start_echo().await).await;
     let out = cli(
         &[
             "token",

@@ -14,12 +14,16 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod checks;
+mod config;
 #[path = "../../../examples/echo_upstream.rs"]
 mod echo_upstream;
 mod gateway;
 mod logs;
 mod redis;
 
+pub use checks::Checks;
+pub use config::{toml, Toml};
 pub use echo_upstream::{serve_connection as serve_echo_connection, Echo};
 pub use gateway::Gateway;
 pub use redis::{RedisCluster, RedisServer};
