@@ -504,7 +504,11 @@ async fn the_token_endpoint_speaks_rfc_6749() {
         ),
     ] {
         let r = gw.post_form("/auth/token", &fields).await;
-        checks.eq(&fields, (r.status, r.json()["error"].clone()), (400, json!(code)));
+        checks.eq(
+            &fields,
+            (r.status, r.json()["error"].clone()),
+            (400, json!(code)),
+        );
         checks.eq(&fields, r.header("cache-control"), Some("no-store"));
         checks.eq(&fields, r.header("pragma"), Some("no-cache"));
     }

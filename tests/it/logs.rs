@@ -10,49 +10,22 @@ use crate::support::*;
 const PASSWORD: &str = "session-password-Zq8";
 const API_KEY: &str = "pcs_session_key_4XhB2dQ";
 const ADMIN_TOKEN: &str = "session-admin-token-Jt7w0123";
+const VIEWER: &str = r#"[roles]
+viewer = { permissions = ["orders:read"] }"#;
 
 #[tokio::test]
 async fn a_full_session_leaves_no_secret_in_any_output() {
     use sha2::{Digest, Sha256};
-    let toml = format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}"]
-admin_listen = "{{ADMIN}}"
-threads = 1
-
-[admin]
-token = "{ADMIN_TOKEN}"
-
-[tokens]
-issuer = "portcullis"
-audience = "api"
-secret = "{HS_SECRET}"
-
-[login]
-rate_limit = "1000/s"
-cookie = {{ name = "sess" }}
-
-[roles]
-viewer = {{ permissions = ["orders:read"] }}
-
-[[api_keys]]
-id = "session-key"
-key_sha256 = "{digest}"
-roles = ["viewer"]
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-name = "api"
-path = "/api/**"
-upstream = "echo"
-roles_any = ["viewer"]
-"#,
-        digest = hex::encode(Sha256::digest(API_KEY.as_bytes()))
-    );
+    let digest = hex::encode(Sha256::digest(API_KEY.as_bytes()));
+    let toml = toml()
+        .admin(Some(ADMIN_TOKEN))
+        .table("[login]\nrate_limit = \"1000/s\"\ncookie = { name = \"sess\" }")
+        .table(VIEWER)
+        .table(&format!(
+            "[[api_keys]]\nid = \"session-key\"\nkey_sha256 = \"{digest}\"\nroles = [\"viewer\"]"
+        ))
+        .route("api", "/api/**", r#"roles_any = ["viewer"]"#)
+        .build();
     let users = format!(
         "[[users]]\nusername = \"erin\"\npassword_hash = \"{}\"\nroles = [\"viewer\"]\n",
         argon2id(PASSWORD)
@@ -222,38 +195,12 @@ fn audit_lines(stdout: &str) -> Vec<Value> {
 /// audit trail with the access log.
 #[tokio::test]
 async fn every_audit_event_of_a_request_carries_its_request_id() {
-    let toml = format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}"]
-admin_listen = "{{ADMIN}}"
-threads = 1
-
-[admin]
-token = "{ADMIN_TOKEN}"
-
-[tokens]
-issuer = "portcullis"
-audience = "api"
-secret = "{HS_SECRET}"
-
-[login]
-rate_limit = "1000/s"
-max_failed_attempts = 2
-
-[roles]
-viewer = {{ permissions = ["orders:read"] }}
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-roles_any = ["viewer"]
-"#
-    );
+    let toml = toml()
+        .admin(Some(ADMIN_TOKEN))
+        .table("[login]\nrate_limit = \"1000/s\"\nmax_failed_attempts = 2")
+        .table(VIEWER)
+        .route("api", "/api/**", r#"roles_any = ["viewer"]"#)
+        .build();
     let users = format!(
         "[[users]]\nusername = \"ivy\"\npassword_hash = \"{}\"\nroles = [\"viewer\"]\n",
         argon2id(PASSWORD)

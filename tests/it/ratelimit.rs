@@ -11,94 +11,55 @@ use crate::support::*;
 /// The key `pcs_test_metered` (digest below) with its own `rate_limit`.
 const METERED_KEY: &str = "pcs_test_metered";
 
-fn config(server_extra: &str) -> String {
+fn config(server_extra: &str) -> Toml {
     let digest = hex_sha256(METERED_KEY);
-    format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}"]
-threads = 1
-{server_extra}
-
-[tokens]
-issuer = "portcullis"
-audience = "api"
-secret = "{HS_SECRET}"
-
-[roles]
-user = {{}}
-
-[[api_keys]]
+    toml()
+        .server(server_extra)
+        .table("[roles]\nuser = {}")
+        .table(&format!(
+            r#"[[api_keys]]
 id = "metered"
 key_sha256 = "{digest}"
 roles = ["user"]
-rate_limit = "2/h"
-
-[rate_limits]
-per_ip = {{ rate = "1/h", burst = 3, key = ["ip", "route"] }}
-per_user = {{ rate = "1/h", burst = 2, key = ["subject", "route"] }}
-per_tenant = {{ rate = "1/h", burst = 2, key = "header:X-Tenant" }}
-per_org = {{ rate = "1/h", burst = 2, key = "claim:org.id" }}
-wide = {{ rate = "10/h", key = ["ip", "route"] }}
-by_key = {{ rate = "5/h", key = "api_key" }}
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-name = "ip"
-path = "/ip/**"
-upstream = "echo"
-auth = "none"
-rate_limit = ["per_ip"]
-
-[[routes]]
-name = "guarded"
-path = "/guarded/**"
-upstream = "echo"
-rate_limit = ["per_ip"]
-
-[[routes]]
-name = "users"
-path = "/users/**"
-upstream = "echo"
-rate_limit = ["per_user"]
-
-[[routes]]
-name = "users2"
-path = "/users2/**"
-upstream = "echo"
-rate_limit = ["per_user"]
-
-[[routes]]
-name = "tenant"
-path = "/tenant/**"
-upstream = "echo"
-auth = "none"
-rate_limit = ["per_tenant"]
-
-[[routes]]
-name = "org"
-path = "/org/**"
-upstream = "echo"
-rate_limit = ["per_org"]
-
-[[routes]]
-name = "both"
-path = "/both/**"
-upstream = "echo"
-auth = "optional"
-rate_limit = ["wide", "per_user"]
-
-[[routes]]
-name = "keys"
-path = "/keys/**"
-upstream = "echo"
-accept = ["api_key"]
-rate_limit = ["by_key"]
-"#
-    )
+rate_limit = "2/h""#
+        ))
+        .table(
+            r#"[rate_limits]
+per_ip = { rate = "1/h", burst = 3, key = ["ip", "route"] }
+per_user = { rate = "1/h", burst = 2, key = ["subject", "route"] }
+per_tenant = { rate = "1/h", burst = 2, key = "header:X-Tenant" }
+per_org = { rate = "1/h", burst = 2, key = "claim:org.id" }
+wide = { rate = "10/h", key = ["ip", "route"] }
+by_key = { rate = "5/h", key = "api_key" }"#,
+        )
+        .route(
+            "ip",
+            "/ip/**",
+            r#"auth = "none"
+rate_limit = ["per_ip"]"#,
+        )
+        .route("guarded", "/guarded/**", r#"rate_limit = ["per_ip"]"#)
+        .route("users", "/users/**", r#"rate_limit = ["per_user"]"#)
+        .route("users2", "/users2/**", r#"rate_limit = ["per_user"]"#)
+        .route(
+            "tenant",
+            "/tenant/**",
+            r#"auth = "none"
+rate_limit = ["per_tenant"]"#,
+        )
+        .route("org", "/org/**", r#"rate_limit = ["per_org"]"#)
+        .route(
+            "both",
+            "/both/**",
+            r#"auth = "optional"
+rate_limit = ["wide", "per_user"]"#,
+        )
+        .route(
+            "keys",
+            "/keys/**",
+            r#"accept = ["api_key"]
+rate_limit = ["by_key"]"#,
+        )
 }
 
 fn hex_sha256(s: &str) -> String {
@@ -125,7 +86,7 @@ fn limits(r: &Response) -> [String; 4] {
 
 #[tokio::test]
 async fn an_ip_budget_trips_exactly_after_the_burst_with_exact_headers() {
-    let gw = Gateway::start(&config(""), start_echo().await).await;
+    let gw = Gateway::start(&config("").build(), start_echo().await).await;
 
     // An untrusted client's X-Forwarded-For is ignored: every spoofed address below is still
     // the one socket peer, counted in one budget.
@@ -158,7 +119,7 @@ async fn an_ip_budget_trips_exactly_after_the_burst_with_exact_headers() {
 
 #[tokio::test]
 async fn ip_policies_refuse_a_flood_before_any_credential_is_checked() {
-    let gw = Gateway::start(&config(""), start_echo().await).await;
+    let gw = Gateway::start(&config("").build(), start_echo().await).await;
     let garbage = [("Authorization", "Bearer not.a.jwt")];
     for _ in 0..3 {
         let r = gw.get("/guarded/x", &garbage).await;
@@ -176,7 +137,7 @@ async fn ip_policies_refuse_a_flood_before_any_credential_is_checked() {
 
 #[tokio::test]
 async fn subject_budgets_are_per_caller_and_per_route() {
-    let gw = Gateway::start(&config(""), start_echo().await).await;
+    let gw = Gateway::start(&config("").build(), start_echo().await).await;
     let alice = token("alice", json!({}));
     let bob = token("bob", json!({}));
     for remaining in ["1", "0"] {
@@ -202,7 +163,7 @@ async fn subject_budgets_are_per_caller_and_per_route() {
 
 #[tokio::test]
 async fn header_and_claim_keys_with_the_client_ip_when_absent() {
-    let gw = Gateway::start(&config(""), start_echo().await).await;
+    let gw = Gateway::start(&config("").build(), start_echo().await).await;
     for tenant in ["a", "b"] {
         for _ in 0..2 {
             let r = gw.get("/tenant/x", &[("X-Tenant", tenant)]).await;
@@ -238,7 +199,7 @@ async fn header_and_claim_keys_with_the_client_ip_when_absent() {
 
 #[tokio::test]
 async fn allowed_responses_show_the_policy_with_the_fewest_remaining() {
-    let gw = Gateway::start(&config(""), start_echo().await).await;
+    let gw = Gateway::start(&config("").build(), start_echo().await).await;
     let alice = token("alice", json!({}));
     // `wide` (10, keyed by ip) has 9 left, `per_user` (2, by subject) has 1: per_user is shown.
     let r = gw.get("/both/x", &[("Authorization", &alice)]).await;
@@ -256,7 +217,7 @@ async fn allowed_responses_show_the_policy_with_the_fewest_remaining() {
 
 #[tokio::test]
 async fn an_api_keys_own_rate_limit_applies_after_the_routes() {
-    let gw = Gateway::start(&config(""), start_echo().await).await;
+    let gw = Gateway::start(&config("").build(), start_echo().await).await;
     let key = [("X-API-Key", METERED_KEY)];
     // by_key (5/h) has 4 then 3 left; the key's own 2/h has 1 then 0: the key's own is shown.
     for remaining in ["1", "0"] {
@@ -278,7 +239,7 @@ async fn an_api_keys_own_rate_limit_applies_after_the_routes() {
 #[tokio::test]
 async fn forwarded_addresses_count_only_from_trusted_proxies() {
     let gw = Gateway::start(
-        &config(r#"trusted_proxies = ["127.0.0.1/32"]"#),
+        &config(r#"trusted_proxies = ["127.0.0.1/32"]"#).build(),
         start_echo().await,
     )
     .await;
@@ -344,8 +305,9 @@ rate_limit = ["zero", "nope"]
 /// or a client rotating addresses would have 2^64 budgets. The login budget too.
 #[tokio::test]
 async fn ipv6_clients_are_counted_by_their_64() {
-    let mut config = config("trusted_proxies = [\"127.0.0.1\"]");
-    config.push_str("\n[login]\nrate_limit = \"2/h\"\n");
+    let config = config("trusted_proxies = [\"127.0.0.1\"]")
+        .table("[login]\nrate_limit = \"2/h\"")
+        .build();
     let gw = Gateway::start_with_files(&config, start_echo().await, &[("users.toml", "")]).await;
     let mut seen = Vec::new();
     for ip in [

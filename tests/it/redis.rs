@@ -26,55 +26,23 @@ fn config(redis: &RedisServer, prefix: &str, store_extra: &str) -> String {
 
 /// As `config`, `redis_url` written as given (a string or a list).
 fn config_for(redis_url: &str, prefix: &str, store_extra: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}"]
-threads = 1
-
-[store]
-backend = "redis"
-redis_url = {redis_url}
-key_prefix = "{prefix}"
-{store_extra}
-
-[tokens]
-issuer = "portcullis"
-audience = "api"
-secret = "{HS_SECRET}"
-
-[login]
-rate_limit = "1000/s"
-max_failed_attempts = 3
-lockout = "10m"
-
-[roles]
-viewer = {{ permissions = ["orders:read"] }}
-
-[rate_limits]
-shared = {{ rate = "1/h", burst = 40, key = "ip", scope = "global" }}
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-roles_any = ["viewer"]
-
-[[routes]]
-path = "/limited/**"
-upstream = "echo"
-auth = "none"
-rate_limit = ["shared"]
-
-[[routes]]
-path = "/public/**"
-upstream = "echo"
-auth = "none"
-"#
-    )
+    toml()
+        .table(&format!(
+            "[store]\nbackend = \"redis\"\nredis_url = {redis_url}\nkey_prefix = \"{prefix}\"\n{store_extra}"
+        ))
+        .table("[login]\nrate_limit = \"1000/s\"\nmax_failed_attempts = 3\nlockout = \"10m\"")
+        .table(
+            r#"[roles]
+viewer = { permissions = ["orders:read"] }"#,
+        )
+        .table(
+            r#"[rate_limits]
+shared = { rate = "1/h", burst = 40, key = "ip", scope = "global" }"#,
+        )
+        .route("api", "/api/**", r#"roles_any = ["viewer"]"#)
+        .route("limited", "/limited/**", "auth = \"none\"\nrate_limit = [\"shared\"]")
+        .route("public", "/public/**", "auth = \"none\"")
+        .build()
 }
 
 async fn gateway(redis: &RedisServer, prefix: &str, store_extra: &str) -> Gateway {

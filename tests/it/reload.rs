@@ -9,40 +9,27 @@ use tokio::net::TcpListener;
 use crate::login::{argon2id, login, pair};
 use crate::support::*;
 
-fn config(extra_route: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}"]
-threads = 1
-
-[tokens]
-issuer = "portcullis"
-audience = "api"
-secret = "{HS_SECRET}"
-
-[login]
-rate_limit = "1000/s"
-
-[roles]
-viewer = {{ permissions = ["orders:read"] }}
-
-[rate_limits]
-per_ip = {{ rate = "1/h", burst = 3, key = "ip" }}
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-name = "metered"
-path = "/metered/**"
-upstream = "echo"
-auth = "none"
-rate_limit = ["per_ip"]
-{extra_route}
-"#
-    )
+/// One metered public route; `extra` (more upstreams and routes) goes after it, as text the
+/// tests later edit out.
+fn config(extra: &str) -> String {
+    toml()
+        .table("[login]\nrate_limit = \"1000/s\"")
+        .table(
+            r#"[roles]
+viewer = { permissions = ["orders:read"] }"#,
+        )
+        .table(
+            r#"[rate_limits]
+per_ip = { rate = "1/h", burst = 3, key = "ip" }"#,
+        )
+        .route(
+            "metered",
+            "/metered/**",
+            r#"auth = "none"
+rate_limit = ["per_ip"]"#,
+        )
+        .build()
+        + extra
 }
 
 /// Rewrites the gateway's config (each `(from, to)` replaced) in one atomic rename, sends

@@ -66,23 +66,12 @@ async fn echo_connection(s: tokio_rustls::server::TlsStream<TcpStream>) -> std::
 async fn tls_termination_on_every_listener() {
     let echo = start_echo().await;
     let second = free_port();
-    let toml = format!(
-        r#"
-[server]
-listen = ["{{LISTEN}}", "127.0.0.1:{second}"]
-tls = {{ cert_file = "{{KEYS}}/tls_cert.pem", key_file = "{{KEYS}}/tls_key.pem" }}
-threads = 1
-
-[[upstreams]]
-name = "echo"
-targets = ["{{UPSTREAM}}"]
-
-[[routes]]
-path = "/**"
-upstream = "echo"
-auth = "none"
-"#
-    );
+    let toml = toml()
+        .without_tokens()
+        .listen(&format!(r#"["{{LISTEN}}", "127.0.0.1:{second}"]"#))
+        .server(r#"tls = { cert_file = "{KEYS}/tls_cert.pem", key_file = "{KEYS}/tls_key.pem" }"#)
+        .route("all", "/**", r#"auth = "none""#)
+        .build();
     let gw = Gateway::start(&toml, echo).await;
     let connector = TlsConnector::from(Arc::new(client_config()));
     for port in [gw.addr.port(), second] {
@@ -117,6 +106,29 @@ auth = "none"
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
 }
 
+/// Public routes `/{name}` to TLS upstreams of one target each: (name, target, SNI, whether
+/// it trusts the test CA).
+fn tls_upstreams(upstreams: &[(&str, &str, &str, bool)]) -> String {
+    let mut t = toml().without_tokens().without_echo();
+    for (name, target, sni, trusts_ca) in upstreams {
+        let ca = if *trusts_ca {
+            "\nca_file = \"{KEYS}/ca_cert.pem\""
+        } else {
+            ""
+        };
+        t = t
+            .table(&format!(
+                "[[upstreams]]\nname = \"{name}\"\ntargets = [\"{target}\"]\ntls = true\nsni = \"{sni}\"{ca}"
+            ))
+            .route(
+                name,
+                &format!("/{name}"),
+                &format!("upstream = \"{name}\"\nauth = \"none\""),
+            );
+    }
+    t.build()
+}
+
 #[tokio::test]
 async fn tls_to_the_upstream_verifies_with_ca_file_and_sni() {
     // One upstream server each, so no pooled connection is shared between the three.
@@ -125,46 +137,11 @@ async fn tls_to_the_upstream_verifies_with_ca_file_and_sni() {
         start_tls_echo().await,
         start_tls_echo().await,
     );
-    let toml = r#"
-[server]
-listen = ["{LISTEN}"]
-threads = 1
-
-[[upstreams]]
-name = "trusted"
-targets = ["{UPSTREAM}"]
-tls = true
-sni = "localhost"
-ca_file = "{KEYS}/ca_cert.pem"
-
-[[upstreams]]
-name = "untrusted"
-targets = ["{B}"]
-tls = true
-sni = "localhost"
-
-[[upstreams]]
-name = "wrong-name"
-targets = ["{C}"]
-tls = true
-sni = "other.example"
-ca_file = "{KEYS}/ca_cert.pem"
-
-[[routes]]
-path = "/trusted"
-upstream = "trusted"
-auth = "none"
-
-[[routes]]
-path = "/untrusted"
-upstream = "untrusted"
-auth = "none"
-
-[[routes]]
-path = "/wrong-name"
-upstream = "wrong-name"
-auth = "none"
-"#;
+    let toml = tls_upstreams(&[
+        ("trusted", "{UPSTREAM}", "localhost", true),
+        ("untrusted", "{B}", "localhost", false),
+        ("wrong-name", "{C}", "other.example", true),
+    ]);
     let toml = toml
         .replace("{B}", &b.to_string())
         .replace("{C}", &c.to_string());
@@ -184,35 +161,11 @@ auth = "none"
 #[tokio::test]
 async fn each_upstream_keeps_its_own_tls_connections() {
     let server = start_tls_echo().await;
-    let toml = r#"
-[server]
-listen = ["{LISTEN}"]
-threads = 1
-
-[[upstreams]]
-name = "trusted"
-targets = ["{UPSTREAM}"]
-tls = true
-sni = "localhost"
-ca_file = "{KEYS}/ca_cert.pem"
-
-[[upstreams]]
-name = "untrusted"
-targets = ["{UPSTREAM}"]
-tls = true
-sni = "localhost"
-
-[[routes]]
-path = "/trusted"
-upstream = "trusted"
-auth = "none"
-
-[[routes]]
-path = "/untrusted"
-upstream = "untrusted"
-auth = "none"
-"#;
-    let gw = Gateway::start(toml, server).await;
+    let toml = tls_upstreams(&[
+        ("trusted", "{UPSTREAM}", "localhost", true),
+        ("untrusted", "{UPSTREAM}", "localhost", false),
+    ]);
+    let gw = Gateway::start(&toml, server).await;
     for _ in 0..3 {
         assert_eq!(gw.get("/trusted", &[]).await.echo().path, "/trusted");
         gw.get("/untrusted", &[])

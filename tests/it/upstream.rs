@@ -8,46 +8,40 @@ use tokio::net::TcpListener;
 
 use crate::support::*;
 
-const CONFIG: &str = r#"
-[server]
-listen = ["{LISTEN}"]
-threads = 1
-
-[[upstreams]]
+/// Public routes to a dead target, a silent one, and a health-checked pair; `{DEAD}`,
+/// `{SILENT}`, `{A}` and `{B}` are filled in by `start`.
+fn config() -> String {
+    toml()
+        .without_tokens()
+        .without_echo()
+        .table(
+            r#"[[upstreams]]
 name = "dead"
 targets = ["127.0.0.1:{DEAD}"]
-connect_timeout = "1s"
-
-[[upstreams]]
+connect_timeout = "1s""#,
+        )
+        .table(
+            r#"[[upstreams]]
 name = "silent"
 targets = ["{SILENT}"]
-read_timeout = "300ms"
-
-[[upstreams]]
+read_timeout = "300ms""#,
+        )
+        .table(
+            r#"[[upstreams]]
 name = "pair"
 targets = ["{A}", "127.0.0.1:{B}"]
-health_check = { path = "/health", interval = "100ms" }
-
-[[routes]]
-path = "/dead"
-upstream = "dead"
-auth = "none"
-
-[[routes]]
-path = "/silent"
-upstream = "silent"
-auth = "none"
-
-[[routes]]
-path = "/pair"
-upstream = "pair"
-auth = "none"
-
-[[routes]]
-path = "/**"
-upstream = "dead"
-auth = "none"
-"#;
+health_check = { path = "/health", interval = "100ms" }"#,
+        )
+        .route("dead", "/dead", "upstream = \"dead\"\nauth = \"none\"")
+        .route(
+            "silent",
+            "/silent",
+            "upstream = \"silent\"\nauth = \"none\"",
+        )
+        .route("pair", "/pair", "upstream = \"pair\"\nauth = \"none\"")
+        .route("rest", "/**", "upstream = \"dead\"\nauth = \"none\"")
+        .build()
+}
 
 /// A server that answers every request with `tag` (and 200 on /health).
 async fn serve_tagged(listener: TcpListener, tag: &'static str) {
@@ -87,7 +81,7 @@ async fn serve_silent(listener: TcpListener) {
 }
 
 async fn start(extra: &[(&str, String)]) -> Gateway {
-    let mut toml = CONFIG.to_string();
+    let mut toml = config();
     for (k, v) in extra {
         toml = toml.replace(k, v);
     }

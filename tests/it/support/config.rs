@@ -39,6 +39,12 @@ impl Toml {
         self
     }
 
+    /// Listeners other than the one on `{LISTEN}`: a TOML array.
+    pub fn listen(mut self, addresses: &str) -> Toml {
+        self.server[0] = format!("listen = {addresses}");
+        self
+    }
+
     /// The admin listener on `{ADMIN}`, with the admin API on when `token` is given.
     pub fn admin(self, token: Option<&str>) -> Toml {
         let t = self.server(r#"admin_listen = "{ADMIN}""#);
