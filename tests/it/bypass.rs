@@ -4,18 +4,17 @@
 
 use serde_json::json;
 
+use crate::standard;
 use crate::support::*;
-use crate::CONFIG;
 
 fn token(sub: &str, roles: &[&str]) -> String {
     bearer(&hs_token(&access_claims(sub, roles)))
 }
 
 fn trusting(proxies: &str) -> String {
-    CONFIG.replace(
-        "threads = 1",
-        &format!("threads = 1\ntrusted_proxies = [\"{proxies}\"]"),
-    )
+    standard()
+        .server(&format!("trusted_proxies = [\"{proxies}\"]"))
+        .build()
 }
 
 /// Names the echo upstream must not have received (it lower-cases names, keeps `_`).
@@ -45,7 +44,7 @@ const ALIASES: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn underscore_aliases_of_our_headers_never_reach_the_upstream() {
-    let gw = Gateway::start(CONFIG, start_echo().await).await;
+    let gw = Gateway::start(&standard().build(), start_echo().await).await;
     let alice = token("alice", &["user"]);
     for (path, auth) in [
         ("/api/orders", Some(alice.as_str())),
@@ -84,7 +83,7 @@ const REWRITES: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn rewrite_and_method_override_headers_are_removed_from_every_peer() {
-    for config in [CONFIG.to_string(), trusting("127.0.0.0/8")] {
+    for config in [standard().build(), trusting("127.0.0.0/8")] {
         let gw = Gateway::start(&config, start_echo().await).await;
         let echo = gw.get("/public/x", REWRITES).await.echo();
         let names: Vec<&str> = REWRITES.iter().map(|(n, _)| *n).collect();
@@ -102,7 +101,7 @@ const FORWARDING: &[(&str, &str)] = &[
 
 #[tokio::test]
 async fn forwarding_headers_from_an_untrusted_peer_are_removed() {
-    let gw = Gateway::start(CONFIG, start_echo().await).await;
+    let gw = Gateway::start(&standard().build(), start_echo().await).await;
     let echo = gw.get("/public/x", FORWARDING).await.echo();
     let names: Vec<&str> = FORWARDING.iter().map(|(n, _)| *n).collect();
     assert_absent(&echo, &names);
@@ -151,8 +150,10 @@ async fn forwarded_for_on_several_lines_is_one_list() {
 /// `/admin;x=1/users` is `/admin/users` to Tomcat, Jetty and Spring: it must not fall through
 /// to a weaker route.
 fn with_catch_all(server_extra: &str) -> String {
-    let config = CONFIG.replace("threads = 1", &format!("threads = 1\n{server_extra}"));
-    format!("{config}\n[[routes]]\npath = \"/**\"\nupstream = \"echo\"\nauth = \"optional\"\n")
+    standard()
+        .server(server_extra)
+        .route("catch-all", "/**", r#"auth = "optional""#)
+        .build()
 }
 
 #[tokio::test]
@@ -190,7 +191,7 @@ async fn allow_path_semicolons_restores_them_but_not_dot_segments() {
 /// HEAD must be judged by the GET route, not fall through to the weaker one.
 #[tokio::test]
 async fn head_is_judged_by_the_get_route() {
-    let gw = Gateway::start(CONFIG, start_echo().await).await;
+    let gw = Gateway::start(&standard().build(), start_echo().await).await;
     let user = token("bob", &["user"]);
     let r = gw
         .request("HEAD", "/api/audit", &[("Authorization", &user)], "")
@@ -206,7 +207,7 @@ async fn head_is_judged_by_the_get_route() {
 
 #[tokio::test]
 async fn subjects_with_control_characters_are_refused() {
-    let gw = Gateway::start(CONFIG, start_echo().await).await;
+    let gw = Gateway::start(&standard().build(), start_echo().await).await;
     for sub in [
         "alice\r\nX-Admin: 1",
         "alice\n",
@@ -230,7 +231,7 @@ async fn subjects_with_control_characters_are_refused() {
 
 #[tokio::test]
 async fn a_claim_a_header_cannot_carry_is_left_out_and_logged() {
-    let gw = Gateway::start(CONFIG, start_echo().await).await;
+    let gw = Gateway::start(&standard().build(), start_echo().await).await;
     let mut claims = access_claims("alice", &["user"]);
     claims.insert("email".into(), json!("alice@example.com\r\nX-Admin: 1"));
     claims.insert("org".into(), json!({"id": "org-7"}));

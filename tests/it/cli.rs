@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crate::standard;
 use crate::support::*;
-use crate::CONFIG;
 
 /// Writes `toml` as gateway.toml in `dir`, placeholders filled; its path.
 pub(crate) fn write_config(dir: &Path, toml: &str) -> String {
@@ -169,7 +169,7 @@ fn run_refuses_to_start_on_a_bad_config() {
 #[tokio::test]
 async fn minted_tokens_are_accepted_by_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), CONFIG);
+    let path = write_config(dir.path(), &standard().build());
     let out = cli(
         &[
             "token",
@@ -190,7 +190,7 @@ async fn minted_tokens_are_accepted_by_the_gateway() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let gw = Gateway::start(CONFIG, start_echo().await).await;
+    let gw = Gateway::start(&standard().build(), start_echo().await).await;
     let echo = gw
         .get("/api/audit", &[("Authorization", &bearer(&token))])
         .await
@@ -268,11 +268,12 @@ async fn run_in_the_background_serves_logins_and_logs() {
         crate::login::argon2id("dora-daemon-pw")
     );
     std::fs::write(dir.path().join("users.toml"), users).unwrap();
-    let config = CONFIG
+    let config = standard()
+        .table("[login]\nrate_limit = \"100/s\"")
+        .build()
         .replace("{KEYS}", &keys_dir().to_string_lossy())
         .replace("{LISTEN}", &format!("127.0.0.1:{port}"))
-        .replace("{UPSTREAM}", &upstream.to_string())
-        + "\n[login]\nrate_limit = \"100/s\"\n";
+        .replace("{UPSTREAM}", &upstream.to_string());
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, config).unwrap();
     let daemon = Daemon {

@@ -240,41 +240,71 @@ jwks_url = "http://idp.example.com/keys"
     assert!(String::from_utf8_lossy(&out.stderr).contains("plain http"));
 }
 
-#[tokio::test]
-async fn the_internal_token_carries_the_identity_and_verifies_with_the_jwks() {
-    let toml = toml()
-        .tokens_only(
-            r#"issuer = "portcullis"
+/// A gateway that signs with RS256 and forwards an internal identity token.
+struct Internal {
+    gw: Gateway,
+    key: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+}
+
+impl Internal {
+    async fn start() -> Internal {
+        let toml = toml()
+            .tokens_only(
+                r#"issuer = "portcullis"
 algorithm = "RS256"
 private_key_file = "{KEYS}/rsa_private.pem"
 key_id = "gw-1""#,
-        )
-        .table(
-            r#"[roles]
+            )
+            .table(
+                r#"[roles]
 viewer = { permissions = ["orders:read"] }
 auditor = { permissions = ["audit:read"] }"#,
-        )
-        .table(
-            r#"[identity]
+            )
+            .table(
+                r#"[identity]
 internal_token = { header = "X-Identity-Token", ttl = "60s" }"#,
-        )
-        .route("api", "/api/**", r#"roles_any = ["viewer"]"#)
-        .build();
-    let gw = Gateway::start(&toml, start_echo().await).await;
-    let out = cli(
-        &[
-            "token",
-            "--sub",
-            "alice",
-            "--roles",
-            "viewer",
-            "-c",
-            &gw.config_path().to_string_lossy(),
-        ],
-        None,
-    );
-    let access = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let echo = gw
+            )
+            .route("api", "/api/**", r#"roles_any = ["viewer"]"#)
+            .build();
+        let gw = Gateway::start(&toml, start_echo().await).await;
+        // The upstream verifies it with the gateway's own JWKS.
+        let set: JwkSet =
+            serde_json::from_slice(&gw.get("/.well-known/jwks.json", &[]).await.body).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(set.find("gw-1").unwrap()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.set_audience(&["internal"]);
+        validation.set_issuer(&["portcullis"]);
+        Internal {
+            gw,
+            key,
+            validation,
+        }
+    }
+
+    /// An access token minted by `portcullis token` on the gateway's config.
+    fn mint(&self, sub: &str, roles: &str) -> String {
+        let config = self.gw.config_path().to_string_lossy().to_string();
+        let out = cli(
+            &["token", "--sub", sub, "--roles", roles, "-c", &config],
+            None,
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn verify(&self, internal: &str) -> serde_json::Value {
+        jsonwebtoken::decode::<serde_json::Value>(internal, &self.key, &self.validation)
+            .unwrap()
+            .claims
+    }
+}
+
+#[tokio::test]
+async fn the_internal_token_carries_the_identity_and_verifies_with_the_jwks() {
+    let it = Internal::start().await;
+    let access = it.mint("alice", "viewer");
+    let echo = it
+        .gw
         .get(
             "/api/x",
             &[
@@ -286,58 +316,64 @@ internal_token = { header = "X-Identity-Token", ttl = "60s" }"#,
         .echo();
     let internal = &echo.headers["x-identity-token"];
     assert_eq!(internal.len(), 1, "the client's copy was removed");
-    let internal = internal[0].clone();
-    assert_ne!(internal, "spoofed");
+    assert_ne!(internal[0], "spoofed");
+    let claims = it.verify(&internal[0]);
+    let mut checks = Checks::new();
+    checks.eq("sub", claims["sub"].clone(), json!("alice"));
+    checks.eq("typ", claims["typ"].clone(), json!("identity"));
+    checks.eq("roles", claims["roles"].clone(), json!(["viewer"]));
+    checks.eq(
+        "permissions",
+        claims["permissions"].clone(),
+        json!(["orders:read"]),
+    );
+    checks.eq(
+        "lifetime",
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        60,
+    );
+}
 
-    let set: JwkSet =
-        serde_json::from_slice(&gw.get("/.well-known/jwks.json", &[]).await.body).unwrap();
-    let key = jsonwebtoken::DecodingKey::from_jwk(set.find("gw-1").unwrap()).unwrap();
-    let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
-    v.set_audience(&["internal"]);
-    v.set_issuer(&["portcullis"]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(&internal, &key, &v)
-        .unwrap()
-        .claims;
-    assert_eq!(claims["sub"], "alice");
-    assert_eq!(claims["typ"], "identity");
-    assert_eq!(claims["roles"], json!(["viewer"]));
-    assert_eq!(claims["permissions"], json!(["orders:read"]));
-    let life = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
-    assert_eq!(life, 60);
-    // It is never an access token.
-    gw.get("/api/x", &[("Authorization", &bearer(&internal))])
+#[tokio::test]
+async fn the_internal_token_is_never_an_access_token() {
+    let it = Internal::start().await;
+    let access = it.mint("alice", "viewer");
+    let echo = it
+        .gw
+        .get("/api/x", &[("Authorization", &bearer(&access))])
+        .await
+        .echo();
+    let internal = &echo.headers["x-identity-token"][0];
+    it.gw
+        .get("/api/x", &[("Authorization", &bearer(internal))])
         .await
         .assert_refusal(401, "invalid_token");
+}
 
-    // Cached tokens are kept per identity: callers taking turns each get their own.
-    let config = gw.config_path().to_string_lossy().to_string();
-    let mint = |sub: &str, roles: &str| {
-        let out = cli(
-            &["token", "--sub", sub, "--roles", roles, "-c", &config],
-            None,
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+/// Internal tokens are cached per identity: callers taking turns each get their own.
+#[tokio::test]
+async fn callers_taking_turns_each_get_their_own_internal_token() {
+    let it = Internal::start().await;
     let callers = [
         ("alice", "viewer"),
         ("bob", "viewer"),
         ("alice", "viewer,auditor"),
     ];
-    let minted: Vec<String> = callers.iter().map(|(s, r)| mint(s, r)).collect();
-    for _ in 0..3 {
+    let minted: Vec<String> = callers.iter().map(|(s, r)| it.mint(s, r)).collect();
+    let mut checks = Checks::new();
+    for round in 0..3 {
         for ((sub, _), access) in callers.iter().zip(&minted) {
-            let echo = gw
+            let echo = it
+                .gw
                 .get("/api/x", &[("Authorization", &bearer(access))])
                 .await
                 .echo();
-            let t = &echo.headers["x-identity-token"][0];
-            let claims = jsonwebtoken::decode::<serde_json::Value>(t, &key, &v)
-                .unwrap()
-                .claims;
-            assert_eq!(claims["sub"], *sub);
-            assert_eq!(
+            let claims = it.verify(&echo.headers["x-identity-token"][0]);
+            checks.eq((round, sub), claims["sub"].clone(), json!(sub));
+            checks.eq(
+                (round, sub, "roles"),
                 claims["roles"].as_array().unwrap().len(),
-                echo.headers["x-user-roles"][0].split(',').count()
+                echo.headers["x-user-roles"][0].split(',').count(),
             );
         }
     }

@@ -5,8 +5,8 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Map, Value};
 
 use crate::cli::write_config;
+use crate::standard;
 use crate::support::*;
-use crate::CONFIG;
 
 const DAY: i64 = 86400;
 const ADMIN_TOKEN: &str = "lifetimes-admin-token-0123456789";
@@ -34,7 +34,7 @@ async fn call(gw: &Gateway, claims: &Map<String, Value>) -> Response {
 
 #[tokio::test]
 async fn tokens_living_longer_than_max_ttl_are_refused() {
-    let gw = Gateway::start(CONFIG, start_echo().await).await;
+    let gw = Gateway::start(&standard().build(), start_echo().await).await;
     let now = now();
     assert_eq!(
         call(&gw, &token_living("a", Some(now), now + 29 * DAY))
@@ -63,10 +63,9 @@ async fn tokens_living_longer_than_max_ttl_are_refused() {
 
 #[tokio::test]
 async fn max_ttl_is_configurable() {
-    let config = CONFIG.replace(
-        "leeway = \"30s\"",
-        "leeway = \"30s\"\nmax_ttl = \"2h\"\nrefresh_ttl = \"1h\"",
-    );
+    let config = standard()
+        .tokens("max_ttl = \"2h\"\nrefresh_ttl = \"1h\"")
+        .build();
     let gw = Gateway::start(&config, start_echo().await).await;
     let now = now();
     assert_eq!(
@@ -81,8 +80,7 @@ async fn max_ttl_is_configurable() {
 }
 
 fn admin_config() -> String {
-    CONFIG.replace("threads = 1", "threads = 1\nadmin_listen = \"{ADMIN}\"\n")
-        + &format!("\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n")
+    standard().admin(Some(ADMIN_TOKEN)).build()
 }
 
 async fn revoke(gw: &Gateway, body: Value) {
@@ -133,7 +131,7 @@ async fn revocations_outlive_every_token_they_cover() {
 #[test]
 fn token_refuses_a_ttl_over_max_ttl() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), CONFIG);
+    let path = write_config(dir.path(), &standard().build());
     let out = cli(&["token", "-c", &path, "--sub", "a", "--ttl", "90d"], None);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "no token printed");
@@ -146,10 +144,7 @@ fn token_refuses_a_ttl_over_max_ttl() {
 #[test]
 fn check_refuses_own_lifetimes_over_max_ttl() {
     let dir = tempfile::tempdir().unwrap();
-    let config = CONFIG.replace(
-        "leeway = \"30s\"",
-        "leeway = \"30s\"\nrefresh_ttl = \"60d\"",
-    );
+    let config = standard().tokens("refresh_ttl = \"60d\"").build();
     let path = write_config(dir.path(), &config);
     let out = cli(&["check", "-c", &path], None);
     assert_eq!(out.status.code(), Some(1));

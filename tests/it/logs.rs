@@ -162,7 +162,7 @@ async fn a_full_session_leaves_no_secret_in_any_output() {
 /// journald) slows no request, and what cannot be written is dropped and counted.
 #[tokio::test]
 async fn a_stalled_log_reader_slows_nothing_and_drops_are_counted() {
-    let config = crate::CONFIG.replace("threads = 1", "threads = 1\nadmin_listen = \"{ADMIN}\"");
+    let config = crate::standard().admin(None).build();
     let gw = Gateway::start_with_stalled_stdout(&config, start_echo().await, 64).await;
     // Far more lines than the pipe (64 KiB) and the queue hold.
     for i in 0..600 {
@@ -304,7 +304,7 @@ async fn every_audit_event_of_a_request_carries_its_request_id() {
 /// The access event of a refused request names the caller whose credential verified.
 #[tokio::test]
 async fn a_refused_request_is_logged_with_its_verified_caller() {
-    let gw = Gateway::start(crate::CONFIG, start_echo().await).await;
+    let gw = Gateway::start(&crate::standard().build(), start_echo().await).await;
     let t = bearer(&hs_token(&access_claims("bob", &["user"])));
     gw.get(
         "/admin/x",

@@ -2,11 +2,11 @@
 
 use serde_json::json;
 
+use crate::standard;
 use crate::support::*;
-use crate::CONFIG;
 
 async fn gateway() -> Gateway {
-    Gateway::start(CONFIG, start_echo().await).await
+    Gateway::start(&standard().build(), start_echo().await).await
 }
 
 fn token(sub: &str, roles: &[&str]) -> String {
@@ -126,85 +126,126 @@ async fn request_ids_are_kept_or_made() {
 #[tokio::test]
 async fn roles_permissions_and_inheritance() {
     let gw = gateway().await;
-    // admin-only route
-    assert_eq!(
-        gw.get(
+    let mut own_permission = access_claims("p", &[]);
+    own_permission.insert("permissions".into(), json!(["audit:read"]));
+    let own_permission = bearer(&hs_token(&own_permission));
+    let cases = [
+        (
+            "an admin on the admin route",
+            "GET",
             "/admin/panel",
-            &[("Authorization", &token("root", &["admin"]))]
-        )
-        .await
-        .status,
-        200
-    );
-    let r = gw
-        .get(
-            "/admin/panel",
-            &[("Authorization", &token("bob", &["user"]))],
-        )
-        .await;
-    r.assert_refusal(403, "insufficient_scope");
-    assert_eq!(
-        r.header("www-authenticate").unwrap(),
-        r#"Bearer realm="portcullis", error="insufficient_scope", error_description="a required role is missing""#
-    );
-    // viewer is inherited by user and admin
-    for role in ["viewer", "user", "admin"] {
-        assert_eq!(
-            gw.get("/api/things", &[("Authorization", &token("u", &[role]))])
-                .await
-                .status,
+            token("root", &["admin"]),
             200,
-            "{role}"
-        );
-    }
-    gw.get(
-        "/api/things",
-        &[("Authorization", &token("u", &["auditor"]))],
-    )
-    .await
-    .assert_refusal(403, "insufficient_scope");
-    // permissions_all: a role's permission, `*`, and a token's own permissions
-    assert_eq!(
-        gw.get(
+            "",
+        ),
+        (
+            "a user on the admin route",
+            "GET",
+            "/admin/panel",
+            token("bob", &["user"]),
+            403,
+            "a required role is missing",
+        ),
+        // viewer is inherited by user and admin
+        (
+            "viewer",
+            "GET",
+            "/api/things",
+            token("u", &["viewer"]),
+            200,
+            "",
+        ),
+        (
+            "user inherits viewer",
+            "GET",
+            "/api/things",
+            token("u", &["user"]),
+            200,
+            "",
+        ),
+        (
+            "admin inherits viewer",
+            "GET",
+            "/api/things",
+            token("u", &["admin"]),
+            200,
+            "",
+        ),
+        (
+            "auditor is no viewer",
+            "GET",
+            "/api/things",
+            token("u", &["auditor"]),
+            403,
+            "a required role is missing",
+        ),
+        // permissions_all: a role's permission, `*`, and a token's own permissions
+        (
+            "a role's permission",
+            "GET",
             "/api/audit",
-            &[("Authorization", &token("a", &["auditor"]))]
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        gw.get("/api/audit", &[("Authorization", &token("a", &["admin"]))])
-            .await
-            .status,
-        200,
-        "* grants all"
-    );
-    let r = gw
-        .get("/api/audit", &[("Authorization", &token("a", &["user"]))])
-        .await;
-    assert_eq!(
-        r.assert_refusal(403, "insufficient_scope")["error_description"],
-        "a required permission is missing"
-    );
-    let mut c = access_claims("p", &[]);
-    c.insert("permissions".into(), json!(["audit:read"]));
-    assert_eq!(
-        gw.get("/api/audit", &[("Authorization", &bearer(&hs_token(&c)))])
-            .await
-            .status,
-        200
-    );
-    // methods: POST is not configured for /api/audit, so it falls through to /api/**
-    let r = gw
-        .request(
+            token("a", &["auditor"]),
+            200,
+            "",
+        ),
+        (
+            "* grants all",
+            "GET",
+            "/api/audit",
+            token("a", &["admin"]),
+            200,
+            "",
+        ),
+        (
+            "a permission missing",
+            "GET",
+            "/api/audit",
+            token("a", &["user"]),
+            403,
+            "a required permission is missing",
+        ),
+        (
+            "the token's own permission",
+            "GET",
+            "/api/audit",
+            own_permission,
+            200,
+            "",
+        ),
+        // POST is not configured for /api/audit, so it falls through to /api/**
+        (
+            "another method falls through",
             "POST",
             "/api/audit",
-            &[("Authorization", &token("a", &["auditor"]))],
-            "",
-        )
-        .await;
-    r.assert_refusal(403, "insufficient_scope");
+            token("a", &["auditor"]),
+            403,
+            "a required role is missing",
+        ),
+    ];
+    let mut checks = Checks::new();
+    for (name, method, path, auth, status, description) in cases {
+        let r = gw
+            .request(method, path, &[("Authorization", &auth)], "")
+            .await;
+        checks.eq(name, r.status, status);
+        if status == 403 && r.status == 403 {
+            checks.eq(
+                name,
+                (
+                    r.json()["error"].clone(),
+                    r.json()["error_description"].clone(),
+                ),
+                (json!("insufficient_scope"), json!(description)),
+            );
+            checks.eq(
+                name,
+                r.header("www-authenticate").map(str::to_string),
+                Some(format!(
+                    r#"Bearer realm="portcullis", error="insufficient_scope", error_description="{description}""#
+                )),
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -374,10 +415,9 @@ async fn oversized_headers_get_431_json() {
 
 #[tokio::test]
 async fn forwarded_headers_from_a_trusted_proxy_are_kept_and_extended() {
-    let trusted = CONFIG.replace(
-        "threads = 1",
-        "threads = 1\ntrusted_proxies = [\"127.0.0.0/8\"]",
-    );
+    let trusted = standard()
+        .server(r#"trusted_proxies = ["127.0.0.0/8"]"#)
+        .build();
     let gw = Gateway::start(&trusted, start_echo().await).await;
     let echo = gw
         .get(
