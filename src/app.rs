@@ -15,6 +15,7 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, Shut
 use pingora::services::background::{background_service, BackgroundService};
 use tokio::sync::Notify;
 
+use crate::accounts::directory::Directory;
 use crate::accounts::password::PasswordPool;
 use crate::admin::AdminApp;
 use crate::clock::Clock;
@@ -110,14 +111,17 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
     let shared = store.clone().shared_buckets();
     let server_settings = config.server.clone();
     let path = config.path.clone();
-    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(config, None, shared)));
+    let accounts = accounts(&config)?;
+    let first = Runtime::new(config, None, shared).with_accounts(accounts.clone());
+    let runtime = Arc::new(ArcSwap::from_pointee(first));
     let metrics = Arc::new(Metrics::new());
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let passwords = password_pool();
     let name = options.name.clone();
     let gateway = Gateway {
         runtime: runtime.clone(),
         store: store.clone(),
-        passwords: password_pool(),
+        passwords: passwords.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
         in_flight: in_flight.clone(),
@@ -132,6 +136,7 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
             store: store.clone(),
             clock: clock.clone(),
             metrics: metrics.clone(),
+            passwords: passwords.clone(),
         };
         let mut admin = pingora::services::listening::Service::new(format!("{name}-admin"), app);
         admin.add_tcp(&addr.to_string());
@@ -154,7 +159,8 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
         ("pruning", Task::Pruning(runtime.clone(), store.clone())),
     ];
     let redis = redis.map(|r| ("redis", Task::RedisSync(r)));
-    for (task, service) in tasks.into_iter().chain(redis) {
+    let accounts = accounts.map(|a| ("accounts", Task::Accounts(a, options.clock.clone())));
+    for (task, service) in tasks.into_iter().chain(redis).chain(accounts) {
         server.add_service(background_service(&format!("{name}-{task}"), service));
     }
     Ok(Built {
@@ -201,6 +207,16 @@ fn store(config: &Config, clock: &Clock) -> (Arc<dyn Store>, Option<Arc<RedisSto
     }
 }
 
+/// The user store of `users_db`, connected, migrated and its API keys loaded: a database
+/// that cannot be reached stops the start here.
+fn accounts(config: &Config) -> Result<Option<Arc<Directory>>, String> {
+    let Some(db) = config.login.as_ref().and_then(|l| l.users_db.as_ref()) else {
+        return Ok(None);
+    };
+    let roles = Arc::new(config.roles.clone());
+    Directory::open(db.url.expose(), db.db_key.expose(), roles).map(Some)
+}
+
 /// Every `listen` address, with TLS when `[server] tls` is set.
 fn listen<A>(
     proxy: &mut pingora::services::listening::Service<A>,
@@ -236,6 +252,8 @@ enum Task {
     Pruning(Arc<ArcSwap<Runtime>>, Arc<dyn Store>),
     /// Connects to Redis, follows revocations, keeps the freshness `on_failure` reads.
     RedisSync(Arc<RedisStore>),
+    /// Follows `users_db`'s change log: API keys made or deleted on any instance.
+    Accounts(Arc<Directory>, Clock),
 }
 
 #[async_trait]
@@ -253,6 +271,13 @@ impl BackgroundService for Task {
                 runtime::tasks::pruning(rt.clone(), store.clone(), shutdown).await
             }
             Task::RedisSync(redis) => redis.clone().run(shutdown).await,
+            Task::Accounts(directory, clock) => {
+                let mut shutdown = shutdown;
+                let stop = async move {
+                    let _ = shutdown.changed().await;
+                };
+                directory.clone().follow(clock.clone(), stop).await
+            }
         }
     }
 }

@@ -41,6 +41,21 @@ pub(crate) fn claim_as_segment(v: &Value) -> Option<String> {
     }
 }
 
+/// Claims Portcullis sets itself: a user's `claims` may not replace them.
+pub(crate) const RESERVED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "sid",
+    "typ",
+    "roles",
+    "permissions",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

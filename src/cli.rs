@@ -51,6 +51,11 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         count: usize,
     },
+    /// Manage the users of `[login] users_db`.
+    Users {
+        #[command(subcommand)]
+        action: UsersCommand,
+    },
     /// Print an access token signed with the configured key.
     Token {
         #[arg(long)]
@@ -61,6 +66,21 @@ pub enum Command {
         /// Lifetime, e.g. `1h` (default: `[tokens].access_ttl`).
         #[arg(long)]
         ttl: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Copy a users file's users (hashes, roles, claims, MFA) into users_db, as they are.
+    Import { file: PathBuf },
+    /// Add a user; the password is read from stdin.
+    Add {
+        name: String,
+        /// Comma-separated roles.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        #[arg(long)]
+        subject: Option<String>,
     },
 }
 

@@ -135,6 +135,10 @@ pub enum GatewayError {
     AccountLocked,
     /// 401 on the admin API: no, or not the, `[admin] token`.
     AdminTokenRequired,
+    /// 400: a new password the policy refuses (the response says which rule).
+    WeakPassword,
+    /// 409: registering or creating a user whose name exists.
+    UsernameTaken,
 }
 
 impl GatewayError {
@@ -161,6 +165,8 @@ impl GatewayError {
             GatewayError::UnsupportedGrantType => StatusCode::BAD_REQUEST,
             GatewayError::AccountLocked => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::AdminTokenRequired => StatusCode::UNAUTHORIZED,
+            GatewayError::WeakPassword => StatusCode::BAD_REQUEST,
+            GatewayError::UsernameTaken => StatusCode::CONFLICT,
         }
     }
 
@@ -186,6 +192,8 @@ impl GatewayError {
             GatewayError::UnsupportedGrantType => "unsupported_grant_type",
             GatewayError::AccountLocked => "account_locked",
             GatewayError::AdminTokenRequired => "invalid_token",
+            GatewayError::WeakPassword => "weak_password",
+            GatewayError::UsernameTaken => "username_taken",
         }
     }
 
@@ -211,6 +219,8 @@ impl GatewayError {
             GatewayError::UnsupportedGrantType => "unsupported grant_type",
             GatewayError::AccountLocked => "too many failed attempts: try again later",
             GatewayError::AdminTokenRequired => "a valid admin token is required",
+            GatewayError::WeakPassword => "the password does not meet the password policy",
+            GatewayError::UsernameTaken => "this username is taken",
         }
     }
 
@@ -240,7 +250,9 @@ impl GatewayError {
             | GatewayError::InvalidCode
             | GatewayError::InvalidGrant(_)
             | GatewayError::UnsupportedGrantType
-            | GatewayError::AccountLocked => None,
+            | GatewayError::AccountLocked
+            | GatewayError::WeakPassword
+            | GatewayError::UsernameTaken => None,
         }
     }
 
@@ -266,7 +278,9 @@ impl GatewayError {
             | GatewayError::GatewayTimeout
             | GatewayError::Unavailable
             | GatewayError::MethodNotAllowed
-            | GatewayError::UnsupportedGrantType => false,
+            | GatewayError::UnsupportedGrantType
+            | GatewayError::WeakPassword
+            | GatewayError::UsernameTaken => false,
         }
     }
 
@@ -292,7 +306,9 @@ impl GatewayError {
             | GatewayError::GatewayTimeout
             | GatewayError::Unavailable
             | GatewayError::MethodNotAllowed
-            | GatewayError::UnsupportedGrantType => Counted::Neither,
+            | GatewayError::UnsupportedGrantType
+            | GatewayError::WeakPassword
+            | GatewayError::UsernameTaken => Counted::Neither,
         }
     }
 
@@ -390,6 +406,8 @@ mod tests {
             ),
             (GatewayError::AccountLocked, 429, "account_locked", false),
             (GatewayError::AdminTokenRequired, 401, "invalid_token", true),
+            (GatewayError::WeakPassword, 400, "weak_password", false),
+            (GatewayError::UsernameTaken, 409, "username_taken", false),
         ];
         for (err, status, code, challenges) in table {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

@@ -23,6 +23,13 @@ pub(crate) mod wire {
     pub(crate) const X_FORWARDED_HOST: &str = "X-Forwarded-Host";
 }
 
+/// A network (`10.0.0.0/8`) or one address (`10.1.2.3`, read as its /32 or /128).
+pub(crate) fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
 /// Keeps a client's request id when it is 1..=128 visible ASCII characters, else makes one.
 pub(crate) fn request_id(incoming: Option<&[u8]>) -> String {
     match incoming {

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use portcullis::cli::{Cli, Command};
+use portcullis::cli::{Cli, Command, UsersCommand};
 use portcullis::commands;
 
 /// Every proxied request allocates and frees many small buffers on one thread after another;
@@ -26,6 +26,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::HashPassword => commands::hash_password(),
+        Command::Users { action } => match action {
+            UsersCommand::Import { file } => commands::users_import(&cli.config, &file),
+            UsersCommand::Add {
+                name,
+                roles,
+                subject,
+            } => commands::users_add(&cli.config, &name, &roles, subject.as_deref()),
+        },
         Command::NewBackupCodes { count } => {
             commands::new_backup_codes(count);
             ExitCode::SUCCESS

@@ -39,8 +39,13 @@ impl Reloader {
     fn watched(&self) -> Vec<(PathBuf, Stamp)> {
         let runtime = self.runtime.load();
         let mut files = vec![self.path.clone()];
-        if let Some(login) = &runtime.config.login {
-            files.push(login.users_file.clone());
+        if let Some(file) = runtime
+            .config
+            .login
+            .as_ref()
+            .and_then(|l| l.users_file.clone())
+        {
+            files.push(file);
         }
         files
             .into_iter()
@@ -126,6 +131,14 @@ impl Reloader {
 }
 
 /// Listeners, threads and the store are set up once: a change waits for a restart.
+fn users_db(config: &Config) -> Option<&str> {
+    config
+        .login
+        .as_ref()
+        .and_then(|l| l.users_db.as_ref())
+        .map(|d| d.url.expose())
+}
+
 fn report_restart_only_changes(running: &Config, next: &Config) {
     let (a, b) = (&running.server, &next.server);
     let store_changed = match (&running.store.backend, &next.store.backend) {
@@ -141,6 +154,7 @@ fn report_restart_only_changes(running: &Config, next: &Config) {
         ("server.tls", a.tls.is_some() != b.tls.is_some()),
         ("server.threads", a.threads != b.threads),
         ("store", store_changed),
+        ("login.users_db", users_db(running) != users_db(next)),
     ] {
         if changed {
             tracing::warn!(

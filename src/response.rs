@@ -77,6 +77,9 @@ pub(crate) struct Refusal {
     pub retry_after: Option<u64>,
     /// On the RFC 6749 token endpoint: 400 with its codes (405, 413, 429 and 503 stay).
     pub oauth: bool,
+    /// Instead of the error's fixed description: which rule a weak password broke, made by
+    /// the gateway (never from what the client sent).
+    pub description: Option<String>,
 }
 
 impl Refusal {
@@ -86,6 +89,7 @@ impl Refusal {
             mfa_token: None,
             retry_after: None,
             oauth: false,
+            description: None,
         }
     }
 
@@ -109,7 +113,7 @@ impl Refusal {
         };
         let mut body = serde_json::json!({
             "error": err.code(),
-            "error_description": err.description(),
+            "error_description": self.description.as_deref().unwrap_or(err.description()),
             "request_id": request_id,
         });
         if let Some(token) = &self.mfa_token {

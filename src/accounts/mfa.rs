@@ -41,6 +41,11 @@ impl Totp {
         )))
     }
 
+    /// The secret in base32, as an authenticator app (and users.toml) has it.
+    pub(crate) fn to_base32(&self) -> String {
+        Secret::Raw(self.0.secret.clone()).to_encoded().to_string()
+    }
+
     /// The time step whose code `code` is, among the steps of `now` ± 1; compared in
     /// constant time. The caller marks the step spent so the code cannot be replayed.
     pub(crate) fn matching_step(&self, code: &str, now: u64) -> Option<u64> {

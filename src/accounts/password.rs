@@ -103,6 +103,21 @@ impl PasswordHash {
         }
     }
 
+    /// Whether this is what new hashes are: argon2id at the default cost. Others (bcrypt,
+    /// argon2 at another cost, imported from a file) are rehashed at the next login.
+    pub(crate) fn is_current(&self) -> bool {
+        let PasswordHash::Argon2(s) = self else {
+            return false;
+        };
+        argon2::PasswordHash::new(s).is_ok_and(|phc| {
+            phc.algorithm == argon2::Algorithm::Argon2id.ident()
+                && argon2::Params::try_from(&phc).is_ok_and(|p| {
+                    let d = argon2::Params::default();
+                    (p.m_cost(), p.t_cost(), p.p_cost()) == (d.m_cost(), d.t_cost(), d.p_cost())
+                })
+        })
+    }
+
     /// The algorithm and cost, for grouping users by what a check of theirs costs.
     pub(crate) fn cost_class(&self) -> String {
         match self {
@@ -181,9 +196,21 @@ impl PasswordPool {
 
     /// Whether `password` matches `hash`, checked on the pool.
     pub(crate) async fn verify(&self, hash: PasswordHash, password: String) -> Result<bool, Busy> {
+        self.run(move || hash.verify(password.as_bytes())).await
+    }
+
+    /// A new argon2id hash of `password` (`hash`), made on the pool.
+    pub(crate) async fn hash(&self, password: String) -> Result<String, Busy> {
+        self.run(move || hash(password.as_bytes())).await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = done.send(hash.verify(password.as_bytes()));
+            let _ = done.send(work());
         });
         match self.jobs().try_send(job) {
             Ok(()) => result.await.map_err(|_| Busy),

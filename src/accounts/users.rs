@@ -67,6 +67,11 @@ impl Users {
         self.by_subject.get(subject)
     }
 
+    /// Every user, in no order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<User>> {
+        self.by_name.values()
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_name.len()
     }

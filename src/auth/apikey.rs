@@ -71,26 +71,43 @@ impl ApiKeys {
         client: Option<IpAddr>,
         now: u64,
     ) -> Result<Arc<ApiKey>, ApiKeyError> {
-        if presented.is_empty() {
-            return Err(ApiKeyError::Empty);
-        }
-        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let digest = digest_of(presented)?;
         let key = self.by_digest.get(&digest).ok_or(ApiKeyError::Unknown)?;
-        // The map lookup compares digests, not secrets; confirm in constant time all the same.
-        if !bool::from(key.digest.ct_eq(&digest)) {
-            return Err(ApiKeyError::Unknown);
-        }
-        if key.expires_at.is_some_and(|exp| now >= exp) {
-            return Err(ApiKeyError::Expired);
-        }
-        if !key.allowed_ips.is_empty() {
-            let allowed = client.is_some_and(|ip| key.allowed_ips.iter().any(|n| n.contains(&ip)));
-            if !allowed {
-                return Err(ApiKeyError::NotFromThisAddress);
-            }
-        }
+        admit(key, &digest, client, now)?;
         Ok(key.clone())
     }
+}
+
+/// The digest keys are looked up by; an empty key is refused before it is hashed.
+pub(crate) fn digest_of(presented: &str) -> Result<[u8; 32], ApiKeyError> {
+    if presented.is_empty() {
+        return Err(ApiKeyError::Empty);
+    }
+    Ok(Sha256::digest(presented.as_bytes()).into())
+}
+
+/// The checks after a key was found by `digest`: the digest again (in constant time), the
+/// expiry, the allowed networks.
+pub(crate) fn admit(
+    key: &ApiKey,
+    digest: &[u8; 32],
+    client: Option<IpAddr>,
+    now: u64,
+) -> Result<(), ApiKeyError> {
+    // The map lookup compares digests, not secrets; confirm in constant time all the same.
+    if !bool::from(key.digest.ct_eq(digest)) {
+        return Err(ApiKeyError::Unknown);
+    }
+    if key.expires_at.is_some_and(|exp| now >= exp) {
+        return Err(ApiKeyError::Expired);
+    }
+    if !key.allowed_ips.is_empty() {
+        let allowed = client.is_some_and(|ip| key.allowed_ips.iter().any(|n| n.contains(&ip)));
+        if !allowed {
+            return Err(ApiKeyError::NotFromThisAddress);
+        }
+    }
+    Ok(())
 }
 
 /// A new key: the prefix and 256 bits from the OS, base64url.

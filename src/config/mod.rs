@@ -22,9 +22,10 @@ use crate::upstream::UpstreamSettings;
 pub use settings::IdentitySettings;
 pub(crate) use settings::{
     Backend, CookieSettings, LoginSettings, OnFailure, SameSite, Secret, ServerSettings,
-    StoreSettings, TlsFiles,
+    StoreSettings, TlsFiles, UsersDb,
 };
 pub use source::ConfigErrors;
+pub(crate) use validate::users_file;
 pub use validate::{load, Loaded};
 
 /// A validated configuration: everything the request path needs, compiled.

@@ -175,10 +175,29 @@ pub(crate) struct RawLogin {
     pub enabled: Option<bool>,
     pub base_path: Option<String>,
     pub users_file: Option<String>,
+    pub users_db: Option<String>,
+    pub db_key: Option<String>,
+    pub registration: Option<RawRegistration>,
+    pub password_policy: Option<RawPasswordPolicy>,
     pub max_failed_attempts: Option<u32>,
     pub lockout: Option<String>,
     pub rate_limit: Option<String>,
     pub cookie: Option<RawCookie>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRegistration {
+    pub enabled: Option<bool>,
+    pub roles: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPasswordPolicy {
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+    pub reject_common: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

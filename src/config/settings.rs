@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use http::HeaderName;
 
+use crate::accounts::policy::PasswordPolicy;
 use crate::accounts::users::Users;
 use crate::auth::internal::InternalTokenSettings;
 use crate::headers::ClientHeaders;
@@ -22,6 +23,10 @@ impl Secret {
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
     }
 }
 
@@ -123,14 +128,29 @@ pub struct IdentitySettings {
 #[derive(Debug)]
 pub(crate) struct LoginSettings {
     pub base_path: String,
-    pub users_file: PathBuf,
+    /// The read-only users file (none with `users_db`), watched for changes.
+    pub users_file: Option<PathBuf>,
+    /// Its users (none with `users_db`).
     pub users: Users,
+    /// The writable user store.
+    pub users_db: Option<UsersDb>,
+    /// `POST /auth/register`: on, and the roles it gives.
+    pub registration: Option<Vec<String>>,
+    pub password_policy: PasswordPolicy,
     pub max_failed_attempts: u32,
     /// Seconds.
     pub lockout: u64,
     /// One budget per client IP over login, token and mfa.
     pub rate_limit: Option<PolicyId>,
     pub cookie: Option<CookieSettings>,
+}
+
+/// `[login] users_db` and the `db_key` that seals TOTP secrets in it.
+#[derive(Debug, Clone)]
+pub(crate) struct UsersDb {
+    /// What sqlx connects to (a relative SQLite path made absolute, created when missing).
+    pub url: Secret,
+    pub db_key: Secret,
 }
 
 #[derive(Debug, Clone)]

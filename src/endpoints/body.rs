@@ -92,8 +92,33 @@ fn missing(name: &'static str) -> &'static str {
         "code" => "missing field: code",
         "refresh_token" => "missing field: refresh_token",
         "grant_type" => "missing field: grant_type",
+        "current_password" => "missing field: current_password",
+        "new_password" => "missing field: new_password",
         _ => "a required field is missing",
     }
+}
+
+/// A JSON body read as `T` (unknown fields ignored); an empty body reads as `{}`.
+pub(crate) fn json<T: serde::de::DeserializeOwned>(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<T, GatewayError> {
+    let json_type = content_type
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !body.is_empty() && !json_type {
+        return Err(GatewayError::InvalidRequest(
+            "the body must be application/json",
+        ));
+    }
+    let body = if body.is_empty() {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|_| {
+        GatewayError::InvalidRequest("malformed JSON body, or a field of the wrong type")
+    })
 }
 
 /// The request's `Content-Type`, if it is readable.

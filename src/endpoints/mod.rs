@@ -2,6 +2,7 @@
 //! `login`. They take the request as a value and give back the response, the refusal to log
 //! and the rate-limit tally; the proxy reads the body and writes the answer.
 
+mod account;
 pub(crate) mod body;
 
 use std::net::IpAddr;
@@ -34,6 +35,8 @@ pub(crate) struct EndpointRequest<'a> {
     pub body: &'a [u8],
     /// The client IP as `ip` rate-limit keys count it.
     pub limit_ip: Option<IpAddr>,
+    /// The client IP itself (what a session records).
+    pub client_ip: Option<IpAddr>,
     pub request_id: &'a str,
 }
 
@@ -60,10 +63,27 @@ enum Endpoint {
     Token,
     Logout,
     UserInfo,
+    // Self-service over users_db (SPEC section 7).
+    Register,
+    Password,
+    Sessions,
+    /// `/sessions/{sid}`.
+    Session,
+    ApiKeys,
+    /// `/api-keys/{id}`.
+    ApiKey,
+    MfaSetup,
+    MfaEnable,
+    MfaDisable,
 }
 
 impl Endpoint {
     fn from_path(sub_path: &str) -> Option<Self> {
+        let one_below = |prefix: &str| {
+            sub_path
+                .strip_prefix(prefix)
+                .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        };
         Some(match sub_path {
             "/login" => Endpoint::Login,
             "/mfa" => Endpoint::Mfa,
@@ -71,20 +91,53 @@ impl Endpoint {
             "/token" => Endpoint::Token,
             "/logout" => Endpoint::Logout,
             "/userinfo" => Endpoint::UserInfo,
+            "/register" => Endpoint::Register,
+            "/password" => Endpoint::Password,
+            "/sessions" => Endpoint::Sessions,
+            "/api-keys" => Endpoint::ApiKeys,
+            "/mfa/setup" => Endpoint::MfaSetup,
+            "/mfa/enable" => Endpoint::MfaEnable,
+            "/mfa/disable" => Endpoint::MfaDisable,
+            _ if one_below("/sessions/") => Endpoint::Session,
+            _ if one_below("/api-keys/") => Endpoint::ApiKey,
             _ => return None,
         })
     }
 
-    fn allows(self, method: &Method) -> bool {
+    fn allowed(self) -> &'static str {
         match self {
-            Endpoint::UserInfo => method == Method::GET || method == Method::HEAD,
-            _ => method == Method::POST,
+            Endpoint::UserInfo | Endpoint::Sessions => "GET, HEAD",
+            Endpoint::ApiKeys => "GET, HEAD, POST",
+            Endpoint::Session | Endpoint::ApiKey => "DELETE",
+            _ => "POST",
         }
     }
 
-    /// Login, token and mfa share the `[login].rate_limit` budget.
+    fn allows(self, method: &Method) -> bool {
+        self.allowed().split(", ").any(|m| m == method.as_str())
+    }
+
+    /// Login, token, mfa and register share the `[login].rate_limit` budget.
     fn is_rate_limited(self) -> bool {
-        matches!(self, Endpoint::Login | Endpoint::Token | Endpoint::Mfa)
+        matches!(
+            self,
+            Endpoint::Login | Endpoint::Token | Endpoint::Mfa | Endpoint::Register
+        )
+    }
+
+    fn is_self_service(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Register
+                | Endpoint::Password
+                | Endpoint::Sessions
+                | Endpoint::Session
+                | Endpoint::ApiKeys
+                | Endpoint::ApiKey
+                | Endpoint::MfaSetup
+                | Endpoint::MfaEnable
+                | Endpoint::MfaDisable
+        )
     }
 }
 
@@ -157,6 +210,11 @@ async fn run(
         passwords: services.passwords,
         now: services.now,
         request_id: req.request_id,
+        client_ip: req.client_ip,
+        user_agent: req
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
     };
     answer(endpoint, req, &login).await
 }
@@ -167,6 +225,9 @@ async fn answer(
     login: &Login<'_>,
 ) -> Result<LocalResponse, Refused> {
     let settings = login.settings;
+    if endpoint.is_self_service() {
+        return account::answer(endpoint, req, login).await;
+    }
     match endpoint {
         Endpoint::Login => {
             let mut fields = fields(req)?;
@@ -191,7 +252,7 @@ async fn answer(
         }
         Endpoint::Token => token_grant(req, login).await,
         Endpoint::Logout => {
-            let token = access_token(req, login)?;
+            let token = access_token(req, login, true)?;
             login.logout(&token, query_flag(req.query, "all")).await?;
             let mut resp = LocalResponse::empty(StatusCode::NO_CONTENT);
             if let Some(cookie) = &settings.cookie {
@@ -200,9 +261,10 @@ async fn answer(
             Ok(resp)
         }
         Endpoint::UserInfo => {
-            let token = access_token(req, login)?;
+            let token = access_token(req, login, true)?;
             Ok(LocalResponse::json(StatusCode::OK, userinfo(login, &token)))
         }
+        _ => Err(GatewayError::NotFound.into()),
     }
 }
 
@@ -229,12 +291,16 @@ fn fields(req: &EndpointRequest<'_>) -> Result<Fields, GatewayError> {
     Fields::parse(body::content_type(req.headers), req.body)
 }
 
-/// The caller's access token (Bearer, or the session cookie), verified and not revoked.
+/// The caller's access token (Bearer, or with `cookie` the session cookie), verified and
+/// not revoked.
 fn access_token(
     req: &EndpointRequest<'_>,
     login: &Login<'_>,
+    cookie: bool,
 ) -> Result<VerifiedToken, GatewayError> {
-    let cookie = login.settings.cookie.as_ref().map(|c| c.name.as_str());
+    let cookie = cookie
+        .then(|| login.settings.cookie.as_ref().map(|c| c.name.as_str()))
+        .flatten();
     let accepts = |k| matches!(k, CredentialKind::Jwt | CredentialKind::Cookie);
     let token = match credentials::find(req.headers, accepts, cookie)? {
         Some(Credential::Bearer(t) | Credential::Cookie(t)) => t,
@@ -316,6 +382,10 @@ fn refusal(refused: Refused, oauth: bool) -> Refusal {
             retry_after: Some(secs),
             ..Refusal::new(GatewayError::AccountLocked)
         },
+        Refused::WeakPassword(rule) => Refusal {
+            description: Some(rule),
+            ..Refusal::new(GatewayError::WeakPassword)
+        },
     };
     r.oauth = oauth;
     r
@@ -323,10 +393,7 @@ fn refusal(refused: Refused, oauth: bool) -> Refusal {
 
 /// The `Allow` header of a 405 from this endpoint.
 fn allowed_methods(sub_path: &str) -> &'static str {
-    match Endpoint::from_path(sub_path) {
-        Some(Endpoint::UserInfo) => "GET, HEAD",
-        _ => "POST",
-    }
+    Endpoint::from_path(sub_path).map_or("POST", Endpoint::allowed)
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {

@@ -1,6 +1,8 @@
 //! Portcullis's own login (SPEC section 4), apart from HTTP: passwords, lockout, MFA, token
 //! pairs, refresh rotation with reuse detection, logout. `endpoints` puts it on the wire.
 
+use std::net::IpAddr;
+
 use sha2::{Digest, Sha256};
 
 use crate::accounts::mfa;
@@ -10,10 +12,13 @@ use crate::auth::jwt::{new_jti, Signer, TokenUse, VerifiedToken};
 use crate::config::LoginSettings;
 use crate::error::GatewayError;
 use crate::runtime::Runtime;
-use crate::store::{Attempt, Presented, Revocation, Rotation, Store, StoreError};
+use crate::store::{Attempt, Presented, Revocation, Rotation, SessionInfo, Store, StoreError};
 
 /// Longer usernames are refused before any work (SPEC section 4).
 pub(crate) const MAX_USERNAME_BYTES: usize = 256;
+
+pub(crate) mod account;
+mod users;
 /// How long an `mfa_token` lives, and how many wrong codes kill it.
 pub(crate) const MFA_TOKEN_TTL: u64 = 300;
 pub(crate) const MFA_MAX_WRONG_CODES: u32 = 5;
@@ -38,6 +43,8 @@ pub(crate) enum Refused {
     MfaRequired(String),
     /// Locked out: try again in this many seconds.
     Locked(u64),
+    /// A new password the policy refuses, and which rule.
+    WeakPassword(String),
 }
 
 impl From<GatewayError> for Refused {
@@ -70,6 +77,9 @@ pub(crate) struct Login<'a> {
     pub now: u64,
     /// The request's id, carried by every audit event it causes.
     pub request_id: &'a str,
+    /// What a new session records of its client.
+    pub client_ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
 }
 
 impl Login<'_> {
@@ -85,14 +95,20 @@ impl Login<'_> {
             // Refused before it is hashed, stored for the lockout or logged.
             return Err(GatewayError::InvalidRequest("username too long").into());
         }
+        let username = &self.canonical(username);
         self.begin_attempt(username).await?;
-        let user = self.settings.users.get(username);
+        let user = match self.find(username).await {
+            Ok(user) => user,
+            Err(refused) => return Err(self.give_back(username, refused).await),
+        };
         // Unknown users are checked against a decoy with some user's algorithm and cost, so
         // that the answer takes as long as for a wrong password.
-        let hash = user.map_or_else(
-            || self.settings.users.dummy_hash(username).clone(),
-            |u| u.password.clone(),
-        );
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.decoy(username), |u| u.password.clone());
+        // A hash of another kind than new ones is replaced once the password is known good.
+        let rehash =
+            (self.runtime.accounts.is_some() && !hash.is_current()).then(|| password.clone());
         let matches = match self.passwords.verify(hash, password).await {
             Ok(m) => m && user.is_some(),
             Err(busy) => return Err(self.give_back(username, busy.into()).await),
@@ -104,6 +120,7 @@ impl Login<'_> {
                 return Err(GatewayError::InvalidCredentials.into());
             }
         };
+        let user = &user;
         if user.has_mfa() {
             match code {
                 None => {
@@ -123,6 +140,9 @@ impl Login<'_> {
                 }
             }
         }
+        if let Some(password) = rehash {
+            self.rehash(user, password).await;
+        }
         self.succeeded(user).await
     }
 
@@ -137,10 +157,12 @@ impl Login<'_> {
             .await?
             .ok_or(unknown)?;
         self.begin_attempt(&username).await?;
-        let user = match self.settings.users.get(&username) {
-            Some(u) if !u.disabled => u,
-            _ => return Err(self.give_back(&username, unknown.into()).await),
+        let user = match self.find(&username).await {
+            Ok(Some(u)) if !u.disabled => u,
+            Ok(_) => return Err(self.give_back(&username, unknown.into()).await),
+            Err(refused) => return Err(self.give_back(&username, refused).await),
         };
+        let user = &user;
         if !self.accept_code(user, code).await? {
             self.store
                 .mfa_attempt_failed(&id, MFA_MAX_WRONG_CODES)
@@ -172,16 +194,20 @@ impl Login<'_> {
         {
             return Err(GatewayError::InvalidGrant("refresh token revoked").into());
         }
-        let user = match self.settings.users.by_subject(&token.subject) {
+        let user = match self.find_by_subject(&token.subject).await? {
             Some(u) if !u.disabled => u,
             _ => return Err(GatewayError::InvalidGrant("the user is no longer allowed").into()),
         };
         let next = new_jti();
         let until = self.now + self.signer.refresh_ttl;
-        match self.store.rotate_refresh(sid, jti, &next, until).await? {
+        match self
+            .store
+            .rotate_refresh(sid, jti, &next, until, self.now)
+            .await?
+        {
             Rotation::Rotated => {
                 tracing::info!(target: "audit", event = "refresh", subject = %user.subject, sid, request_id = self.request_id);
-                Ok(self.pair(user, sid, &next)?)
+                Ok(self.pair(&user, sid, &next)?)
             }
             Rotation::Reused => {
                 self.store
@@ -283,11 +309,7 @@ impl Login<'_> {
 
     async fn succeeded(&self, user: &User) -> Result<TokenPair, Refused> {
         self.store.clear_failures(&user.username).await?;
-        let sid = uuid::Uuid::new_v4().to_string();
-        let refresh_jti = new_jti();
-        self.store
-            .start_session(&sid, &refresh_jti, self.now + self.signer.refresh_ttl)
-            .await?;
+        let (sid, pair) = self.new_session(user).await?;
         tracing::info!(
             target: "audit",
             event = "login",
@@ -297,7 +319,27 @@ impl Login<'_> {
             sid,
             request_id = self.request_id,
         );
-        Ok(self.pair(user, &sid, &refresh_jti)?)
+        Ok(pair)
+    }
+
+    /// A new session of `user` and its first token pair.
+    async fn new_session(&self, user: &User) -> Result<(String, TokenPair), Refused> {
+        let sid = uuid::Uuid::new_v4().to_string();
+        let refresh_jti = new_jti();
+        let info = SessionInfo {
+            sid: sid.clone(),
+            subject: user.subject.clone(),
+            created_at: self.now,
+            last_used_at: self.now,
+            client_ip: self.client_ip.map(|ip| ip.to_string()),
+            // Bounded: it is stored for the session's life.
+            user_agent: self.user_agent.map(|ua| ua.chars().take(256).collect()),
+        };
+        self.store
+            .start_session(&refresh_jti, self.now + self.signer.refresh_ttl, &info)
+            .await?;
+        let pair = self.pair(user, &sid, &refresh_jti)?;
+        Ok((sid, pair))
     }
 
     /// A new access token and the refresh token `refresh_jti` of session `sid`.
@@ -358,10 +400,14 @@ impl Login<'_> {
         }
         if let Some(digest) = mfa::matching_backup_code(&user.backup_codes, code) {
             let marker = format!("backup:{}:{}", user.username, hex::encode(digest));
-            return Ok(self
+            let first = self
                 .store
                 .spend(&marker, self.now + BACKUP_CODE_MEMORY)
-                .await?);
+                .await?;
+            if first {
+                self.forget_backup_code(user, &digest).await?;
+            }
+            return Ok(first);
         }
         Ok(false)
     }

@@ -152,6 +152,11 @@ impl RoleGraph {
         }
     }
 
+    /// Every role of `[roles]`.
+    pub(crate) fn names(&self) -> std::collections::HashSet<String> {
+        self.expanded.keys().cloned().collect()
+    }
+
     pub fn is_known(&self, role: &str) -> bool {
         self.expanded.contains_key(role)
     }

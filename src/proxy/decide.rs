@@ -112,6 +112,7 @@ impl Gateway {
             headers: &req.headers,
             body: &body,
             limit_ip: ctx.client_ip.map(|ip| runtime.config.server.limit_ip(ip)),
+            client_ip: ctx.client_ip,
             request_id: &ctx.request_id,
         };
         let services = Services {

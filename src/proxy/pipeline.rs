@@ -94,7 +94,7 @@ pub(crate) fn authenticate(
     let identity = match credential {
         Credential::Bearer(token) => verify_jwt(runtime, store, token, now, AuthMethod::Jwt)?,
         Credential::Cookie(token) => verify_jwt(runtime, store, token, now, AuthMethod::Cookie)?,
-        Credential::ApiKey(key) => verify_api_key(config, store, key, client_ip, now)?,
+        Credential::ApiKey(key) => verify_api_key(runtime, store, key, client_ip, now)?,
     };
     // A credential that verified is only as good as the revocations it was checked against.
     if !store.is_fresh(config.store.max_staleness) && config.store.on_failure == OnFailure::Closed {
@@ -104,16 +104,18 @@ pub(crate) fn authenticate(
 }
 
 fn verify_api_key(
-    config: &Config,
+    runtime: &Runtime,
     store: &dyn Store,
     presented: &str,
     client_ip: Option<IpAddr>,
     now: u64,
 ) -> Result<Identity, GatewayError> {
-    let key = config
-        .api_keys
-        .verify(presented, client_ip, now)
-        .map_err(GatewayError::InvalidApiKey)?;
+    // The config's keys, then those users made (held in memory: no database round trip).
+    let mut verified = runtime.config.api_keys.verify(presented, client_ip, now);
+    if let (Err(ApiKeyError::Unknown), Some(accounts)) = (&verified, &runtime.accounts) {
+        verified = accounts.keys.verify(presented, client_ip, now);
+    }
+    let key = verified.map_err(GatewayError::InvalidApiKey)?;
     let presented = Presented {
         subject: &key.subject,
         api_key: Some(&key.id),

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 
 use super::revocations::RevocationView;
-use super::{Attempt, Presented, Revocation, Rotation, Store, StoreError};
+use super::{Attempt, Presented, Revocation, Rotation, SessionInfo, Store, StoreError};
 use crate::clock::Clock;
 
 #[derive(Debug)]
@@ -19,8 +19,7 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
-    /// sid -> (current refresh jti, until)
-    sessions: HashMap<String, (String, u64)>,
+    sessions: HashMap<String, Session>,
     /// username -> (failures, forgotten at)
     failures: HashMap<String, (u32, u64)>,
     /// username -> locked until
@@ -28,6 +27,14 @@ struct State {
     /// marker -> until
     spent: HashMap<String, u64>,
     mfa: HashMap<String, PendingMfa>,
+}
+
+#[derive(Debug)]
+struct Session {
+    /// The current refresh token's jti.
+    current: String,
+    until: u64,
+    info: SessionInfo,
 }
 
 #[derive(Debug)]
@@ -70,13 +77,16 @@ impl Store for MemoryStore {
 
     async fn start_session(
         &self,
-        sid: &str,
         refresh_jti: &str,
         until: u64,
+        info: &SessionInfo,
     ) -> Result<(), StoreError> {
-        self.state()
-            .sessions
-            .insert(sid.to_string(), (refresh_jti.to_string(), until));
+        let session = Session {
+            current: refresh_jti.to_string(),
+            until,
+            info: info.clone(),
+        };
+        self.state().sessions.insert(info.sid.clone(), session);
         Ok(())
     }
 
@@ -86,22 +96,36 @@ impl Store for MemoryStore {
         presented: &str,
         next: &str,
         until: u64,
+        now: u64,
     ) -> Result<Rotation, StoreError> {
-        let now = self.clock.now();
         let mut state = self.state();
-        let Some((current, session_until)) = state.sessions.get_mut(sid) else {
+        let Some(session) = state.sessions.get_mut(sid) else {
             return Ok(Rotation::Unknown);
         };
-        if *session_until <= now {
+        if session.until <= self.clock.now() {
             state.sessions.remove(sid);
             return Ok(Rotation::Unknown);
         }
-        if current != presented {
+        if session.current != presented {
             return Ok(Rotation::Reused);
         }
-        *current = next.to_string();
-        *session_until = until;
+        session.current = next.to_string();
+        session.until = until;
+        session.info.last_used_at = now;
         Ok(Rotation::Rotated)
+    }
+
+    async fn sessions(&self, subject: &str, now: u64) -> Result<Vec<SessionInfo>, StoreError> {
+        // A scan: one instance's sessions, pruned every few seconds.
+        let mut found: Vec<SessionInfo> = self
+            .state()
+            .sessions
+            .values()
+            .filter(|s| s.info.subject == subject && s.until > now)
+            .map(|s| s.info.clone())
+            .collect();
+        found.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
+        Ok(found)
     }
 
     async fn end_session(&self, sid: &str) -> Result<(), StoreError> {
@@ -224,7 +248,7 @@ impl Store for MemoryStore {
         let now = self.clock.now();
         self.revoked.prune(now);
         let mut s = self.state();
-        s.sessions.retain(|_, (_, until)| *until > now);
+        s.sessions.retain(|_, session| session.until > now);
         s.failures.retain(|_, (_, until)| *until > now);
         s.locks.retain(|_, until| *until > now);
         s.spent.retain(|_, until| *until > now);
@@ -302,28 +326,64 @@ mod tests {
         assert!(s.is_revoked(&key, clock.now()));
     }
 
+    fn info(sid: &str, subject: &str, at: u64) -> SessionInfo {
+        SessionInfo {
+            sid: sid.into(),
+            subject: subject.into(),
+            created_at: at,
+            last_used_at: at,
+            client_ip: Some("192.0.2.1".into()),
+            user_agent: Some("curl/8".into()),
+        }
+    }
+
     #[tokio::test]
     async fn refresh_rotation_and_reuse() {
         let (s, clock) = store();
-        let until = clock.now() + 100;
-        s.start_session("s1", "r1", until).await.unwrap();
+        let now = clock.now();
+        let until = now + 100;
+        s.start_session("r1", until, &info("s1", "alice", now))
+            .await
+            .unwrap();
         assert_eq!(
-            s.rotate_refresh("s1", "r1", "r2", until).await,
+            s.rotate_refresh("s1", "r1", "r2", until, now + 5).await,
             Ok(Rotation::Rotated)
         );
         assert_eq!(
-            s.rotate_refresh("s1", "r1", "r3", until).await,
+            s.rotate_refresh("s1", "r1", "r3", until, now + 6).await,
             Ok(Rotation::Reused)
         );
         assert_eq!(
-            s.rotate_refresh("s2", "r1", "r3", until).await,
+            s.rotate_refresh("s2", "r1", "r3", until, now + 6).await,
             Ok(Rotation::Unknown)
         );
         clock.advance(101);
         assert_eq!(
-            s.rotate_refresh("s1", "r2", "r3", until).await,
+            s.rotate_refresh("s1", "r2", "r3", until, now + 101).await,
             Ok(Rotation::Unknown)
         );
+    }
+
+    #[tokio::test]
+    async fn a_subjects_live_sessions_with_their_last_use() {
+        let (s, clock) = store();
+        let now = clock.now();
+        for (sid, subject) in [("s1", "alice"), ("s2", "bob"), ("s3", "alice")] {
+            s.start_session("r", now + 100, &info(sid, subject, now))
+                .await
+                .unwrap();
+        }
+        s.start_session("r", now + 10, &info("s4", "alice", now))
+            .await
+            .unwrap();
+        s.rotate_refresh("s1", "r", "r2", now + 100, now + 7)
+            .await
+            .unwrap();
+        s.end_session("s3").await.unwrap();
+        let live = s.sessions("alice", now + 20).await.unwrap();
+        let mut expected = info("s1", "alice", now);
+        expected.last_used_at = now + 7;
+        assert_eq!(live, vec![expected], "s3 ended, s4 expired, s2 is bob's");
     }
 
     /// One failed attempt: begun, evaluated, failed.

@@ -61,6 +61,19 @@ pub struct Presented<'a> {
     pub api_key: Option<&'a str>,
 }
 
+/// What a session is, for its owner's list (SPEC section 7): kept beside the refresh state,
+/// for as long.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionInfo {
+    pub sid: String,
+    pub subject: String,
+    pub created_at: u64,
+    /// The last login or refresh.
+    pub last_used_at: u64,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 /// What became of a refresh token presented for rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
@@ -107,23 +120,29 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError>;
 
-    /// A new session whose current refresh token is `refresh_jti`.
+    /// A new session whose current refresh token is `refresh_jti`, described by `info`.
     async fn start_session(
         &self,
-        sid: &str,
         refresh_jti: &str,
         until: u64,
+        info: &SessionInfo,
     ) -> Result<(), StoreError>;
 
     /// Atomically: if `presented` is the session's current refresh token, `next` replaces
-    /// it. Of two callers racing with the same token, exactly one gets `Rotated`.
+    /// it (and the session was used `now`). Of two callers racing with the same token,
+    /// exactly one gets `Rotated`.
     async fn rotate_refresh(
         &self,
         sid: &str,
         presented: &str,
         next: &str,
         until: u64,
+        now: u64,
     ) -> Result<Rotation, StoreError>;
+
+    /// The sessions of `subject` that can still refresh at `now` (not ended, not expired;
+    /// revocations are the caller's to check).
+    async fn sessions(&self, subject: &str, now: u64) -> Result<Vec<SessionInfo>, StoreError>;
 
     /// Forgets a session, so its refresh token no longer rotates.
     async fn end_session(&self, sid: &str) -> Result<(), StoreError>;

@@ -5,9 +5,12 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::{root, Validator};
-use crate::config::raw::{RawCookie, RawLogin};
+use crate::accounts::db::DbKind;
+use crate::accounts::policy::PasswordPolicy;
+use crate::accounts::users::Users;
+use crate::config::raw::{RawCookie, RawLogin, RawPasswordPolicy, RawRegistration};
 use crate::config::source::KeyPath;
-use crate::config::{CookieSettings, LoginSettings, SameSite};
+use crate::config::{CookieSettings, LoginSettings, SameSite, Secret, UsersDb};
 use crate::ratelimit::{KeyPart, PolicyId, PolicySpec, Quota};
 use crate::units::parse_rate;
 
@@ -67,22 +70,155 @@ impl Validator<'_> {
             .as_ref()
             .map(|c| self.cookie(c, &p.key("cookie")));
 
-        let users_file = self.resolve(raw.users_file.as_deref().unwrap_or("users.toml"));
-        let at = if raw.users_file.is_some() {
-            p.key("users_file")
+        let users_db = raw
+            .users_db
+            .as_deref()
+            .and_then(|url| self.users_db(url, raw.db_key.as_deref(), &p));
+        if raw.users_db.is_some() && raw.users_file.is_some() {
+            self.err(
+                &p.key("users_db"),
+                "users_db and users_file exclude each other: one user store",
+            );
+        }
+        if raw.users_db.is_none() {
+            for (key, given) in [
+                ("db_key", raw.db_key.is_some()),
+                ("registration", raw.registration.is_some()),
+                ("password_policy", raw.password_policy.is_some()),
+            ] {
+                if given {
+                    self.err(&p.key(key), "needs users_db (a writable user store)");
+                }
+            }
+        }
+        let (users_file, users) = if raw.users_db.is_some() {
+            (None, Users::default())
         } else {
-            p.clone()
+            let file = self.resolve(raw.users_file.as_deref().unwrap_or("users.toml"));
+            let at = if raw.users_file.is_some() {
+                p.key("users_file")
+            } else {
+                p.clone()
+            };
+            let users = self.users_file(&file, &at, roles);
+            (Some(file), users)
         };
-        let users = self.users_file(&users_file, &at, roles);
+        let registration = raw
+            .registration
+            .as_ref()
+            .and_then(|r| self.registration(r, &p.key("registration"), roles));
+        let password_policy = raw
+            .password_policy
+            .as_ref()
+            .map(|pp| self.password_policy(pp, &p.key("password_policy")))
+            .unwrap_or_default();
         Some(LoginSettings {
             base_path,
             users_file,
             users,
+            users_db,
+            registration,
+            password_policy,
             max_failed_attempts,
             lockout,
             rate_limit,
             cookie,
         })
+    }
+
+    /// `users_db` and its `db_key`: a relative SQLite path is read from the config's
+    /// directory, and the file is made when missing.
+    fn users_db(&self, url: &str, db_key: Option<&str>, p: &KeyPath) -> Option<UsersDb> {
+        let at = p.key("users_db");
+        let Some(kind) = DbKind::of(url) else {
+            self.err(
+                &at,
+                "must be sqlite://PATH or postgres://USER@HOST/DATABASE",
+            );
+            return None;
+        };
+        let url = match kind {
+            DbKind::Sqlite => {
+                let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+                if path.is_empty() || path == ":memory:" {
+                    self.err(&at, "needs a file: sqlite://PATH (relative to this file)");
+                    return None;
+                }
+                let path = self.resolve(path);
+                let query = if query.is_empty() { "mode=rwc" } else { query };
+                format!("sqlite://{}?{query}", path.display())
+            }
+            DbKind::Postgres => match url::Url::parse(url) {
+                Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => url.to_string(),
+                _ => {
+                    self.err(&at, "not a postgres:// URL with a host");
+                    return None;
+                }
+            },
+        };
+        let key_at = p.key("db_key");
+        let db_key = match db_key {
+            None => {
+                self.err(
+                    p,
+                    "users_db needs db_key (32 bytes or more) to seal TOTP secrets",
+                );
+                return None;
+            }
+            Some(k) if k.len() < 32 => {
+                self.err(
+                    &key_at,
+                    format!("needs at least 32 bytes (this one has {})", k.len()),
+                );
+                return None;
+            }
+            Some(k) => Secret::new(k.to_string()),
+        };
+        Some(UsersDb {
+            url: Secret::new(url),
+            db_key,
+        })
+    }
+
+    /// The roles registration gives, when it is on.
+    fn registration(
+        &self,
+        raw: &RawRegistration,
+        p: &KeyPath,
+        roles: &HashSet<String>,
+    ) -> Option<Vec<String>> {
+        let given = raw.roles.clone().unwrap_or_else(|| vec!["user".into()]);
+        for (i, r) in given.iter().enumerate() {
+            if !roles.contains(r) {
+                let at = if raw.roles.is_some() {
+                    p.key("roles").index(i)
+                } else {
+                    p.clone()
+                };
+                self.err(&at, format!("unknown role `{r}` (define it in [roles])"));
+            }
+        }
+        raw.enabled.unwrap_or(false).then_some(given)
+    }
+
+    fn password_policy(&self, raw: &RawPasswordPolicy, p: &KeyPath) -> PasswordPolicy {
+        let d = PasswordPolicy::default();
+        let policy = PasswordPolicy {
+            min_length: raw.min_length.unwrap_or(d.min_length),
+            max_length: raw.max_length.unwrap_or(d.max_length),
+            reject_common: raw.reject_common.unwrap_or(d.reject_common),
+        };
+        if policy.min_length < 8 {
+            self.err(&p.key("min_length"), "must be at least 8");
+        }
+        if policy.max_length < policy.min_length || policy.max_length > 1024 {
+            self.err(
+                &p.key("max_length"),
+                "must be at least min_length and at most 1024",
+            );
+        }
+        policy
     }
 
     /// One budget per client IP over login, token and mfa.

@@ -65,6 +65,23 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
     })
 }
 
+/// A users file read on its own (`portcullis users import`), its roles checked against
+/// `roles`.
+pub(crate) fn users_file(
+    path: &Path,
+    roles: &std::collections::HashSet<String>,
+) -> Result<crate::accounts::users::Users, ConfigErrors> {
+    let src = SourceFile::read(path)?;
+    let Some(table) = src.parse() else {
+        return Err(src.take_errors());
+    };
+    let users = Validator::new(&src, &table).users(roles);
+    if src.has_errors() {
+        return Err(src.take_errors());
+    }
+    Ok(users)
+}
+
 /// One file being validated: its tree, where its relative paths resolve, and the rate-limit
 /// policies found so far (a route's, an API key's and login's own, in order: their ids).
 pub(super) struct Validator<'a> {
@@ -247,7 +264,7 @@ impl<'a> Validator<'a> {
         list.iter()
             .enumerate()
             .filter_map(|(i, s)| {
-                let net = parse_net(s);
+                let net = crate::headers::parse_net(s);
                 if net.is_none() {
                     self.err(&path.index(i), format!("`{s}` is not a CIDR or IP address"));
                 }
@@ -316,12 +333,6 @@ impl<'a> Validator<'a> {
         }
         Some(Secret::new(token))
     }
-}
-
-fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]

@@ -31,21 +31,6 @@ struct RawUser {
     disabled: bool,
 }
 
-/// Claims Portcullis sets itself: a user's `claims` may not replace them.
-const RESERVED_CLAIMS: &[&str] = &[
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
-    "sid",
-    "typ",
-    "roles",
-    "permissions",
-];
-
 impl Validator<'_> {
     /// The users of `path`, named at `at` in this file; `roles` are the roles `[roles]`
     /// declares. The users file's errors are reported as its own.
@@ -73,7 +58,7 @@ impl Validator<'_> {
     }
 
     /// This file as a users file.
-    fn users(&self, roles: &HashSet<String>) -> Users {
+    pub(super) fn users(&self, roles: &HashSet<String>) -> Users {
         for (k, _) in self.table.iter() {
             if k.get_ref() != "users" {
                 self.src.error_at(
@@ -148,7 +133,7 @@ impl Validator<'_> {
             }
         }
         for name in raw.claims.keys() {
-            if RESERVED_CLAIMS.contains(&name.as_str()) {
+            if crate::claims::RESERVED.contains(&name.as_str()) {
                 self.err(
                     &up.key("claims").key(name),
                     format!("`{name}` is set by Portcullis and cannot be a user claim"),

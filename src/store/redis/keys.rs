@@ -29,6 +29,16 @@ impl Keys {
         format!("{}sess:{sid}", self.prefix)
     }
 
+    /// What the owner's list shows of a session, beside `session` (with the same TTL).
+    pub(super) fn session_info(&self, sid: &str) -> String {
+        format!("{}sinfo:{sid}", self.prefix)
+    }
+
+    /// The sessions of one subject (hex, so that no byte of it can break the key).
+    pub(super) fn user_sessions(&self, subject: &str) -> String {
+        format!("{}usess:{}", self.prefix, hex::encode(subject.as_bytes()))
+    }
+
     /// Failures and lock of one username: one hash tag, hex so that no byte of the name can
     /// break it.
     pub(super) fn login(&self, username: &str) -> (String, String) {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::{encode, RedisStore};
 use crate::ratelimit::{Quota, SharedBuckets, Unreachable};
-use crate::store::{Attempt, Presented, Revocation, Rotation, Store, StoreError};
+use crate::store::{Attempt, Presented, Revocation, Rotation, SessionInfo, Store, StoreError};
 
 #[async_trait]
 impl Store for RedisStore {
@@ -26,13 +26,7 @@ impl Store for RedisStore {
         self.view.insert(revocation.clone());
         let mut conn = self.conn()?;
         if let Revocation::Session { sid, .. } = &revocation {
-            self.query::<i64>(
-                "end session",
-                redis::cmd("DEL")
-                    .arg(self.keys.session(sid))
-                    .query_async(&mut conn),
-            )
-            .await?;
+            self.forget_session(sid).await?;
         }
         let (member, _) = encode(&revocation);
         let (score, ttl) = self.expiry(&revocation);
@@ -55,21 +49,23 @@ impl Store for RedisStore {
 
     async fn start_session(
         &self,
-        sid: &str,
         refresh_jti: &str,
         until: u64,
+        info: &SessionInfo,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
+        let ttl = self.ttl(until);
         self.query::<()>(
             "start session",
             redis::cmd("SET")
-                .arg(self.keys.session(sid))
+                .arg(self.keys.session(&info.sid))
                 .arg(refresh_jti)
                 .arg("EX")
-                .arg(self.ttl(until))
+                .arg(ttl)
                 .query_async(&mut conn),
         )
-        .await
+        .await?;
+        self.describe_session(info, until).await
     }
 
     async fn rotate_refresh(
@@ -78,6 +74,7 @@ impl Store for RedisStore {
         presented: &str,
         next: &str,
         until: u64,
+        now: u64,
     ) -> Result<Rotation, StoreError> {
         let mut conn = self.conn()?;
         let outcome: i64 = self
@@ -92,23 +89,54 @@ impl Store for RedisStore {
                     .invoke_async(&mut conn),
             )
             .await?;
-        Ok(match outcome {
+        let rotation = match outcome {
             2 => Rotation::Rotated,
             1 => Rotation::Reused,
             _ => Rotation::Unknown,
-        })
+        };
+        if rotation == Rotation::Rotated {
+            // The description is for the owner's list: best effort, after the rotation that
+            // matters has happened atomically.
+            if let Some(mut info) = self.session_info(sid).await? {
+                info.last_used_at = now;
+                self.describe_session(&info, until).await?;
+            }
+        }
+        Ok(rotation)
+    }
+
+    async fn sessions(&self, subject: &str, now: u64) -> Result<Vec<SessionInfo>, StoreError> {
+        let mut conn = self.conn()?;
+        let sids: Vec<String> = self
+            .query(
+                "list sessions",
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.keys.user_sessions(subject))
+                    .arg(format!("({now}"))
+                    .arg("+inf")
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let mut found = Vec::new();
+        for sid in sids {
+            let live: bool = self
+                .query(
+                    "list sessions",
+                    redis::cmd("EXISTS")
+                        .arg(self.keys.session(&sid))
+                        .query_async(&mut conn),
+                )
+                .await?;
+            if let (true, Some(info)) = (live, self.session_info(&sid).await?) {
+                found.push(info);
+            }
+        }
+        found.sort_by(|a, b| (a.created_at, &a.sid).cmp(&(b.created_at, &b.sid)));
+        Ok(found)
     }
 
     async fn end_session(&self, sid: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        self.query::<i64>(
-            "end session",
-            redis::cmd("DEL")
-                .arg(self.keys.session(sid))
-                .query_async(&mut conn),
-        )
-        .await?;
-        Ok(())
+        self.forget_session(sid).await
     }
 
     async fn begin_attempt(
@@ -313,5 +341,98 @@ impl SharedBuckets for RedisStore {
             allowed == 1,
             Duration::from_micros(until_full_us.max(0) as u64),
         ))
+    }
+}
+
+/// Sessions' descriptions: `sinfo:<sid>` (JSON) beside `sess:<sid>`, with its TTL, and the
+/// owner's index `usess:<subject>` (sids scored by expiry). Separate keys, written after the
+/// refresh state: in a cluster they live on different slots.
+impl RedisStore {
+    async fn describe_session(&self, info: &SessionInfo, until: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let ttl = self.ttl(until);
+        let json = serde_json::json!({
+            "subject": info.subject,
+            "created_at": info.created_at,
+            "last_used_at": info.last_used_at,
+            "client_ip": info.client_ip,
+            "user_agent": info.user_agent,
+        });
+        self.query::<()>(
+            "describe session",
+            redis::cmd("SET")
+                .arg(self.keys.session_info(&info.sid))
+                .arg(json.to_string())
+                .arg("EX")
+                .arg(ttl)
+                .query_async(&mut conn),
+        )
+        .await?;
+        let index = self.keys.user_sessions(&info.subject);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZADD")
+            .arg(&index)
+            .arg(until)
+            .arg(&info.sid)
+            .ignore();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&index)
+            .arg("-inf")
+            .arg(until.saturating_sub(ttl))
+            .ignore();
+        pipe.cmd("EXPIRE").arg(&index).arg(ttl).arg("GT").ignore();
+        // A new key has no TTL for GT to compare with: give it one.
+        pipe.cmd("EXPIRE").arg(&index).arg(ttl).arg("NX").ignore();
+        self.query::<()>("index session", pipe.query_async(&mut conn))
+            .await
+    }
+
+    async fn session_info(&self, sid: &str) -> Result<Option<SessionInfo>, StoreError> {
+        let mut conn = self.conn()?;
+        let json: Option<String> = self
+            .query(
+                "read session",
+                redis::cmd("GET")
+                    .arg(self.keys.session_info(sid))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let Some(v) = json.and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok()) else {
+            return Ok(None);
+        };
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let secs = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+        Ok(Some(SessionInfo {
+            sid: sid.to_string(),
+            subject: text("subject").unwrap_or_default(),
+            created_at: secs("created_at"),
+            last_used_at: secs("last_used_at"),
+            client_ip: text("client_ip"),
+            user_agent: text("user_agent"),
+        }))
+    }
+
+    async fn forget_session(&self, sid: &str) -> Result<(), StoreError> {
+        let info = self.session_info(sid).await?;
+        let mut conn = self.conn()?;
+        // One key a command: in a cluster they live on different slots.
+        for key in [self.keys.session(sid), self.keys.session_info(sid)] {
+            self.query::<i64>(
+                "end session",
+                redis::cmd("DEL").arg(key).query_async(&mut conn),
+            )
+            .await?;
+        }
+        if let Some(info) = info {
+            self.query::<i64>(
+                "end session",
+                redis::cmd("ZREM")
+                    .arg(self.keys.user_sessions(&info.subject))
+                    .arg(sid)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,8 @@
 //! The admin listener (SPEC section 5): health, readiness, metrics, and, behind
-//! `[admin] token`, revocation and unlock. Refusals are rendered as the proxy's are.
+//! `[admin] token`, revocation, unlock and the users of `users_db` (`users.rs`). Refusals
+//! are rendered as the proxy's are.
+
+mod users;
 
 use std::sync::Arc;
 
@@ -12,6 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::accounts::password::PasswordPool;
 use crate::clock::Clock;
 use crate::error::GatewayError;
 use crate::headers::{request_id, X_REQUEST_ID};
@@ -28,6 +32,8 @@ pub(crate) struct AdminApp {
     pub store: Arc<dyn Store>,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    /// Hashes the passwords the users API sets, off the event loop.
+    pub passwords: PasswordPool,
 }
 
 fn json(status: StatusCode, body: Value) -> LocalResponse {
@@ -77,6 +83,13 @@ impl AdminApp {
             (_, "/healthz" | "/readyz" | "/metrics" | "/admin/revoke" | "/admin/unlock") => {
                 Err(GatewayError::MethodNotAllowed)
             }
+            (_, p) if p == "/admin/users" || p.starts_with("/admin/users/") => {
+                if !self.api_enabled() {
+                    return Err(GatewayError::NotFound);
+                }
+                self.check_token(session, rid)?;
+                self.users(session, rid).await
+            }
             _ => Err(GatewayError::NotFound),
         }
     }
@@ -123,6 +136,14 @@ impl AdminApp {
         session: &mut ServerSession,
         request_id: &str,
     ) -> Result<Value, GatewayError> {
+        self.check_token(session, request_id)?;
+        read_json(session)
+            .await
+            .map_err(GatewayError::InvalidRequest)
+    }
+
+    /// The `[admin] token`, compared in constant time.
+    fn check_token(&self, session: &ServerSession, request_id: &str) -> Result<(), GatewayError> {
         let presented = session
             .req_header()
             .headers
@@ -147,9 +168,7 @@ impl AdminApp {
             tracing::info!(target: "audit", event = "admin_refused", reason = "invalid_token", request_id);
             return Err(GatewayError::AdminTokenRequired);
         }
-        read_json(session)
-            .await
-            .map_err(GatewayError::InvalidRequest)
+        Ok(())
     }
 
     async fn revoke(&self, body: Value, request_id: &str) -> Result<LocalResponse, GatewayError> {

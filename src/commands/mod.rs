@@ -4,9 +4,12 @@
 
 use std::process::ExitCode;
 
+mod users;
+
 use crate::cli::RunArgs;
 use crate::config::{self, Config};
 use crate::units::parse_duration;
+pub use users::{add as users_add, import as users_import};
 
 /// `run`: loads the config (every error reported) and serves until told to stop.
 pub fn run(path: &std::path::Path, args: RunArgs, exit: fn()) -> ExitCode {
@@ -69,11 +72,22 @@ pub fn new_api_key(id: &str, subject: Option<&str>, roles: &[String]) {
 
 /// One line of stdin (one trailing newline dropped) -> an argon2id PHC string.
 pub fn hash_password() -> ExitCode {
+    match read_password() {
+        Ok(input) => {
+            println!("{}", crate::accounts::password::hash(&input));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// A password from stdin, without its line end; an empty one is refused.
+fn read_password() -> Result<Vec<u8>, ExitCode> {
     use std::io::Read;
     let mut input = Vec::new();
     if let Err(e) = std::io::stdin().read_to_end(&mut input) {
         eprintln!("portcullis: cannot read the password from stdin: {e}");
-        return ExitCode::FAILURE;
+        return Err(ExitCode::FAILURE);
     }
     if input.ends_with(b"\n") {
         input.pop();
@@ -82,11 +96,10 @@ pub fn hash_password() -> ExitCode {
         }
     }
     if input.is_empty() {
-        eprintln!("portcullis: refusing to hash an empty password");
-        return ExitCode::FAILURE;
+        eprintln!("portcullis: refusing an empty password");
+        return Err(ExitCode::FAILURE);
     }
-    println!("{}", crate::accounts::password::hash(&input));
-    ExitCode::SUCCESS
+    Ok(input)
 }
 
 /// The codes (shown once), a blank line, then the digests for users.toml.

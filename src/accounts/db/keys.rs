@@ -1,0 +1,155 @@
+//! The API keys users make at run time: the digest only (the key is shown once, at
+//! creation), the owner, roles, expiry and allowed networks.
+
+use sqlx::any::AnyRow;
+use sqlx::AnyPool;
+use sqlx::Row;
+
+use super::changes::{self, ChangeKind};
+use super::{secs, unsecs, DbError, DbKind};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyRow {
+    pub id: String,
+    /// The owner's username.
+    pub username: String,
+    pub name: String,
+    /// The key's first 8 characters, to tell keys apart in a list.
+    pub prefix: String,
+    pub key_sha256: String,
+    pub roles: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub expires_at: Option<u64>,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+}
+
+/// A key as the proxy needs it: with its owner's subject, and only while the owner is
+/// enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LiveKey {
+    pub key: KeyRow,
+    pub subject: String,
+}
+
+const COLUMNS: &str = "k.id, k.username, k.name, k.prefix, k.key_sha256, k.roles, k.allowed_ips, \
+                       k.expires_at, k.created_at, k.last_used_at";
+
+fn read(row: &AnyRow) -> Result<KeyRow, DbError> {
+    let json = |column: &str| -> Result<Vec<String>, DbError> {
+        let text: String = row.try_get(column)?;
+        serde_json::from_str(&text).map_err(|e| DbError::Corrupt(format!("{column}: {e}")))
+    };
+    Ok(KeyRow {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        key_sha256: row.try_get("key_sha256")?,
+        roles: json("roles")?,
+        allowed_ips: json("allowed_ips")?,
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(unsecs),
+        created_at: unsecs(row.try_get("created_at")?),
+        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(unsecs),
+    })
+}
+
+fn read_live(row: &AnyRow) -> Result<LiveKey, DbError> {
+    Ok(LiveKey {
+        key: read(row)?,
+        subject: row.try_get("subject")?,
+    })
+}
+
+pub(crate) async fn insert(pool: &AnyPool, kind: DbKind, key: &KeyRow) -> Result<(), DbError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO portcullis_api_keys (id, username, name, prefix, key_sha256, roles, \
+         allowed_ips, expires_at, created_at, last_used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&key.id)
+    .bind(&key.username)
+    .bind(&key.name)
+    .bind(&key.prefix)
+    .bind(&key.key_sha256)
+    .bind(serde_json::to_string(&key.roles).expect("strings serialise"))
+    .bind(serde_json::to_string(&key.allowed_ips).expect("strings serialise"))
+    .bind(key.expires_at.map(secs))
+    .bind(secs(key.created_at))
+    .bind(key.last_used_at.map(secs))
+    .execute(&mut *tx)
+    .await?;
+    changes::record(&mut tx, kind, ChangeKind::Key, &key.id, key.created_at).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A user's keys, oldest first.
+pub(crate) async fn of_user(pool: &AnyPool, username: &str) -> Result<Vec<KeyRow>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM portcullis_api_keys k WHERE k.username = $1 ORDER BY k.created_at, k.id"
+    );
+    let rows = sqlx::query(&sql).bind(username).fetch_all(pool).await?;
+    rows.iter().map(read).collect()
+}
+
+/// Deletes `username`'s key `id`; whether there was one (another user's key is none).
+pub(crate) async fn delete(
+    pool: &AnyPool,
+    kind: DbKind,
+    username: &str,
+    id: &str,
+    now: u64,
+) -> Result<bool, DbError> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query("DELETE FROM portcullis_api_keys WHERE id = $1 AND username = $2")
+        .bind(id)
+        .bind(username)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    changes::record(&mut tx, kind, ChangeKind::Key, id, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+const LIVE: &str = "FROM portcullis_api_keys k JOIN portcullis_users u ON u.username = k.username \
+                    WHERE u.disabled = 0";
+
+/// Every key of an enabled user: what an instance loads at start.
+pub(crate) async fn all_live(pool: &AnyPool) -> Result<Vec<LiveKey>, DbError> {
+    let sql = format!("SELECT {COLUMNS}, u.subject {LIVE}");
+    let rows = sqlx::query(&sql).fetch_all(pool).await?;
+    rows.iter().map(read_live).collect()
+}
+
+/// Key `id`, if it exists and its owner is enabled.
+pub(crate) async fn live(pool: &AnyPool, id: &str) -> Result<Option<LiveKey>, DbError> {
+    let sql = format!("SELECT {COLUMNS}, u.subject {LIVE} AND k.id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await?;
+    row.as_ref().map(read_live).transpose()
+}
+
+/// `username`'s keys, if the user exists and is enabled.
+pub(crate) async fn live_of_user(pool: &AnyPool, username: &str) -> Result<Vec<LiveKey>, DbError> {
+    let sql = format!("SELECT {COLUMNS}, u.subject {LIVE} AND k.username = $1");
+    let rows = sqlx::query(&sql).bind(username).fetch_all(pool).await?;
+    rows.iter().map(read_live).collect()
+}
+
+/// Records when keys were last used (batched: the proxy never writes per request).
+pub(crate) async fn touch(pool: &AnyPool, used: &[(String, u64)]) -> Result<(), DbError> {
+    let mut tx = pool.begin().await?;
+    for (id, at) in used {
+        sqlx::query("UPDATE portcullis_api_keys SET last_used_at = $1 WHERE id = $2")
+            .bind(secs(*at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

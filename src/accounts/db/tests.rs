@@ -1,0 +1,151 @@
+//! The queries against a real SQLite file (PostgreSQL is exercised by the integration tests,
+//! which make a database of their own).
+
+use super::keys::{self, KeyRow};
+use super::users::{self, UserPatch, UserRow};
+use super::*;
+
+fn user(name: &str) -> UserRow {
+    UserRow {
+        username: name.into(),
+        subject: format!("u-{name}"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        roles: vec!["user".into()],
+        claims: serde_json::Map::new(),
+        totp_secret: None,
+        totp_pending: None,
+        backup_codes: vec![],
+        disabled: false,
+        created_at: 1000,
+        updated_at: 1000,
+    }
+}
+
+fn key(id: &str, owner: &str) -> KeyRow {
+    KeyRow {
+        id: id.into(),
+        username: owner.into(),
+        name: "ci".into(),
+        prefix: "pcs_abcd".into(),
+        key_sha256: format!("{:064x}", id.len()),
+        roles: vec!["user".into()],
+        allowed_ips: vec!["10.0.0.0/8".into()],
+        expires_at: Some(5000),
+        created_at: 1000,
+        last_used_at: None,
+    }
+}
+
+#[tokio::test]
+async fn users_keys_and_changes_round_trip_through_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+    let db = Db::new(&url);
+    db.check().await.unwrap();
+    // A second start migrates nothing and fails nothing.
+    db.check().await.unwrap();
+    db.run(|pool, kind| async move {
+        let before = changes::last(&pool).await?;
+        users::insert(&pool, kind, &user("alice")).await?;
+        assert_eq!(
+            users::insert(&pool, kind, &user("alice")).await,
+            Err(DbError::Taken)
+        );
+        users::insert(&pool, kind, &user("al_x")).await?;
+        users::insert(&pool, kind, &user("bob")).await?;
+        assert_eq!(users::get(&pool, "alice").await?, Some(user("alice")));
+        assert_eq!(
+            users::by_subject(&pool, "u-bob").await?.unwrap().username,
+            "bob"
+        );
+        assert_eq!(users::get(&pool, "carol").await?, None);
+
+        let patch = UserPatch {
+            roles: Some(vec!["admin".into()]),
+            disabled: Some(true),
+            totp_pending: Some(Some("v1:sealed".into())),
+            ..UserPatch::default()
+        };
+        let changed = users::update(&pool, kind, "alice", &patch, 2000)
+            .await?
+            .unwrap();
+        assert_eq!(changed.roles, ["admin"]);
+        assert!(changed.disabled);
+        assert_eq!(changed.totp_pending.as_deref(), Some("v1:sealed"));
+        assert_eq!(changed.updated_at, 2000);
+        assert_eq!(
+            users::update(&pool, kind, "nobody", &patch, 2000).await?,
+            None
+        );
+
+        // The prefix's `_` is a literal, not LIKE's wildcard.
+        let names = |rows: Vec<UserRow>| rows.into_iter().map(|u| u.username).collect::<Vec<_>>();
+        assert_eq!(
+            names(users::list(&pool, "al", "", 10).await?),
+            ["al_x", "alice"]
+        );
+        assert_eq!(names(users::list(&pool, "al_", "", 10).await?), ["al_x"]);
+        assert_eq!(names(users::list(&pool, "", "al_x", 1).await?), ["alice"]);
+
+        keys::insert(&pool, kind, &key("k1", "bob")).await?;
+        keys::insert(&pool, kind, &key("k22", "alice")).await?;
+        assert_eq!(keys::of_user(&pool, "bob").await?, vec![key("k1", "bob")]);
+        // Alice is disabled: her key is not live.
+        let live = keys::all_live(&pool).await?;
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].subject, "u-bob");
+        assert!(keys::live(&pool, "k22").await?.is_none());
+        assert!(
+            !keys::delete(&pool, kind, "alice", "k1", 3000).await?,
+            "not hers"
+        );
+        keys::touch(&pool, &[("k1".into(), 4000)]).await?;
+        assert_eq!(
+            keys::of_user(&pool, "bob").await?[0].last_used_at,
+            Some(4000)
+        );
+        assert!(keys::delete(&pool, kind, "bob", "k1", 3000).await?);
+        assert!(users::delete(&pool, kind, "alice", 3000).await?);
+        assert!(
+            keys::of_user(&pool, "alice").await?.is_empty(),
+            "her keys went with her"
+        );
+
+        let seen = changes::since(&pool, before, 0).await?;
+        let names: Vec<_> = seen.iter().map(|c| (c.kind, c.name.as_str())).collect();
+        use changes::ChangeKind::{Key, User};
+        assert_eq!(
+            names,
+            [
+                (User, "alice"),
+                (User, "al_x"),
+                (User, "bob"),
+                (User, "alice"),
+                (Key, "k1"),
+                (Key, "k22"),
+                (Key, "k1"),
+                (User, "alice")
+            ]
+        );
+        let last = changes::last(&pool).await?;
+        assert!(changes::since(&pool, last, 100_000).await?.is_empty());
+        assert_eq!(
+            changes::since(&pool, last, 3005).await?.len(),
+            2,
+            "the lookback"
+        );
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable() {
+    let db = Db::new("postgres://nobody@127.0.0.1:1/none");
+    assert!(matches!(db.check().await, Err(DbError::Unavailable(_))));
+    let r = db
+        .run(|pool, _| async move { users::get(&pool, "a").await })
+        .await;
+    assert!(matches!(r, Err(DbError::Unavailable(_))), "{r:?}");
+}

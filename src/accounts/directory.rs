@@ -1,0 +1,244 @@
+//! The users of `users_db` as the login flows see them: rows read into [`User`]s (hashes
+//! parsed, TOTP secrets opened), writes that seal secrets, and the API keys kept in memory
+//! beside them ([`KeyRing`]), which `follow` keeps current.
+
+use std::sync::Arc;
+
+use super::db::keys::{self, KeyRow, LiveKey};
+use super::db::users::{self, UserPatch, UserRow};
+use super::db::{Db, DbError, DbKind};
+use super::keyring::KeyRing;
+use super::mfa::Totp;
+use super::password::PasswordHash;
+use super::sealed::SecretBox;
+use super::users::User;
+use crate::policy::roles::RoleGraph;
+
+/// The writable user store of one gateway: shared by its proxy, endpoints and admin API,
+/// kept across reloads.
+#[derive(Debug)]
+pub(crate) struct Directory {
+    pub(crate) db: Arc<Db>,
+    sealer: SecretBox,
+    pub(crate) keys: Arc<KeyRing>,
+    /// The change log's last sequence number when the keys were loaded: `follow` reads on
+    /// from there.
+    pub(crate) loaded_at: i64,
+}
+
+impl Directory {
+    /// Connects and migrates (on a thread of its own, so that this works from any context
+    /// and leaves no runtime behind for `run -d`'s fork), then loads every live API key: a
+    /// database that cannot be reached is an error now, at start.
+    pub(crate) fn open(
+        url: &str,
+        db_key: &str,
+        roles: Arc<RoleGraph>,
+    ) -> Result<Arc<Self>, String> {
+        let db = Db::new(url);
+        let checking = db.clone();
+        let loaded = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| DbError::Unavailable(e.to_string()))?
+                .block_on(checking.check_and_load())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(DbError::Unavailable("the check panicked".into())))
+        .map_err(|e| format!("users_db: {e}"))?;
+        let (seq, live) = loaded;
+        let ring = Arc::new(KeyRing::new(roles));
+        ring.replace_all(live);
+        tracing::info!(api_keys = ring.len(), "users_db ready");
+        Ok(Arc::new(Directory {
+            db,
+            sealer: SecretBox::new(db_key),
+            keys: ring,
+            loaded_at: seq,
+        }))
+    }
+
+    pub(crate) fn kind(&self) -> DbKind {
+        self.db.kind()
+    }
+
+    /// The user named `username` (lower-cased already), ready to log in.
+    pub(crate) async fn user(&self, username: &str) -> Result<Option<User>, DbError> {
+        let name = username.to_string();
+        let row = self
+            .db
+            .run(move |pool, _| async move { users::get(&pool, &name).await })
+            .await?;
+        row.map(|r| self.to_user(&r)).transpose()
+    }
+
+    pub(crate) async fn user_by_subject(&self, subject: &str) -> Result<Option<User>, DbError> {
+        let row = self.row_by_subject(subject).await?;
+        row.map(|r| self.to_user(&r)).transpose()
+    }
+
+    pub(crate) async fn row(&self, username: &str) -> Result<Option<UserRow>, DbError> {
+        let name = username.to_string();
+        self.db
+            .run(move |pool, _| async move { users::get(&pool, &name).await })
+            .await
+    }
+
+    pub(crate) async fn row_by_subject(&self, subject: &str) -> Result<Option<UserRow>, DbError> {
+        let subject = subject.to_string();
+        self.db
+            .run(move |pool, _| async move { users::by_subject(&pool, &subject).await })
+            .await
+    }
+
+    pub(crate) async fn insert(&self, row: UserRow) -> Result<(), DbError> {
+        self.db
+            .run(move |pool, kind| async move { users::insert(&pool, kind, &row).await })
+            .await
+    }
+
+    /// Applies `patch`; the user as it is now (`None`: no such user). The instance that
+    /// changed a user reloads its keys at once; the others follow the change log.
+    pub(crate) async fn update(
+        &self,
+        username: &str,
+        patch: UserPatch,
+        now: u64,
+    ) -> Result<Option<UserRow>, DbError> {
+        let name = username.to_string();
+        let row =
+            self.db
+                .run(move |pool, kind| async move {
+                    users::update(&pool, kind, &name, &patch, now).await
+                })
+                .await?;
+        self.reload_owner(username).await;
+        Ok(row)
+    }
+
+    pub(crate) async fn delete(&self, username: &str, now: u64) -> Result<bool, DbError> {
+        let name = username.to_string();
+        let deleted = self
+            .db
+            .run(move |pool, kind| async move { users::delete(&pool, kind, &name, now).await })
+            .await?;
+        self.keys.set_owner(username, Vec::new());
+        Ok(deleted)
+    }
+
+    pub(crate) async fn list(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<UserRow>, DbError> {
+        let (prefix, after) = (prefix.to_string(), after.to_string());
+        self.db
+            .run(move |pool, _| async move { users::list(&pool, &prefix, &after, limit).await })
+            .await
+    }
+
+    /// A new API key of `subject`: in the database, and in this instance's memory at once.
+    pub(crate) async fn insert_key(&self, row: KeyRow, subject: &str) -> Result<(), DbError> {
+        let stored = row.clone();
+        self.db
+            .run(move |pool, kind| async move { keys::insert(&pool, kind, &stored).await })
+            .await?;
+        let id = row.id.clone();
+        self.keys.set(
+            &id,
+            Some(LiveKey {
+                key: row,
+                subject: subject.to_string(),
+            }),
+        );
+        Ok(())
+    }
+
+    pub(crate) async fn keys_of(&self, username: &str) -> Result<Vec<KeyRow>, DbError> {
+        let name = username.to_string();
+        self.db
+            .run(move |pool, _| async move { keys::of_user(&pool, &name).await })
+            .await
+    }
+
+    /// Deletes `username`'s key `id`; whether it was theirs.
+    pub(crate) async fn delete_key(
+        &self,
+        username: &str,
+        id: &str,
+        now: u64,
+    ) -> Result<bool, DbError> {
+        let (name, key_id) = (username.to_string(), id.to_string());
+        let deleted =
+            self.db
+                .run(move |pool, kind| async move {
+                    keys::delete(&pool, kind, &name, &key_id, now).await
+                })
+                .await?;
+        if deleted {
+            self.keys.set(id, None);
+        }
+        Ok(deleted)
+    }
+
+    /// `secret` sealed for `username`'s row.
+    pub(crate) fn seal(&self, username: &str, secret: &str) -> String {
+        self.sealer.seal(username, secret)
+    }
+
+    pub(crate) fn unseal(&self, username: &str, sealed: &str) -> Option<String> {
+        self.sealer.open(username, sealed)
+    }
+
+    async fn reload_owner(&self, username: &str) {
+        let name = username.to_string();
+        let live = self
+            .db
+            .run(move |pool, _| async move { keys::live_of_user(&pool, &name).await })
+            .await;
+        match live {
+            Ok(live) => self.keys.set_owner(username, live),
+            // The change log brings it in a moment.
+            Err(e) => tracing::warn!(error = %e, "could not reload a user's API keys"),
+        }
+    }
+
+    /// A row as the login flows use it; a row that does not read (a hand-edited database)
+    /// is `Corrupt`, refused like an unavailable database rather than half-used.
+    fn to_user(&self, row: &UserRow) -> Result<User, DbError> {
+        let corrupt = |what: &str| DbError::Corrupt(format!("user {}: {what}", row.username));
+        let password = PasswordHash::parse(&row.password_hash).map_err(|e| corrupt(&e))?;
+        let totp = match &row.totp_secret {
+            None => None,
+            Some(sealed) => {
+                let secret = self
+                    .sealer
+                    .open(&row.username, sealed)
+                    .ok_or_else(|| corrupt("TOTP secret does not open with this db_key"))?;
+                Some(Totp::from_base32(&secret).map_err(|e| corrupt(&e))?)
+            }
+        };
+        let backup_codes = row
+            .backup_codes
+            .iter()
+            .map(|h| {
+                hex::decode(h)
+                    .ok()
+                    .and_then(|d| <[u8; 32]>::try_from(d).ok())
+                    .ok_or_else(|| corrupt("backup code digest"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(User {
+            username: row.username.clone(),
+            password,
+            subject: row.subject.clone(),
+            roles: row.roles.clone(),
+            claims: row.claims.clone(),
+            totp,
+            backup_codes,
+            disabled: row.disabled,
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! The self-service endpoints of SPEC section 7 on the wire: the caller's Bearer access
+//! token (a login's; an API key or another issuer's token is 403), the body read, the
+//! answer as JSON.
+
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{access_token, fields, pair_response, to_json, Endpoint, EndpointRequest};
+use crate::auth::credentials::{self, Credential};
+use crate::auth::jwt::VerifiedToken;
+use crate::error::GatewayError;
+use crate::login::account::{Me, NewKey};
+use crate::login::{Login, Refused};
+use crate::policy::CredentialKind;
+use crate::units::rfc3339;
+
+pub(super) async fn answer(
+    endpoint: Endpoint,
+    req: &EndpointRequest<'_>,
+    login: &Login<'_>,
+) -> Result<super::LocalResponse, Refused> {
+    // Without users_db none of these exist.
+    login.directory()?;
+    if endpoint == Endpoint::Register {
+        let mut f = fields(req)?;
+        let username = f.required("username")?.to_string();
+        f.required("password")?;
+        let password = f.take("password").unwrap_or_default();
+        let (sub, username) = login.register(&username, password).await?;
+        return Ok(json_response(
+            StatusCode::CREATED,
+            json!({"sub": sub, "username": username}),
+        ));
+    }
+    let me = login.me(bearer_only(req, login)?).await?;
+    match endpoint {
+        Endpoint::Password => {
+            let mut f = fields(req)?;
+            f.required("current_password")?;
+            f.required("new_password")?;
+            let current = f.take("current_password").unwrap_or_default();
+            let new = f.take("new_password").unwrap_or_default();
+            let pair = login.change_password(&me, current, new).await?;
+            Ok(pair_response(&pair, login.settings))
+        }
+        Endpoint::Sessions => {
+            let sessions: Vec<Value> = login
+                .sessions(&me)
+                .await?
+                .into_iter()
+                .map(|s| {
+                    json!({
+                        "sid": s.info.sid,
+                        "created_at": rfc3339(s.info.created_at),
+                        "last_used_at": rfc3339(s.info.last_used_at),
+                        "client_ip": s.info.client_ip,
+                        "user_agent": s.info.user_agent,
+                        "current": s.current,
+                    })
+                })
+                .collect();
+            Ok(json_response(
+                StatusCode::OK,
+                json!({ "sessions": sessions }),
+            ))
+        }
+        Endpoint::Session => {
+            login.end_session(&me, last_segment(req.sub_path)).await?;
+            Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
+        }
+        Endpoint::ApiKeys if req.method == Method::POST => create_key(req, login, &me).await,
+        Endpoint::ApiKeys => {
+            let keys: Vec<Value> = login
+                .keys(&me)
+                .await?
+                .into_iter()
+                .map(|k| {
+                    json!({
+                        "id": k.id,
+                        "name": k.name,
+                        "prefix": k.prefix,
+                        "roles": k.roles,
+                        "created_at": rfc3339(k.created_at),
+                        "expires_at": k.expires_at.map(rfc3339),
+                        "last_used_at": k.last_used_at.map(rfc3339),
+                    })
+                })
+                .collect();
+            Ok(json_response(StatusCode::OK, json!({ "api_keys": keys })))
+        }
+        Endpoint::ApiKey => {
+            login.delete_key(&me, last_segment(req.sub_path)).await?;
+            Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
+        }
+        Endpoint::MfaSetup => {
+            let (secret, uri) = login.mfa_setup(&me).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                json!({"secret": secret, "otpauth_uri": uri}),
+            ))
+        }
+        Endpoint::MfaEnable => {
+            let f = fields(req)?;
+            let codes = login.mfa_enable(&me, f.required("code")?).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                json!({ "backup_codes": codes }),
+            ))
+        }
+        Endpoint::MfaDisable => {
+            let mut f = fields(req)?;
+            f.required("password")?;
+            let code = f.required("code")?.to_string();
+            let password = f.take("password").unwrap_or_default();
+            login.mfa_disable(&me, password, &code).await?;
+            Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
+        }
+        _ => Err(GatewayError::NotFound.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewKeyBody {
+    name: Option<String>,
+    roles: Option<Vec<String>>,
+    expires_at: Option<String>,
+    #[serde(default)]
+    allowed_ips: Vec<String>,
+}
+
+async fn create_key(
+    req: &EndpointRequest<'_>,
+    login: &Login<'_>,
+    me: &Me,
+) -> Result<super::LocalResponse, Refused> {
+    let body: NewKeyBody = super::body::json(super::body::content_type(req.headers), req.body)?;
+    let name = body
+        .name
+        .ok_or(GatewayError::InvalidRequest("missing field: name"))?;
+    let new = NewKey {
+        name,
+        roles: body.roles,
+        expires_at: body.expires_at,
+        allowed_ips: body.allowed_ips,
+    };
+    let (row, key) = login.create_key(me, new).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({
+            "id": row.id,
+            "key": key,
+            "name": row.name,
+            "roles": row.roles,
+            "expires_at": row.expires_at.map(rfc3339),
+        }),
+    ))
+}
+
+/// A Bearer token only: a cookie would let another site's page change the account.
+fn bearer_only(req: &EndpointRequest<'_>, login: &Login<'_>) -> Result<VerifiedToken, Refused> {
+    let accepts = |k| matches!(k, CredentialKind::Jwt | CredentialKind::ApiKey);
+    match credentials::find(req.headers, accepts, None)? {
+        Some(Credential::ApiKey(_)) => Err(GatewayError::InsufficientScope(
+            "needs an access token of a login here, not an API key",
+        )
+        .into()),
+        Some(_) => Ok(access_token(req, login, false)?),
+        None => Err(GatewayError::MissingCredentials.into()),
+    }
+}
+
+fn last_segment(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or_default()
+}
+
+fn json_response(status: StatusCode, v: Value) -> super::LocalResponse {
+    super::LocalResponse::json(status, to_json(&v))
+}
