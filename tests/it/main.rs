@@ -2,6 +2,7 @@
 
 mod support;
 
+mod accounts;
 mod admin;
 mod apikey;
 mod attempts;

@@ -210,7 +210,13 @@ impl<'a> Validator<'a> {
         if self.table.contains_key("tokens") {
             configured.push(CredentialKind::Jwt);
         }
-        if self.table.contains_key("api_keys") {
+        // With users_db, users make keys at run time.
+        let users_db = self
+            .table
+            .get("login")
+            .and_then(|l| l.get_ref().as_table())
+            .is_some_and(|l| l.contains_key("users_db"));
+        if self.table.contains_key("api_keys") || users_db {
             configured.push(CredentialKind::ApiKey);
         }
         if cookie {

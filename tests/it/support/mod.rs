@@ -20,12 +20,14 @@ mod config;
 mod echo_upstream;
 mod gateway;
 mod logs;
+mod postgres;
 mod redis;
 
 pub use checks::Checks;
 pub use config::{toml, Toml};
 pub use echo_upstream::{serve_connection as serve_echo_connection, Echo};
 pub use gateway::Gateway;
+pub use postgres::PgDatabase;
 pub use redis::{RedisCluster, RedisServer};
 
 pub const HS_SECRET: &str = "it-secret-0123456789-0123456789-0123456789";

@@ -1,0 +1,1 @@
+//! The database away: at start, and later.

@@ -1,0 +1,1 @@
+//! Two gateways on one PostgreSQL and one Redis.
