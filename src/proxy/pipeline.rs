@@ -112,13 +112,19 @@ fn verify_api_key(
 ) -> Result<Identity, GatewayError> {
     // The config's keys, then those users made (held in memory: no database round trip).
     let mut verified = runtime.config.api_keys.verify(presented, client_ip, now);
+    let mut made_by_user = false;
     if let (Err(ApiKeyError::Unknown), Some(accounts)) = (&verified, &runtime.accounts) {
         verified = accounts.keys.verify(presented, client_ip, now);
+        made_by_user = true;
     }
     let key = verified.map_err(GatewayError::InvalidApiKey)?;
     let presented = Presented {
         subject: &key.subject,
         api_key: Some(&key.id),
+        // A key a user made ends with its deletion or its owner's disabling, not with a
+        // revocation of the owner's tokens (a new password keeps the user's keys). A
+        // configured key counts as issued at the epoch: any revoke-all covers it.
+        iat: made_by_user.then_some(u64::MAX),
         ..Presented::default()
     };
     let revoked = store.is_revoked(&presented, now);

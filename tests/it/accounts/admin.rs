@@ -1,1 +1,294 @@
-//! The admin users API.
+//! The admin users API: each endpoint's success, refusals and bad input; what disabling,
+//! deleting and a new password do to a user's sessions and keys.
+
+use serde_json::json;
+
+use super::*;
+use crate::login::{login, pair, refresh};
+
+fn names(r: &Response) -> Vec<String> {
+    r.json()["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_string())
+        .collect()
+}
+
+both! {
+    async fn users_are_created_listed_read_changed_and_deleted(backend: Backend) {
+        let gw = start(backend).await;
+        let r = admin(&gw, "POST", "/admin/users", Some(json!({
+            "username": "Mia", "password": PASSWORD, "subject": "u-mia",
+            "roles": ["auditor"], "claims": {"email": "mia@example.com"}
+        }))).await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let mia = r.json();
+        assert_eq!(mia["username"], "mia");
+        assert_eq!(mia["mfa"], false);
+        assert!(!r.body.windows(7).any(|w| w == b"argon2i"), "no hash shown");
+        for n in ["nia", "nib", "nic", "oscar"] {
+            assert_eq!(admin(&gw, "POST", "/admin/users", Some(json!({"username": n, "password": PASSWORD}))).await.status, 201);
+        }
+        let page = admin(&gw, "GET", "/admin/users?prefix=ni&limit=2", None).await;
+        assert_eq!(names(&page), ["nia", "nib"]);
+        assert_eq!(page.json()["next"], "nib");
+        let page = admin(&gw, "GET", "/admin/users?prefix=ni&limit=2&after=nib", None).await;
+        assert_eq!(names(&page), ["nic"]);
+        assert_eq!(page.json()["next"], serde_json::Value::Null);
+        assert_eq!(names(&admin(&gw, "GET", "/admin/users", None).await).len(), 5);
+
+        let one = admin(&gw, "GET", "/admin/users/MIA", None).await;
+        assert_eq!(one.json()["claims"]["email"], "mia@example.com");
+        // Roles changed by the admin apply to tokens issued afterwards.
+        let (before, _) = pair(&login(&gw, "mia", PASSWORD).await);
+        let r = admin(&gw, "PATCH", "/admin/users/mia", Some(json!({"roles": ["user"]}))).await;
+        assert_eq!(r.json()["roles"], json!(["user"]));
+        assert_eq!(with_token(&gw, &before).await.echo().headers["x-user-roles"], ["auditor"]);
+        let (after, _) = pair(&login(&gw, "mia", PASSWORD).await);
+        assert_eq!(with_token(&gw, &after).await.echo().headers["x-user-roles"], ["user"]);
+
+        assert_eq!(admin(&gw, "DELETE", "/admin/users/mia", None).await.status, 204);
+        admin(&gw, "GET", "/admin/users/mia", None).await.assert_refusal(404, "not_found");
+        with_token(&gw, &after).await.assert_refusal(401, "invalid_token");
+        login(&gw, "mia", PASSWORD).await.assert_refusal(401, "invalid_credentials");
+        let audit = gw.settled_stdout().await;
+        for action in ["user_created", "user_changed", "user_deleted"] {
+            assert!(audit.contains(action), "{action} audited");
+        }
+        assert!(!audit.contains(PASSWORD) && !audit.contains(ADMIN));
+    }
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_its_sessions_and_keys() {
+    let gw = start(Backend::Sqlite).await;
+    let (access, refresh_token) = signed_up(&gw, "noah").await;
+    let key = me(
+        &gw,
+        "POST",
+        "/auth/api-keys",
+        &access,
+        Some(json!({"name": "k"})),
+    )
+    .await
+    .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(with_key(&gw, &key).await.status, 200);
+    let r = admin(
+        &gw,
+        "PATCH",
+        "/admin/users/noah",
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!(r.json()["disabled"], true);
+    with_token(&gw, &access)
+        .await
+        .assert_refusal(401, "invalid_token");
+    with_key(&gw, &key)
+        .await
+        .assert_refusal(401, "invalid_token");
+    assert_eq!(refresh(&gw, &refresh_token).await.status, 401);
+    login(&gw, "noah", PASSWORD)
+        .await
+        .assert_refusal(401, "invalid_credentials");
+    // Enabled again: the key works again, old tokens stay dead.
+    admin(
+        &gw,
+        "PATCH",
+        "/admin/users/noah",
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(with_key(&gw, &key).await.status, 200);
+    with_token(&gw, &access)
+        .await
+        .assert_refusal(401, "invalid_token");
+    pair(&login(&gw, "noah", PASSWORD).await);
+}
+
+#[tokio::test]
+async fn a_password_set_by_the_admin_ends_the_users_sessions() {
+    let gw = start(Backend::Sqlite).await;
+    let (access, _) = signed_up(&gw, "olga").await;
+    let new = "an admin chose this one 42";
+    let r = admin(
+        &gw,
+        "PATCH",
+        "/admin/users/olga",
+        Some(json!({"password": new})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    with_token(&gw, &access)
+        .await
+        .assert_refusal(401, "invalid_token");
+    login(&gw, "olga", PASSWORD)
+        .await
+        .assert_refusal(401, "invalid_credentials");
+    pair(&login(&gw, "olga", new).await);
+}
+
+#[tokio::test]
+async fn mfa_reset_removes_the_second_factor() {
+    let gw = start(Backend::Sqlite).await;
+    let (access, _) = signed_up(&gw, "pia").await;
+    let secret = me(&gw, "POST", "/auth/mfa/setup", &access, None)
+        .await
+        .json()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = super::self_service::totp(&secret, now());
+    assert_eq!(
+        me(
+            &gw,
+            "POST",
+            "/auth/mfa/enable",
+            &access,
+            Some(json!({"code": code}))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        admin(&gw, "GET", "/admin/users/pia", None).await.json()["mfa"],
+        true
+    );
+    login(&gw, "pia", PASSWORD)
+        .await
+        .assert_refusal(401, "mfa_required");
+    assert_eq!(
+        admin(&gw, "POST", "/admin/users/pia/mfa/reset", None)
+            .await
+            .status,
+        204
+    );
+    pair(&login(&gw, "pia", PASSWORD).await);
+}
+
+#[tokio::test]
+async fn refusals_and_bad_input() {
+    let gw = start(Backend::Sqlite).await;
+    assert_eq!(
+        admin(
+            &gw,
+            "POST",
+            "/admin/users",
+            Some(json!({"username": "quinn", "password": PASSWORD}))
+        )
+        .await
+        .status,
+        201
+    );
+    let mut checks = Checks::new();
+    for (method, path, body, status) in [
+        (
+            "POST",
+            "/admin/users",
+            json!({"username": "QUINN", "password": PASSWORD}),
+            409,
+        ),
+        (
+            "POST",
+            "/admin/users",
+            json!({"username": "rae", "password": "short"}),
+            400,
+        ),
+        ("POST", "/admin/users", json!({"username": "rae"}), 400),
+        (
+            "POST",
+            "/admin/users",
+            json!({"username": "rae", "password": PASSWORD, "roles": ["ghost"]}),
+            400,
+        ),
+        (
+            "POST",
+            "/admin/users",
+            json!({"username": "rae", "password": PASSWORD, "claims": {"sub": "x"}}),
+            400,
+        ),
+        (
+            "POST",
+            "/admin/users",
+            json!({"username": "rae", "password": PASSWORD, "colour": "red"}),
+            400,
+        ),
+        (
+            "POST",
+            "/admin/users",
+            json!({"username": "r a e", "password": PASSWORD}),
+            400,
+        ),
+        ("PATCH", "/admin/users/quinn", json!({"roles": "user"}), 400),
+        (
+            "PATCH",
+            "/admin/users/quinn",
+            json!({"disabled": "yes"}),
+            400,
+        ),
+        (
+            "PATCH",
+            "/admin/users/nobody",
+            json!({"disabled": true}),
+            404,
+        ),
+        ("DELETE", "/admin/users/nobody", json!(null), 404),
+        ("POST", "/admin/users/nobody/mfa/reset", json!(null), 404),
+        ("GET", "/admin/users?limit=501", json!(null), 400),
+        ("GET", "/admin/users?limit=zero", json!(null), 400),
+        ("PUT", "/admin/users/quinn", json!(null), 405),
+    ] {
+        let body = (!body.is_null()).then_some(body);
+        let r = admin(&gw, method, path, body.clone()).await;
+        checks.eq((method, path, &body), r.status, status);
+    }
+    let r = gw
+        .admin_request(
+            "POST",
+            "/admin/users",
+            &[("Content-Type", "application/json")],
+            "{",
+        )
+        .await;
+    checks.eq("no admin token", r.status, 401);
+    let r = gw
+        .admin_request(
+            "POST",
+            "/admin/users",
+            &[
+                ("Authorization", &format!("Bearer {ADMIN}")),
+                ("Content-Type", "application/json"),
+            ],
+            "{",
+        )
+        .await;
+    checks.eq("broken JSON", r.status, 400);
+}
+
+#[tokio::test]
+async fn two_registrations_of_one_name_at_once_one_wins() {
+    let gw = start(Backend::postgres().await).await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let addr = gw.addr;
+        let body = json!({"username": "race", "password": format!("{PASSWORD} {i}")}).to_string();
+        tasks.push(tokio::spawn(async move {
+            let raw = format!(
+                "POST /auth/register HTTP/1.1\r\nHost: gw\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            send_raw(addr, raw.as_bytes()).await.status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+}

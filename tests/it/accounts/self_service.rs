@@ -47,6 +47,10 @@ both! {
         let gw = start(backend).await;
         let (a, _) = signed_up(&gw, "bob").await;
         let (b, b_refresh) = pair(&login(&gw, "bob", PASSWORD).await);
+        let key = me(&gw, "POST", "/auth/api-keys", &a, Some(json!({"name": "ci"}))).await.json()["key"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let new = "a much better passphrase 2026";
         let r = me(&gw, "POST", "/auth/password", &a,
             Some(json!({"current_password": PASSWORD, "new_password": new}))).await;
@@ -57,6 +61,7 @@ both! {
         assert_eq!(refresh(&gw, &b_refresh).await.status, 401);
         login(&gw, "bob", PASSWORD).await.assert_refusal(401, "invalid_credentials");
         pair(&login(&gw, "bob", new).await);
+        assert_eq!(with_key(&gw, &key).await.status, 200, "the user's keys stay");
     }
 }
 
