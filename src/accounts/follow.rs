@@ -63,6 +63,7 @@ impl Directory {
             let now = clock.now();
             match self.apply_changes(&pool, seq, now, &mut applied).await {
                 Ok(last) => {
+                    self.db.set_down(false);
                     seq = seq.max(last);
                     if failing {
                         tracing::info!("users_db reachable again: following its changes");
@@ -70,6 +71,7 @@ impl Directory {
                     }
                 }
                 Err(e) => {
+                    self.db.set_down(true);
                     if !failing {
                         tracing::warn!(error = %e, "users_db unreachable: API keys stay as they were");
                         failing = true;

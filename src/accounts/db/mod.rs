@@ -11,6 +11,7 @@ mod migrate;
 pub(crate) mod users;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ pub(crate) struct Db {
     url: String,
     kind: DbKind,
     started: OnceLock<Started>,
+    /// The follower's last poll failed: queries fail at once rather than each waiting
+    /// [`ACQUIRE_TIMEOUT`] for a database that is away. The next good poll clears it.
+    down: AtomicBool,
 }
 
 /// The database's runtime and the pool on it.
@@ -104,6 +108,7 @@ impl Db {
             url: url.to_string(),
             kind: DbKind::of(url).unwrap_or(DbKind::Sqlite),
             started: OnceLock::new(),
+            down: AtomicBool::new(false),
         })
     }
 
@@ -148,6 +153,9 @@ impl Db {
         Fut: Future<Output = Result<T, DbError>> + Send + 'static,
         T: Send + 'static,
     {
+        if self.down.load(Ordering::Relaxed) {
+            return Err(DbError::Unavailable("unreachable at the last poll".into()));
+        }
         let started = self.started();
         let (pool, kind) = (started.pool.clone(), self.kind);
         started
@@ -155,6 +163,11 @@ impl Db {
             .spawn(async move { work(pool, kind).await })
             .await
             .unwrap_or_else(|e| Err(DbError::Unavailable(format!("database task failed: {e}"))))
+    }
+
+    /// What the follower saw at its last poll.
+    pub(crate) fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::Relaxed);
     }
 
     /// Spawns `task` on the database's runtime (the change follower, the last-used flusher).

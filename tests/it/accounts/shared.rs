@@ -56,14 +56,26 @@ async fn a_key_made_on_one_instance_works_on_the_other_within_a_second() {
     let (db, redis) = (PgDatabase::create().await, RedisServer::start().await);
     let (a, b) = (gateway(&db, &redis).await, gateway(&db, &redis).await);
     let (access, _) = signed_up(&a, "sam").await;
-    let r = me(&a, "POST", "/auth/api-keys", &access, Some(json!({"name": "ci"}))).await;
+    let r = me(
+        &a,
+        "POST",
+        "/auth/api-keys",
+        &access,
+        Some(json!({"name": "ci"})),
+    )
+    .await;
     let key = r.json()["key"].as_str().unwrap().to_string();
     let id = r.json()["id"].as_str().unwrap().to_string();
     let took = until_status(200, || async { with_key(&b, &key).await.status }).await;
     eprintln!("PROPAGATION key created on A, accepted on B after {took:?}");
     assert!(took < Duration::from_secs(1), "{took:?}");
 
-    assert_eq!(me(&a, "DELETE", &format!("/auth/api-keys/{id}"), &access, None).await.status, 204);
+    assert_eq!(
+        me(&a, "DELETE", &format!("/auth/api-keys/{id}"), &access, None)
+            .await
+            .status,
+        204
+    );
     let took = until_status(401, || async { with_key(&b, &key).await.status }).await;
     eprintln!("PROPAGATION key deleted on A, refused on B after {took:?}");
     assert!(took < Duration::from_secs(1), "{took:?}");
@@ -74,20 +86,46 @@ async fn a_user_disabled_on_one_instance_is_refused_on_the_other_within_a_second
     let (db, redis) = (PgDatabase::create().await, RedisServer::start().await);
     let (a, b) = (gateway(&db, &redis).await, gateway(&db, &redis).await);
     let (access, _) = signed_up(&a, "tia").await;
-    let key = me(&a, "POST", "/auth/api-keys", &access, Some(json!({"name": "ci"}))).await.json()["key"]
+    let key = me(
+        &a,
+        "POST",
+        "/auth/api-keys",
+        &access,
+        Some(json!({"name": "ci"})),
+    )
+    .await
+    .json()["key"]
         .as_str()
         .unwrap()
         .to_string();
     until_status(200, || async { with_key(&b, &key).await.status }).await;
     // B verifies the token itself (same issuer), and has it cached.
     assert_eq!(with_token(&b, &access).await.status, 200);
-    assert_eq!(admin(&a, "PATCH", "/admin/users/tia", Some(json!({"disabled": true}))).await.status, 200);
+    assert_eq!(
+        admin(
+            &a,
+            "PATCH",
+            "/admin/users/tia",
+            Some(json!({"disabled": true}))
+        )
+        .await
+        .status,
+        200
+    );
     let token_took = until_status(401, || async { with_token(&b, &access).await.status }).await;
     let key_took = until_status(401, || async { with_key(&b, &key).await.status }).await;
     eprintln!("PROPAGATION user disabled on A: token refused on B after {token_took:?}, key after {key_took:?} more");
     assert!(token_took < Duration::from_secs(1) && key_took < Duration::from_secs(1));
-    login(&b, "tia", PASSWORD).await.assert_refusal(401, "invalid_credentials");
+    login(&b, "tia", PASSWORD)
+        .await
+        .assert_refusal(401, "invalid_credentials");
     // And back: enabled on B, a login on A works.
-    admin(&b, "PATCH", "/admin/users/tia", Some(json!({"disabled": false}))).await;
+    admin(
+        &b,
+        "PATCH",
+        "/admin/users/tia",
+        Some(json!({"disabled": false})),
+    )
+    .await;
     pair(&login(&a, "tia", PASSWORD).await);
 }
