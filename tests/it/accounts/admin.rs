@@ -292,3 +292,92 @@ async fn two_registrations_of_one_name_at_once_one_wins() {
     statuses.sort();
     assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
 }
+
+/// `portcullis users import` and `users add` write the database the gateway then serves.
+#[tokio::test]
+async fn users_imported_and_added_by_the_cli_log_in_and_old_hashes_are_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = config(&Backend::Sqlite, "")
+        .build()
+        .replace("{LISTEN}", "127.0.0.1:1")
+        .replace("{ADMIN}", "127.0.0.1:2")
+        .replace("{UPSTREAM}", "127.0.0.1:3");
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let users = format!(
+        "[[users]]\nusername = \"Wendy\"\npassword_hash = \"{}\"\nroles = [\"user\"]\nsubject = \"u-wendy\"\nclaims = {{ team = \"ops\" }}\n",
+        bcrypt::hash(PASSWORD, 4).unwrap()
+    );
+    std::fs::write(dir.path().join("old-users.toml"), users).unwrap();
+    let config_arg = path.to_string_lossy().to_string();
+    let import = dir
+        .path()
+        .join("old-users.toml")
+        .to_string_lossy()
+        .to_string();
+    let out = cli(&["users", "import", &import, "-c", &config_arg], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 1 user(s)"));
+    let again = cli(&["users", "import", &import, "-c", &config_arg], None);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("(1 already there)"));
+    let out = cli(
+        &["users", "add", "Xena", "--roles", "user", "-c", &config_arg],
+        Some("the sea is wide and deep\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let weak = cli(
+        &["users", "add", "yuri", "-c", &config_arg],
+        Some("short\n"),
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("weak password"));
+    let ghost = cli(
+        &["users", "add", "zed", "--roles", "ghost", "-c", &config_arg],
+        Some("a long enough pass 1\n"),
+    );
+    assert!(String::from_utf8_lossy(&ghost.stderr).contains("unknown role `ghost`"));
+
+    // The gateway on that database (the same file: the config's directory).
+    let toml = std::fs::read_to_string(&path).unwrap().replace(
+        "sqlite://users.db",
+        &format!("sqlite://{}", dir.path().join("users.db").display()),
+    );
+    let gw = Gateway::start(
+        &toml
+            .replace("127.0.0.1:1", "{LISTEN}")
+            .replace("127.0.0.1:2", "{ADMIN}")
+            .replace("127.0.0.1:3", "{UPSTREAM}"),
+        start_echo().await,
+    )
+    .await;
+    let (access, _) = pair(&login(&gw, "wendy", PASSWORD).await);
+    let echo = with_token(&gw, &access).await.echo();
+    assert_eq!(echo.headers["x-user-id"], ["u-wendy"]);
+    pair(&login(&gw, "xena", "the sea is wide and deep").await);
+    let logs = gw.settled_stdout().await;
+    assert!(
+        logs.contains("password_rehashed"),
+        "the bcrypt hash was replaced at login"
+    );
+    // Still the same password, now under argon2id.
+    pair(&login(&gw, "wendy", PASSWORD).await);
+    let db = format!("sqlite://{}", dir.path().join("users.db").display());
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM portcullis_users WHERE username = 'wendy'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+}

@@ -21,8 +21,11 @@ struct Relay {
     addr: SocketAddr,
     target: SocketAddr,
     runtime: Option<tokio::runtime::Runtime>,
-    running: Mutex<Option<(JoinHandle<()>, Arc<Mutex<Vec<JoinHandle<()>>>>)>>,
+    running: Mutex<Option<Running>>,
 }
+
+/// The accept loop and the pipes it started.
+type Running = (JoinHandle<()>, Arc<Mutex<Vec<JoinHandle<()>>>>);
 
 impl Drop for Relay {
     fn drop(&mut self) {

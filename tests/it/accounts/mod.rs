@@ -3,6 +3,7 @@
 //! both (`both!`).
 
 mod admin;
+mod check;
 mod faults;
 mod self_service;
 mod shared;

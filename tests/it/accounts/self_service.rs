@@ -14,7 +14,7 @@ both! {
         assert_eq!(r.json()["username"], "alice", "names are lower-cased");
         let sub = r.json()["sub"].as_str().unwrap().to_string();
         let (access, _) = pair(&login(&gw, "ALICE", PASSWORD).await);
-        assert_eq!(with_token(&gw, &access).await.echo().headers["x-user-id"], [sub.clone()]);
+        assert_eq!(with_token(&gw, &access).await.echo().headers["x-user-id"], std::slice::from_ref(&sub));
 
         let r = me(&gw, "POST", "/auth/api-keys", &access, Some(json!({"name": "ci"}))).await;
         assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));

@@ -129,3 +129,32 @@ async fn a_user_disabled_on_one_instance_is_refused_on_the_other_within_a_second
     .await;
     pair(&login(&a, "tia", PASSWORD).await);
 }
+
+/// Without notifications (SQLite has none), the poll carries a change: two gateways on one
+/// SQLite file, which the README keeps to one instance, show the backstop on its own.
+#[tokio::test]
+async fn without_notifications_the_poll_carries_changes_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shared.db");
+    let toml = config(&Backend::Sqlite, "")
+        .build()
+        .replace("sqlite://users.db", &format!("sqlite://{}", file.display()));
+    let a = Gateway::start(&toml, start_echo().await).await;
+    let b = Gateway::start(&toml, start_echo().await).await;
+    let (access, _) = signed_up(&a, "una").await;
+    let key = me(
+        &a,
+        "POST",
+        "/auth/api-keys",
+        &access,
+        Some(json!({"name": "ci"})),
+    )
+    .await
+    .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let took = until_status(200, || async { with_key(&b, &key).await.status }).await;
+    eprintln!("PROPAGATION (poll only) key created on A, accepted on B after {took:?}");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
