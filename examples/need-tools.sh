@@ -24,3 +24,54 @@ need_build_tools() {
   fi
   exit 1
 }
+
+# What the tests use besides the build: redis-server (the tests start their own) and a
+# PostgreSQL server they make databases on (PORTCULLIS_TEST_POSTGRES_URL, or this one:
+# postgres://postgres@127.0.0.1:5432/postgres). Installed, started, or named at once.
+need_test_services() {
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else sudo="none"; fi
+  fi
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  local pg_url=${PORTCULLIS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+  local pg_ok=0
+  command -v psql >/dev/null 2>&1 && psql "$pg_url" -Atc 'select 1' >/dev/null 2>&1 && pg_ok=1
+  if [ "$pg_ok" -eq 0 ] && [ -z "${PORTCULLIS_TEST_POSTGRES_URL:-}" ] \
+     && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    missing+=(postgresql)
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$sudo" = "none" ] || ! command -v apt-get >/dev/null 2>&1; then
+      echo "error: the tests need ${missing[*]}. Install it, then run this again:" >&2
+      echo "  sudo apt-get install -y ${missing[*]}" >&2
+      exit 1
+    fi
+    echo "the tests need: ${missing[*]}; installing with apt-get" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  [ "$pg_ok" -eq 1 ] && return 0
+  if [ -n "${PORTCULLIS_TEST_POSTGRES_URL:-}" ]; then
+    echo "error: no PostgreSQL answers at PORTCULLIS_TEST_POSTGRES_URL" >&2
+    exit 1
+  fi
+  if [ "$sudo" = "none" ]; then
+    echo "error: PostgreSQL is installed but not running here. Start it, then run this again:" >&2
+    echo "  sudo service postgresql start" >&2
+    exit 1
+  fi
+  # Installed but stopped (or just installed): start it, and wait for it.
+  echo "starting PostgreSQL" >&2
+  $sudo service postgresql start >/dev/null 2>&1 \
+    || for v in /usr/lib/postgresql/*; do $sudo pg_ctlcluster "$(basename "$v")" main start || true; done
+  for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+  psql "$pg_url" -Atc 'select 1' >/dev/null 2>&1 && return 0
+  # A fresh Debian install asks a password over TCP: give the tests one of their own.
+  $sudo -u postgres psql -qc "ALTER USER postgres PASSWORD 'portcullis-test'" >/dev/null 2>&1 \
+    || su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'portcullis-test'\"" >/dev/null
+  export PORTCULLIS_TEST_POSTGRES_URL=postgres://postgres:portcullis-test@127.0.0.1:5432/postgres
+  psql "$PORTCULLIS_TEST_POSTGRES_URL" -Atc 'select 1' >/dev/null \
+    || { echo "error: PostgreSQL started but refuses the tests' connection" >&2; exit 1; }
+}

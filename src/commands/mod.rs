@@ -123,11 +123,11 @@ pub fn check(path: &std::path::Path) -> ExitCode {
                 eprintln!("{w} (warning)");
             }
             let c = &loaded.config;
-            let users = c
-                .login
-                .as_ref()
-                .map(|l| format!(", {} user(s)", l.users.len()))
-                .unwrap_or_default();
+            let users = match c.login.as_ref() {
+                Some(l) if l.users_db.is_some() => ", users in users_db".to_string(),
+                Some(l) => format!(", {} user(s)", l.users.len()),
+                None => String::new(),
+            };
             println!(
                 "{}: ok: {} route(s), {} upstream(s), {} listener(s){users}",
                 path.display(),
