@@ -8,6 +8,7 @@
 #   rs256      bearer RS256, role admin           es256      bearer ES256, role admin
 #   eddsa      bearer EdDSA (Ed25519), role admin (keys from bench/eddsa_tokens.py)
 #   apikey     X-API-Key among 10,000 keys        apikey-rl  + a policy keyed by api_key
+#   dbkeys     X-API-Key among 100,000 keys users made (users_db, SQLite); dbkeys10: 10 of them
 #   pingora    not Portcullis: examples/plain_pingora, the framework's floor
 #   *-grl      as *-rl, with the policy's scope = "global" (needs the redis store)
 #   <mode>+log     the same with the access log on (PORTCULLIS_LOG=info)
@@ -67,13 +68,13 @@ case "$mode" in
   rs256)  issuer="public_key_file = \"$GW_RS256_PUBKEY\"" ;;
   es256)  issuer="public_key_file = \"$GW_ES256_PUBKEY\"" ;;
   eddsa)  issuer="public_key_file = \"$GW_KEYS/ed_pub.pem\"" ;;
-  apikey) accept='["api_key"]'; roles='[]'; subject_header=$GW_CLIENT_HEADER ;;
+  apikey|dbkeys|dbkeys10) accept='["api_key"]'; roles='[]'; subject_header=$GW_CLIENT_HEADER ;;
   *) echo "unknown GW_MODE $GW_MODE" >&2; exit 2 ;;
 esac
 if [ "$full" != "$mode" ]; then
   case "$mode" in
     plain)  limits='["by_ip"]' ;;
-    apikey) limits='["by_key"]' ;;
+    apikey|dbkeys|dbkeys10) limits='["by_key"]' ;;
     *)      limits='["by_subject"]' ;;
   esac
 fi
@@ -150,6 +151,19 @@ accept = $accept
 roles_any = $roles
 rate_limit = $limits
 TOML
+case "$mode" in dbkeys|dbkeys10)
+  count=100000; [ "$mode" = dbkeys10 ] && count=10
+  rm -f "$dir/keys.db"
+  python3 "$here/seed_dbkeys.py" "$dir/keys.db" "$GW_APIKEYS_FILE" "$count" \
+    "$here/../src/accounts/db/migrations/sqlite/0001_accounts.sql" 2>"$dir/seed-dbkeys.log"
+  cat <<TOML
+
+[login]
+users_db = "sqlite://$dir/keys.db"
+db_key = "$secret"
+rate_limit = "1000000/s"
+TOML
+esac
 if [ "$mode" = apikey ]; then
   python3 - "$GW_APIKEYS_FILE" <<'PY'
 import hashlib, sys

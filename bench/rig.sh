@@ -54,6 +54,14 @@ sed -i 's#^    apikey) echo - "$t/bad/apikey-unknown.txt" ;;#    eddsa) echo - "
 grep -q 'es256|eddsa) CRED_FILE' "$work/run.sh" && grep -q 'eddsa-wrongkey' "$work/run.sh" \
   || { echo "could not add the eddsa credential to the rig's run.sh" >&2; exit 1; }
 
+# apikey10: the rig's first 10 API keys, for the users_db scenarios (both present the same
+# 10 keys, so that their ratio is the database's size alone).
+head -10 "$work/tokens/apikey.txt" >"$work/tokens/apikey10.txt"
+sed -i 's#^    apikey) CRED_FILE=#    apikey10) CRED_FILE=$BENCH/tokens/apikey10.txt CRED_HEADER=X-API-Key CRED_PREFIX= SEEN_HDR=x-seen-client SEEN_VAL=client-0 ;;\n&#' "$work/run.sh"
+sed -i 's#^    apikey) echo - "$t/bad/apikey-unknown.txt" ;;#    apikey10) echo - "$t/bad/apikey-unknown.txt" ;;\n&#' "$work/run.sh"
+grep -q 'apikey10) CRED_FILE' "$work/run.sh" && grep -q 'apikey10) echo' "$work/run.sh" \
+  || { echo "could not add the apikey10 credential to the rig's run.sh" >&2; exit 1; }
+
 cat >>"$work/scenarios.tsv" <<'TSV'
 pingora-plain           gateway:pingora          18200  none
 gateway-plain-rl        gateway:plain-rl         18200  none
@@ -69,6 +77,8 @@ gateway-eddsa-rl-redis  gateway:eddsa-rl@redis   18200  eddsa
 gateway-apikey-rl-redis gateway:apikey-rl@redis  18200  apikey
 gateway-plain-grl-redis gateway:plain-grl@redis  18200  none
 gateway-hs256-rl-log    gateway:hs256-rl+log     18200  hs256
+gateway-dbkeys-rl       gateway:dbkeys-rl        18200  apikey10
+gateway-dbkeys10-rl     gateway:dbkeys10-rl      18200  apikey10
 TSV
 
 export GATEWAY_CMD="$repo/bench/adapter.sh"
