@@ -158,3 +158,44 @@ async fn without_notifications_the_poll_carries_changes_within_a_second() {
     eprintln!("PROPAGATION (poll only) key created on A, accepted on B after {took:?}");
     assert!(took < Duration::from_secs(1), "{took:?}");
 }
+
+/// Sessions live in the store beside the refresh state: on Redis, every instance lists them,
+/// and one ended on one instance no longer refreshes on the other.
+#[tokio::test]
+async fn sessions_in_redis_are_listed_and_ended_from_any_instance() {
+    let (db, redis) = (PgDatabase::create().await, RedisServer::start().await);
+    let (a, b) = (gateway(&db, &redis).await, gateway(&db, &redis).await);
+    let (on_a, _) = signed_up(&a, "vic").await;
+    let r = b
+        .request(
+            "POST",
+            "/auth/login",
+            &[
+                ("Content-Type", "application/json"),
+                ("User-Agent", "tablet"),
+            ],
+            &json!({"username": "vic", "password": PASSWORD}).to_string(),
+        )
+        .await;
+    let (on_b, b_refresh) = pair(&r);
+    let listed = me(&a, "GET", "/auth/sessions", &on_a, None).await.json();
+    let sessions = listed["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2, "{listed}");
+    let tablet = sessions
+        .iter()
+        .find(|s| s["user_agent"] == "tablet")
+        .expect("B's session, listed on A");
+    assert_eq!(tablet["current"], false);
+    let sid = tablet["sid"].as_str().unwrap();
+    assert_eq!(
+        me(&a, "DELETE", &format!("/auth/sessions/{sid}"), &on_a, None)
+            .await
+            .status,
+        204
+    );
+    let took = until_status(401, || async { with_token(&b, &on_b).await.status }).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(crate::login::refresh(&b, &b_refresh).await.status, 401);
+    let left = me(&b, "GET", "/auth/sessions", &on_a, None).await.json();
+    assert_eq!(left["sessions"].as_array().unwrap().len(), 1, "{left}");
+}
