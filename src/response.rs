@@ -82,6 +82,12 @@ pub(crate) struct Refusal {
     pub description: Option<String>,
 }
 
+impl From<GatewayError> for Refusal {
+    fn from(error: GatewayError) -> Self {
+        Refusal::new(error)
+    }
+}
+
 impl Refusal {
     pub(crate) fn new(error: GatewayError) -> Self {
         Refusal {

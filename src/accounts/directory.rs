@@ -2,11 +2,12 @@
 //! parsed, TOTP secrets opened), writes that seal secrets, and the API keys kept in memory
 //! beside them ([`KeyRing`]), which `follow` keeps current.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use super::db::keys::{self, KeyRow, LiveKey};
 use super::db::users::{self, UserPatch, UserRow};
-use super::db::{Db, DbError, DbKind};
+use super::db::{Db, DbError};
+use super::decoy::Decoys;
 use super::keyring::KeyRing;
 use super::mfa::Totp;
 use super::password::PasswordHash;
@@ -24,6 +25,16 @@ pub(crate) struct Directory {
     /// The change log's last sequence number when the keys were loaded: `follow` reads on
     /// from there.
     pub(crate) loaded_at: i64,
+    decoys: RwLock<Arc<Decoys>>,
+}
+
+/// Decoys of the hashes that parse (a row that does not is refused at its own login).
+fn decoys_of(hashes: &[String]) -> Decoys {
+    let parsed: Vec<PasswordHash> = hashes
+        .iter()
+        .filter_map(|h| PasswordHash::parse(h).ok())
+        .collect();
+    Decoys::new(&parsed)
 }
 
 impl Directory {
@@ -47,20 +58,38 @@ impl Directory {
         .join()
         .unwrap_or_else(|_| Err(DbError::Unavailable("the check panicked".into())))
         .map_err(|e| format!("users_db: {e}"))?;
-        let (seq, live) = loaded;
         let ring = Arc::new(KeyRing::new(roles));
-        ring.replace_all(live);
+        ring.replace_all(loaded.keys);
         tracing::info!(api_keys = ring.len(), "users_db ready");
         Ok(Arc::new(Directory {
             db,
             sealer: SecretBox::new(db_key),
             keys: ring,
-            loaded_at: seq,
+            loaded_at: loaded.seq,
+            decoys: RwLock::new(Arc::new(decoys_of(&loaded.hashes))),
         }))
     }
 
-    pub(crate) fn kind(&self) -> DbKind {
-        self.db.kind()
+    /// What an unknown name's password is checked against: a decoy of some user's algorithm
+    /// and cost (users imported with bcrypt keep it until they log in), as for users.toml.
+    pub(crate) fn decoy(&self, username: &str) -> PasswordHash {
+        let decoys = self
+            .decoys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        decoys.for_username(username).clone()
+    }
+
+    /// The decoys drawn again from the users' hashes as they are now.
+    pub(crate) async fn refresh_decoys(&self) -> Result<(), DbError> {
+        let hashes = self
+            .db
+            .run(|pool, _| async move { users::all_hashes(&pool).await })
+            .await?;
+        let fresh = Arc::new(decoys_of(&hashes));
+        *self.decoys.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
     }
 
     /// The user named `username` (lower-cased already), ready to log in.
@@ -139,8 +168,8 @@ impl Directory {
             .await
     }
 
-    /// A new API key of `subject`: in the database, and in this instance's memory at once.
-    pub(crate) async fn insert_key(&self, row: KeyRow, subject: &str) -> Result<(), DbError> {
+    /// A new API key of `owner`: in the database, and in this instance's memory at once.
+    pub(crate) async fn insert_key(&self, row: KeyRow, owner: &UserRow) -> Result<(), DbError> {
         let stored = row.clone();
         self.db
             .run(move |pool, kind| async move { keys::insert(&pool, kind, &stored).await })
@@ -150,7 +179,8 @@ impl Directory {
             &id,
             Some(LiveKey {
                 key: row,
-                subject: subject.to_string(),
+                subject: owner.subject.clone(),
+                owner_roles: owner.roles.clone(),
             }),
         );
         Ok(())

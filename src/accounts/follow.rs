@@ -18,6 +18,8 @@ use crate::clock::Clock;
 pub(crate) const POLL: Duration = Duration::from_millis(500);
 const FLUSH: Duration = Duration::from_secs(30);
 const PRUNE: Duration = Duration::from_secs(3600);
+/// The decoys follow the users' hashes (imports, rehashes) this often.
+const DECOYS: Duration = Duration::from_secs(600);
 /// How long the change log keeps a row: far longer than any instance is behind.
 const KEEP: u64 = 86400;
 
@@ -53,7 +55,8 @@ impl Directory {
         let mut listener: Option<PgListener> = None;
         // What was applied within the lookback: seen again, not reloaded again.
         let mut applied: HashMap<i64, u64> = HashMap::new();
-        let (mut flushed, mut pruned) = (Instant::now(), Instant::now());
+        let (mut flushed, mut pruned, mut decoyed) =
+            (Instant::now(), Instant::now(), Instant::now());
         let mut failing = false;
         loop {
             if kind == DbKind::Postgres && listener.is_none() {
@@ -89,6 +92,12 @@ impl Directory {
                     }
                 }
             }
+            if decoyed.elapsed() >= DECOYS {
+                decoyed = Instant::now();
+                if let Err(e) = self.refresh_decoys().await {
+                    tracing::warn!(error = %e, "could not read the users' hashes for the decoys");
+                }
+            }
             if pruned.elapsed() >= PRUNE {
                 pruned = Instant::now();
                 if let Err(e) = changes::prune(&pool, now, KEEP).await {
@@ -111,7 +120,15 @@ impl Directory {
             if applied.contains_key(&change.seq) {
                 continue;
             }
-            self.apply(pool, &change).await?;
+            match self.apply(pool, &change).await {
+                Ok(()) => {}
+                // One unreadable row must not look like a database away (every query then
+                // refused): it is left out, with a warning, and the follower goes on.
+                Err(DbError::Corrupt(what)) => {
+                    tracing::warn!(seq = change.seq, %what, "users_db change not applied");
+                }
+                Err(e) => return Err(e),
+            }
             applied.insert(change.seq, now);
             last = last.max(change.seq);
         }

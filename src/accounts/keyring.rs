@@ -170,16 +170,25 @@ fn insert(keys: &mut Keys, roles: &RoleGraph, live: LiveKey) {
         tracing::warn!(id = %row.id, "an API key in users_db is unreadable: left out");
         return;
     };
+    // The owner may have lost roles since the key was made: the key keeps only those its
+    // owner still has (directly or inherited).
+    let owner = roles.grants(&live.owner_roles, &[]);
+    let kept: Vec<String> = row
+        .roles
+        .iter()
+        .filter(|r| owner.roles.contains(*r))
+        .cloned()
+        .collect();
     let key = ApiKey {
         id: row.id.clone(),
         digest,
         subject: live.subject.clone(),
-        roles: row.roles.clone(),
+        grants: Arc::new(roles.grants(&kept, &[])),
+        roles: kept,
         permissions: Vec::new(),
         allowed_ips,
         expires_at: row.expires_at,
         rate_limit: None,
-        grants: Arc::new(roles.grants(&row.roles, &[])),
         claims: subject_claims(&live.subject),
     };
     let entry = Arc::new(Entry {

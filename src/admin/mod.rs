@@ -88,7 +88,10 @@ impl AdminApp {
                     return Err(GatewayError::NotFound);
                 }
                 self.check_token(session, rid)?;
-                self.users(session, rid).await
+                Ok(self
+                    .users(session, rid)
+                    .await
+                    .unwrap_or_else(|refusal| refusal.render(rid)))
             }
             _ => Err(GatewayError::NotFound),
         }
@@ -221,6 +224,13 @@ impl AdminApp {
                 "missing field: username (a string)",
             ));
         };
+        // With users_db, lockouts are counted under the lower-cased name, as logins are.
+        let username = if self.runtime.load().accounts.is_some() {
+            username.to_ascii_lowercase()
+        } else {
+            username.to_string()
+        };
+        let username = username.as_str();
         self.store.clear_failures(username).await.map_err(|e| {
             tracing::warn!(error = %e, "admin unlock not stored");
             GatewayError::Unavailable

@@ -16,7 +16,7 @@ use crate::accounts::policy;
 use crate::error::GatewayError;
 use crate::login::account::{end_all, mfa_removed, new_row};
 use crate::login::Refused;
-use crate::response::LocalResponse;
+use crate::response::{LocalResponse, Refusal};
 use crate::store::Revocation;
 use crate::units::rfc3339;
 
@@ -59,11 +59,39 @@ fn view(u: &UserRow) -> Value {
 }
 
 /// A login refusal as the admin listener answers it (the same codes).
-fn refusal(r: Refused) -> GatewayError {
+fn refusal(r: Refused) -> Refusal {
     match r {
-        Refused::Error(e) => e,
-        Refused::WeakPassword(_) => GatewayError::WeakPassword,
-        Refused::MfaRequired(_) | Refused::Locked(_) => GatewayError::Unavailable,
+        Refused::Error(e) => e.into(),
+        Refused::WeakPassword(rule) => weak(rule),
+        Refused::MfaRequired(_) | Refused::Locked(_) => GatewayError::Unavailable.into(),
+    }
+}
+
+/// 400 `weak_password`, saying which rule the password broke.
+fn weak(rule: String) -> Refusal {
+    Refusal {
+        description: Some(rule),
+        ..Refusal::new(GatewayError::WeakPassword)
+    }
+}
+
+/// A username from the path, percent-decoded (`%40` for `@`); anything that is not a
+/// username of the database names no user.
+fn path_username(segment: &str) -> Result<String, GatewayError> {
+    let decoded = percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| GatewayError::NotFound)?;
+    policy::username(&decoded).map_err(|_| GatewayError::NotFound)
+}
+
+/// A `prefix` or `after` of the list: characters a username may hold, lower-cased.
+fn list_param(params: &BTreeMap<String, String>, name: &str) -> Result<String, GatewayError> {
+    match params.get(name) {
+        None => Ok(String::new()),
+        Some(p) if p.is_empty() => Ok(String::new()),
+        Some(p) => policy::username(p).map_err(|_| {
+            GatewayError::InvalidRequest("prefix and after: characters of a username only")
+        }),
     }
 }
 
@@ -72,7 +100,7 @@ impl AdminApp {
         &self,
         session: &mut ServerSession,
         rid: &str,
-    ) -> Result<LocalResponse, GatewayError> {
+    ) -> Result<LocalResponse, Refusal> {
         let runtime = self.runtime.load_full();
         let directory = runtime.accounts.clone().ok_or(GatewayError::NotFound)?;
         let method = session.req_header().method.clone();
@@ -105,16 +133,12 @@ impl AdminApp {
                 audit("mfa_reset", &user.username, rid);
                 Ok(LocalResponse::empty(StatusCode::NO_CONTENT))
             }
-            (_, [] | [_] | [_, "mfa", "reset"]) => Err(GatewayError::MethodNotAllowed),
-            _ => Err(GatewayError::NotFound),
+            (_, [] | [_] | [_, "mfa", "reset"]) => Err(GatewayError::MethodNotAllowed.into()),
+            _ => Err(GatewayError::NotFound.into()),
         }
     }
 
-    async fn list(
-        &self,
-        d: &Directory,
-        query: Option<&str>,
-    ) -> Result<LocalResponse, GatewayError> {
+    async fn list(&self, d: &Directory, query: Option<&str>) -> Result<LocalResponse, Refusal> {
         let params: BTreeMap<String, String> =
             form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .into_owned()
@@ -122,16 +146,10 @@ impl AdminApp {
         let limit = match params.get("limit").map(|l| l.parse::<u32>()) {
             None => DEFAULT_PAGE,
             Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
-            Some(_) => return Err(GatewayError::InvalidRequest("limit: 1 to 500")),
+            Some(_) => return Err(GatewayError::InvalidRequest("limit: 1 to 500").into()),
         };
-        let prefix = params
-            .get("prefix")
-            .map(|p| p.to_ascii_lowercase())
-            .unwrap_or_default();
-        let after = params
-            .get("after")
-            .map(|a| a.to_ascii_lowercase())
-            .unwrap_or_default();
+        let prefix = list_param(&params, "prefix")?;
+        let after = list_param(&params, "after")?;
         let users = d
             .list(&prefix, &after, limit)
             .await
@@ -149,7 +167,7 @@ impl AdminApp {
         d: &Directory,
         new: NewUser,
         rid: &str,
-    ) -> Result<LocalResponse, GatewayError> {
+    ) -> Result<LocalResponse, Refusal> {
         let runtime = self.runtime.load();
         let username = policy::username(&new.username).map_err(GatewayError::InvalidRequest)?;
         self.check_roles_and_claims(&new.roles, &new.claims)?;
@@ -157,9 +175,9 @@ impl AdminApp {
             .subject
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         if subject.is_empty() || !crate::auth::jwt::can_be_header_value(&subject) {
-            return Err(GatewayError::InvalidRequest(
-                "subject: a non-empty header-safe string",
-            ));
+            return Err(
+                GatewayError::InvalidRequest("subject: a non-empty header-safe string").into(),
+            );
         }
         let policy = runtime
             .config
@@ -167,9 +185,7 @@ impl AdminApp {
             .as_ref()
             .map(|l| l.password_policy.clone())
             .unwrap_or_default();
-        policy
-            .check(&username, &new.password)
-            .map_err(|_| GatewayError::WeakPassword)?;
+        policy.check(&username, &new.password).map_err(weak)?;
         let hash = self
             .passwords
             .hash(new.password)
@@ -190,7 +206,7 @@ impl AdminApp {
         name: &str,
         c: Change,
         rid: &str,
-    ) -> Result<LocalResponse, GatewayError> {
+    ) -> Result<LocalResponse, Refusal> {
         let user = self.find(d, name).await?;
         if let Some(roles) = &c.roles {
             self.check_roles_and_claims(roles, &Map::new())?;
@@ -209,9 +225,7 @@ impl AdminApp {
                     .as_ref()
                     .map(|l| l.password_policy.clone())
                     .unwrap_or_default();
-                policy
-                    .check(&user.username, &p)
-                    .map_err(|_| GatewayError::WeakPassword)?;
+                policy.check(&user.username, &p).map_err(weak)?;
                 Some(
                     self.passwords
                         .hash(p)
@@ -221,6 +235,16 @@ impl AdminApp {
             }
         };
         let ends_sessions = c.disabled == Some(true) || password_hash.is_some();
+        let what: Vec<&str> = [
+            ("roles", c.roles.is_some()),
+            ("claims", c.claims.is_some()),
+            ("disabled", c.disabled == Some(true)),
+            ("enabled", c.disabled == Some(false)),
+            ("password", password_hash.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
         let patch = UserPatch {
             password_hash,
             roles: c.roles,
@@ -237,29 +261,19 @@ impl AdminApp {
         if ends_sessions {
             self.end_sessions(&user.subject, now).await?;
         }
-        audit("user_changed", &user.username, rid);
+        let changed_fields = what.join(",");
+        tracing::info!(target: "audit", event = "account", action = "user_changed", username = %user.username, changed = %changed_fields, by = "admin", request_id = rid);
         Ok(respond(StatusCode::OK, view(&changed)))
     }
 
-    async fn delete(
-        &self,
-        d: &Directory,
-        name: &str,
-        rid: &str,
-    ) -> Result<LocalResponse, GatewayError> {
+    async fn delete(&self, d: &Directory, name: &str, rid: &str) -> Result<LocalResponse, Refusal> {
         let user = self.find(d, name).await?;
         let keys = d
             .keys_of(&user.username)
             .await
             .map_err(|e| refusal(e.into()))?;
         let now = self.clock.now();
-        if !d
-            .delete(&user.username, now)
-            .await
-            .map_err(|e| refusal(e.into()))?
-        {
-            return Err(GatewayError::NotFound);
-        }
+        // Revoked first, deleted last: a failure on the way leaves the user to delete again.
         self.end_sessions(&user.subject, now).await?;
         for k in keys {
             self.store
@@ -267,16 +281,23 @@ impl AdminApp {
                 .await
                 .map_err(|_| GatewayError::Unavailable)?;
         }
+        if !d
+            .delete(&user.username, now)
+            .await
+            .map_err(|e| refusal(e.into()))?
+        {
+            return Err(GatewayError::NotFound.into());
+        }
         audit("user_deleted", &user.username, rid);
         Ok(LocalResponse::empty(StatusCode::NO_CONTENT))
     }
 
-    async fn find(&self, d: &Directory, name: &str) -> Result<UserRow, GatewayError> {
-        let name = policy::username(name).map_err(|_| GatewayError::NotFound)?;
+    async fn find(&self, d: &Directory, name: &str) -> Result<UserRow, Refusal> {
+        let name = path_username(name)?;
         d.row(&name)
             .await
             .map_err(|e| refusal(e.into()))?
-            .ok_or(GatewayError::NotFound)
+            .ok_or_else(|| GatewayError::NotFound.into())
     }
 
     /// Every session and token of `subject` until now, on every instance.

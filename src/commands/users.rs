@@ -132,6 +132,9 @@ pub fn add(config_path: &Path, name: &str, roles: &[String], subject: Option<&st
         return fail(format!("weak password: {rule}"));
     }
     let subject = subject.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    if subject.is_empty() || !crate::auth::jwt::can_be_header_value(&subject) {
+        return fail("--subject: a non-empty string that a header can carry");
+    }
     let row: UserRow = new_row(
         &username,
         subject.clone(),

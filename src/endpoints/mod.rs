@@ -184,6 +184,13 @@ async fn run(
     let config = &runtime.config;
     let settings = config.login.as_ref().ok_or(GatewayError::NotFound)?;
     let signer = config.signer.as_ref().ok_or(GatewayError::NotFound)?;
+    // Self-service exists with users_db only, registration while it is on: otherwise 404
+    // whatever the method.
+    let off = (endpoint.is_self_service() && runtime.accounts.is_none())
+        || (endpoint == Endpoint::Register && settings.registration.is_none());
+    if off {
+        return Err(GatewayError::NotFound.into());
+    }
     let stale = !services.store.is_fresh(config.store.max_staleness);
     if stale && config.store.on_failure == OnFailure::Closed {
         return Err(GatewayError::Unavailable.into());

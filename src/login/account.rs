@@ -188,9 +188,11 @@ impl Login<'_> {
             )
             .into());
         }
-        let effective = self.runtime.config.roles.grants(&me.token.roles, &[]);
+        // The user's roles as the database holds them now, not as the token was issued: an
+        // admin may have taken one away since.
+        let effective = self.runtime.config.roles.grants(&me.user.roles, &[]);
         let roles = match req.roles {
-            None => me.token.roles.clone(),
+            None => me.user.roles.clone(),
             Some(roles) if roles.iter().all(|r| effective.roles.contains(r)) => roles,
             Some(_) => {
                 return Err(
@@ -237,7 +239,7 @@ impl Login<'_> {
             created_at: self.now,
             last_used_at: None,
         };
-        directory.insert_key(row.clone(), &me.user.subject).await?;
+        directory.insert_key(row.clone(), &me.user).await?;
         tracing::info!(target: "audit", event = "account", action = "api_key_created", username = %me.user.username, api_key = %row.id, request_id = self.request_id);
         Ok((row, key))
     }
@@ -266,6 +268,7 @@ impl Login<'_> {
     /// `POST /auth/mfa/setup`: a new secret, pending until a code from it enables it.
     pub(crate) async fn mfa_setup(&self, me: &Me) -> Result<(String, String), Refused> {
         let directory = self.directory()?;
+        refuse_if_mfa_on(&me.user)?;
         // 160 bits, RFC 4226's recommendation; base32 for the authenticator app.
         let mut raw = [0u8; 20];
         getrandom::fill(&mut raw).expect("the OS random source is available");
@@ -284,6 +287,7 @@ impl Login<'_> {
     /// codes (returned once).
     pub(crate) async fn mfa_enable(&self, me: &Me, code: &str) -> Result<Vec<String>, Refused> {
         let directory = self.directory()?;
+        refuse_if_mfa_on(&me.user)?;
         let no_setup = GatewayError::InvalidRequest("no MFA set up: POST mfa/setup first");
         let sealed = me.user.totp_pending.as_deref().ok_or(no_setup)?;
         let secret = directory
@@ -431,6 +435,18 @@ pub(crate) fn mfa_removed() -> UserPatch {
         backup_codes: Some(Vec::new()),
         ..UserPatch::default()
     }
+}
+
+/// MFA already on is changed only through `mfa/disable` (password and code): a stolen access
+/// token alone must not replace the user's second factor.
+fn refuse_if_mfa_on(user: &UserRow) -> Result<(), Refused> {
+    if user.totp_secret.is_some() {
+        return Err(GatewayError::InvalidRequest(
+            "MFA is already on: disable it first (password and code)",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// A unique name taken: 409; anything else as the database's failure.

@@ -121,6 +121,11 @@ impl Login<'_> {
             }
         };
         let user = &user;
+        // The password is known good: an old hash is replaced now, before the second factor
+        // (a login that goes on through `POST /auth/mfa` has no password to rehash with).
+        if let Some(password) = rehash {
+            self.rehash(user, password).await;
+        }
         if user.has_mfa() {
             match code {
                 None => {
@@ -139,9 +144,6 @@ impl Login<'_> {
                     }
                 }
             }
-        }
-        if let Some(password) = rehash {
-            self.rehash(user, password).await;
         }
         self.succeeded(user).await
     }

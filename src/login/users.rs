@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Login, Refused};
 use crate::accounts::db::users::UserPatch;
 use crate::accounts::db::DbError;
-use crate::accounts::password::{self, PasswordHash};
+use crate::accounts::password::PasswordHash;
 use crate::accounts::users::User;
 use crate::error::GatewayError;
 
@@ -50,11 +50,11 @@ impl Login<'_> {
         }
     }
 
-    /// What an unknown name's password is checked against. The database's users all get
-    /// argon2id at the default cost (imported ones once they log in): its decoy is that.
+    /// What an unknown name's password is checked against: a decoy of some user's algorithm
+    /// and cost, in the database or the file.
     pub(super) fn decoy(&self, username: &str) -> PasswordHash {
         match &self.runtime.accounts {
-            Some(_) => password::default_dummy().clone(),
+            Some(db) => db.decoy(username),
             None => self.settings.users.dummy_hash(username).clone(),
         }
     }

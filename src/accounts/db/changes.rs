@@ -64,17 +64,26 @@ pub(super) async fn record(
     Ok(())
 }
 
-fn read(row: &AnyRow) -> Result<Change, DbError> {
+/// A row of the log; `None` for a kind this version does not know (written by a newer
+/// one during a rolling upgrade), which is passed over rather than stopping the follower.
+fn read(row: &AnyRow) -> Result<Option<Change>, DbError> {
     let kind: String = row.try_get("kind")?;
-    Ok(Change {
+    let kind = match kind.as_str() {
+        "user" => ChangeKind::User,
+        "key" => ChangeKind::Key,
+        other => {
+            tracing::warn!(
+                kind = other,
+                "users_db change of an unknown kind: passed over"
+            );
+            return Ok(None);
+        }
+    };
+    Ok(Some(Change {
         seq: row.try_get("seq")?,
-        kind: match kind.as_str() {
-            "user" => ChangeKind::User,
-            "key" => ChangeKind::Key,
-            other => return Err(DbError::Corrupt(format!("change of kind `{other}`"))),
-        },
+        kind,
         name: row.try_get("name")?,
-    })
+    }))
 }
 
 /// The changes after `seq`, and those of the last [`LOOKBACK`] seconds before `now`.
@@ -86,7 +95,13 @@ pub(crate) async fn since(pool: &AnyPool, seq: i64, now: u64) -> Result<Vec<Chan
     .bind(secs(now.saturating_sub(LOOKBACK)))
     .fetch_all(pool)
     .await?;
-    rows.iter().map(read).collect()
+    Ok(rows
+        .iter()
+        .map(read)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// The last sequence number (0 for an empty log): a follower starts after it.

@@ -24,12 +24,13 @@ pub(crate) struct KeyRow {
     pub last_used_at: Option<u64>,
 }
 
-/// A key as the proxy needs it: with its owner's subject, and only while the owner is
-/// enabled.
+/// A key as the proxy needs it: with its owner's subject and current roles (a key never
+/// grants more than its owner has now), and only while the owner is enabled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LiveKey {
     pub key: KeyRow,
     pub subject: String,
+    pub owner_roles: Vec<String>,
 }
 
 const COLUMNS: &str = "k.id, k.username, k.name, k.prefix, k.key_sha256, k.roles, k.allowed_ips, \
@@ -55,9 +56,12 @@ fn read(row: &AnyRow) -> Result<KeyRow, DbError> {
 }
 
 fn read_live(row: &AnyRow) -> Result<LiveKey, DbError> {
+    let owner_roles: String = row.try_get("owner_roles")?;
     Ok(LiveKey {
         key: read(row)?,
         subject: row.try_get("subject")?,
+        owner_roles: serde_json::from_str(&owner_roles)
+            .map_err(|e| DbError::Corrupt(format!("roles: {e}")))?,
     })
 }
 
@@ -121,21 +125,22 @@ const LIVE: &str = "FROM portcullis_api_keys k JOIN portcullis_users u ON u.user
 
 /// Every key of an enabled user: what an instance loads at start.
 pub(crate) async fn all_live(pool: &AnyPool) -> Result<Vec<LiveKey>, DbError> {
-    let sql = format!("SELECT {COLUMNS}, u.subject {LIVE}");
+    let sql = format!("SELECT {COLUMNS}, u.subject, u.roles AS owner_roles {LIVE}");
     let rows = sqlx::query(&sql).fetch_all(pool).await?;
     rows.iter().map(read_live).collect()
 }
 
 /// Key `id`, if it exists and its owner is enabled.
 pub(crate) async fn live(pool: &AnyPool, id: &str) -> Result<Option<LiveKey>, DbError> {
-    let sql = format!("SELECT {COLUMNS}, u.subject {LIVE} AND k.id = $1");
+    let sql = format!("SELECT {COLUMNS}, u.subject, u.roles AS owner_roles {LIVE} AND k.id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(pool).await?;
     row.as_ref().map(read_live).transpose()
 }
 
 /// `username`'s keys, if the user exists and is enabled.
 pub(crate) async fn live_of_user(pool: &AnyPool, username: &str) -> Result<Vec<LiveKey>, DbError> {
-    let sql = format!("SELECT {COLUMNS}, u.subject {LIVE} AND k.username = $1");
+    let sql =
+        format!("SELECT {COLUMNS}, u.subject, u.roles AS owner_roles {LIVE} AND k.username = $1");
     let rows = sqlx::query(&sql).bind(username).fetch_all(pool).await?;
     rows.iter().map(read_live).collect()
 }

@@ -67,6 +67,14 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+/// What a gateway reads from the database before it starts.
+pub(crate) struct Loaded {
+    /// The change log's last sequence number.
+    pub seq: i64,
+    pub keys: Vec<keys::LiveKey>,
+    pub hashes: Vec<String>,
+}
+
 /// The database of `users_db`: its pool lives on the database's own runtime.
 pub(crate) struct Db {
     url: String,
@@ -112,25 +120,10 @@ impl Db {
         })
     }
 
-    pub(crate) fn kind(&self) -> DbKind {
-        self.kind
-    }
-
-    /// Connects and migrates now, on a runtime of the caller's: what `run` and `check` do
-    /// before starting, so that a database down at start is an error then, not later.
-    pub(crate) async fn check(&self) -> Result<(), DbError> {
-        let pool = pool_options(self.kind)
-            .max_connections(1)
-            .connect(&self.url)
-            .await?;
-        let migrated = migrate::run(&pool, self.kind).await;
-        pool.close().await;
-        migrated
-    }
-
-    /// As `check`, then the change log's position and every live API key: what a gateway
-    /// loads before it starts.
-    pub(crate) async fn check_and_load(&self) -> Result<(i64, Vec<keys::LiveKey>), DbError> {
+    /// Connects and migrates now, on a runtime of the caller's, then reads the change log's
+    /// position and every live API key: what a gateway loads before it starts, so that a
+    /// database down at start is an error then, not later.
+    pub(crate) async fn check_and_load(&self) -> Result<Loaded, DbError> {
         let pool = pool_options(self.kind)
             .max_connections(1)
             .connect(&self.url)
@@ -139,7 +132,11 @@ impl Db {
             migrate::run(&pool, self.kind).await?;
             // The position first: a change made while the keys load is read again later.
             let seq = changes::last(&pool).await?;
-            Ok((seq, keys::all_live(&pool).await?))
+            Ok(Loaded {
+                seq,
+                keys: keys::all_live(&pool).await?,
+                hashes: users::all_hashes(&pool).await?,
+            })
         }
         .await;
         pool.close().await;

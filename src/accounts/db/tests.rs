@@ -41,9 +41,9 @@ async fn users_keys_and_changes_round_trip_through_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
     let db = Db::new(&url);
-    db.check().await.unwrap();
+    db.check_and_load().await.unwrap();
     // A second start migrates nothing and fails nothing.
-    db.check().await.unwrap();
+    db.check_and_load().await.unwrap();
     db.run(|pool, kind| async move {
         let before = changes::last(&pool).await?;
         users::insert(&pool, kind, &user("alice")).await?;
@@ -143,9 +143,58 @@ async fn users_keys_and_changes_round_trip_through_sqlite() {
 #[tokio::test]
 async fn an_unreachable_database_is_unavailable() {
     let db = Db::new("postgres://nobody@127.0.0.1:1/none");
-    assert!(matches!(db.check().await, Err(DbError::Unavailable(_))));
+    assert!(matches!(
+        db.check_and_load().await,
+        Err(DbError::Unavailable(_))
+    ));
     let r = db
         .run(|pool, _| async move { users::get(&pool, "a").await })
         .await;
     assert!(matches!(r, Err(DbError::Unavailable(_))), "{r:?}");
+}
+
+/// A change of a kind this version does not know (a newer one wrote it) is passed over:
+/// the follower reads on rather than taking the database for down.
+#[tokio::test]
+async fn a_change_of_an_unknown_kind_is_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+    let db = Db::new(&url);
+    db.check_and_load().await.unwrap();
+    db.run(|pool, kind| async move {
+        sqlx::query("INSERT INTO portcullis_changes (kind, name, at) VALUES ('group', 'g', 1)")
+            .execute(&pool)
+            .await?;
+        users::insert(&pool, kind, &user("alice")).await?;
+        let seen = changes::since(&pool, 0, 0).await?;
+        let names: Vec<_> = seen.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["alice"]);
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+/// Unknown names are checked against a decoy of the users' own algorithm and cost: users
+/// imported with bcrypt keep it until they log in, and an unknown name must not answer
+/// faster than theirs.
+#[tokio::test]
+async fn unknown_names_get_a_decoy_of_the_users_cost() {
+    use crate::accounts::directory::Directory;
+    use crate::accounts::password::PasswordHash;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+    let roles = std::sync::Arc::new(crate::policy::roles::RoleGraph::default());
+    let directory = Directory::open(&url, "a-db-key-of-at-least-32-bytes-long", roles).unwrap();
+    let bcrypt = bcrypt::hash_with_result("pw", 5)
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoB);
+    let mut imported = user("bea");
+    imported.password_hash = bcrypt.clone();
+    directory.insert(imported).await.unwrap();
+    directory.refresh_decoys().await.unwrap();
+    let class = PasswordHash::parse(&bcrypt).unwrap().cost_class();
+    for name in ["nobody", "zed", "x"] {
+        assert_eq!(directory.decoy(name).cost_class(), class, "{name}");
+    }
 }

@@ -232,3 +232,12 @@ pub(crate) async fn list(
         .await?;
     rows.iter().map(read).collect()
 }
+
+/// Every user's password hash (what the decoys of unknown names are drawn from).
+pub(crate) async fn all_hashes(pool: &AnyPool) -> Result<Vec<String>, DbError> {
+    Ok(
+        sqlx::query_scalar("SELECT password_hash FROM portcullis_users")
+            .fetch_all(pool)
+            .await?,
+    )
+}

@@ -97,9 +97,18 @@ impl Store for RedisStore {
         if rotation == Rotation::Rotated {
             // The description is for the owner's list: best effort, after the rotation that
             // matters has happened atomically.
-            if let Some(mut info) = self.session_info(sid).await? {
-                info.last_used_at = now;
-                self.describe_session(&info, until).await?;
+            // An error here must not turn a done rotation into a 503: the client would
+            // retry with the spent token, and be taken for a thief.
+            let described = match self.session_info(sid).await {
+                Ok(Some(mut info)) => {
+                    info.last_used_at = now;
+                    self.describe_session(&info, until).await
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = described {
+                tracing::warn!(error = %e, "a session's last use was not recorded");
             }
         }
         Ok(rotation)

@@ -241,6 +241,8 @@ async fn refusals_and_bad_input() {
         ("POST", "/admin/users/nobody/mfa/reset", json!(null), 404),
         ("GET", "/admin/users?limit=501", json!(null), 400),
         ("GET", "/admin/users?limit=zero", json!(null), 400),
+        ("GET", "/admin/users?prefix=%00", json!(null), 400),
+        ("GET", "/admin/users?after=a%20b", json!(null), 400),
         ("PUT", "/admin/users/quinn", json!(null), 405),
     ] {
         let body = (!body.is_null()).then_some(body);
@@ -268,6 +270,143 @@ async fn refusals_and_bad_input() {
         )
         .await;
     checks.eq("broken JSON", r.status, 400);
+    // A weak password says which rule it broke, as registration does.
+    let r = admin(
+        &gw,
+        "POST",
+        "/admin/users",
+        Some(json!({"username": "sam", "password": "sam-is-my-long-password"})),
+    )
+    .await;
+    checks.eq(
+        "weak password's rule",
+        r.json()["error_description"].clone(),
+        json!("a password must not contain the username"),
+    );
+    let r = admin(
+        &gw,
+        "PATCH",
+        "/admin/users/quinn",
+        Some(json!({"password": "short"})),
+    )
+    .await;
+    checks.eq(
+        "weak new password's rule",
+        r.json()["error_description"].clone(),
+        json!("a password needs at least 12 characters"),
+    );
+    // A name in the path may be percent-encoded.
+    let r = admin(
+        &gw,
+        "POST",
+        "/admin/users",
+        Some(json!({"username": "tess@example.org", "password": PASSWORD})),
+    )
+    .await;
+    checks.eq("a name with @", r.status, 201);
+    let r = admin(&gw, "GET", "/admin/users/tess%40example.org", None).await;
+    checks.eq("%40 in the path", r.status, 200);
+}
+
+/// A user's API keys never grant more than the user has now: roles an admin takes away
+/// leave the keys too, and a token issued before the change cannot make a key with them.
+#[tokio::test]
+async fn a_key_never_grants_more_than_its_owner_has_now() {
+    let toml =
+        config(&Backend::Sqlite, "").route("audit", "/audit/**", r#"roles_any = ["auditor"]"#);
+    let gw = start_toml(Backend::Sqlite, toml).await;
+    let r = admin(
+        &gw,
+        "POST",
+        "/admin/users",
+        Some(json!({"username": "pat", "password": PASSWORD, "roles": ["admin"]})),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let (access, _) = pair(&login(&gw, "pat", PASSWORD).await);
+    let new_key = |roles: serde_json::Value| {
+        let access = access.clone();
+        let gw = &gw;
+        async move {
+            me(
+                gw,
+                "POST",
+                "/auth/api-keys",
+                &access,
+                Some(json!({"name": "k", "roles": roles})),
+            )
+            .await
+        }
+    };
+    let made = new_key(json!(["auditor"])).await;
+    assert_eq!(made.status, 201, "{}", String::from_utf8_lossy(&made.body));
+    let key = made.json()["key"].as_str().unwrap().to_string();
+    let audit = |key: String| {
+        let gw = &gw;
+        async move { gw.get("/audit/x", &[("X-API-Key", &key)]).await }
+    };
+    assert_eq!(audit(key.clone()).await.status, 200);
+
+    let r = admin(
+        &gw,
+        "PATCH",
+        "/admin/users/pat",
+        Some(json!({"roles": ["user"]})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    audit(key.clone())
+        .await
+        .assert_refusal(403, "insufficient_scope");
+    with_key(&gw, &key)
+        .await
+        .assert_refusal(403, "insufficient_scope");
+    // The access token still says admin until it expires; it cannot mint an auditor key.
+    new_key(json!(["auditor"]))
+        .await
+        .assert_refusal(403, "insufficient_scope");
+    let plain = me(
+        &gw,
+        "POST",
+        "/auth/api-keys",
+        &access,
+        Some(json!({"name": "p"})),
+    )
+    .await;
+    assert_eq!(plain.json()["roles"], json!(["user"]));
+    // Given back, the role is the key's again.
+    admin(
+        &gw,
+        "PATCH",
+        "/admin/users/pat",
+        Some(json!({"roles": ["admin"]})),
+    )
+    .await;
+    assert_eq!(audit(key).await.status, 200);
+}
+
+/// With users_db, lockouts count the lower-cased name: an unlock of any spelling clears it.
+#[tokio::test]
+async fn unlock_clears_a_lockout_whatever_the_spelling() {
+    let gw = start(Backend::Sqlite).await;
+    assert_eq!(register(&gw, "rick", PASSWORD).await.status, 201);
+    for _ in 0..5 {
+        login(&gw, "Rick", "wrong password")
+            .await
+            .assert_refusal(401, "invalid_credentials");
+    }
+    login(&gw, "rick", PASSWORD)
+        .await
+        .assert_refusal(429, "account_locked");
+    let r = admin(
+        &gw,
+        "POST",
+        "/admin/unlock",
+        Some(json!({"username": "RICK"})),
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    pair(&login(&gw, "rick", PASSWORD).await);
 }
 
 #[tokio::test]
@@ -305,7 +444,9 @@ async fn users_imported_and_added_by_the_cli_log_in_and_old_hashes_are_replaced(
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, &toml).unwrap();
     let users = format!(
-        "[[users]]\nusername = \"Wendy\"\npassword_hash = \"{}\"\nroles = [\"user\"]\nsubject = \"u-wendy\"\nclaims = {{ team = \"ops\" }}\n",
+        "[[users]]\nusername = \"Wendy\"\npassword_hash = \"{}\"\nroles = [\"user\"]\nsubject = \"u-wendy\"\nclaims = {{ team = \"ops\" }}\n\
+         [[users]]\nusername = \"vera\"\npassword_hash = \"{}\"\nroles = [\"user\"]\ntotp_secret = \"{VERA_TOTP}\"\n",
+        bcrypt::hash(PASSWORD, 4).unwrap(),
         bcrypt::hash(PASSWORD, 4).unwrap()
     );
     std::fs::write(dir.path().join("old-users.toml"), users).unwrap();
@@ -321,9 +462,9 @@ async fn users_imported_and_added_by_the_cli_log_in_and_old_hashes_are_replaced(
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 1 user(s)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 user(s)"));
     let again = cli(&["users", "import", &import, "-c", &config_arg], None);
-    assert!(String::from_utf8_lossy(&again.stdout).contains("(1 already there)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("(2 already there)"));
     let out = cli(
         &["users", "add", "Xena", "--roles", "user", "-c", &config_arg],
         Some("the sea is wide and deep\n"),
@@ -380,4 +521,25 @@ async fn users_imported_and_added_by_the_cli_log_in_and_old_hashes_are_replaced(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"
     );
+    // A user with MFA who goes on through `POST /auth/mfa` is rehashed too.
+    let r = login(&gw, "vera", PASSWORD).await;
+    r.assert_refusal(401, "mfa_required");
+    let mfa_token = r.json()["mfa_token"].as_str().unwrap().to_string();
+    let code = super::self_service::totp(VERA_TOTP, now());
+    let done = gw
+        .post_json(
+            "/auth/mfa",
+            &[],
+            &json!({"mfa_token": mfa_token, "code": code}),
+        )
+        .await;
+    pair(&done);
+    let hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM portcullis_users WHERE username = 'vera'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
 }
+
+const VERA_TOTP: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";

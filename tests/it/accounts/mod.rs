@@ -94,7 +94,13 @@ pub(crate) async fn start(backend: Backend) -> Accounts {
 }
 
 pub(crate) async fn start_with(backend: Backend, login_extra: &str) -> Accounts {
-    let gw = Gateway::start(&config(&backend, login_extra).build(), start_echo().await).await;
+    let toml = config(&backend, login_extra);
+    start_toml(backend, toml).await
+}
+
+/// A gateway on `backend` with the config `toml` (made from [`config`]).
+pub(crate) async fn start_toml(backend: Backend, toml: Toml) -> Accounts {
+    let gw = Gateway::start(&toml.build(), start_echo().await).await;
     // The admin listener starts beside the proxy.
     for _ in 0..500 {
         if tokio::net::TcpStream::connect(gw.admin).await.is_ok() {

@@ -136,6 +136,10 @@ async fn without_registration_or_users_db_the_endpoints_are_404() {
     register(&off, "fred", PASSWORD)
         .await
         .assert_refusal(404, "not_found");
+    // Not there whatever the method (not 405).
+    off.get("/auth/register", &[])
+        .await
+        .assert_refusal(404, "not_found");
     let file = Gateway::start_with_files(
         &toml().table("[login]\nrate_limit = \"1000/s\"").build(),
         start_echo().await,
@@ -155,6 +159,11 @@ async fn without_registration_or_users_db_the_endpoints_are_404() {
             "POST"
         };
         checks.eq(path, file.request(method, path, &[], "").await.status, 404);
+        checks.eq(
+            (path, "PUT"),
+            file.request("PUT", path, &[], "").await.status,
+            404,
+        );
     }
 }
 
@@ -212,15 +221,22 @@ async fn sessions_are_listed_and_ended_one_by_one() {
     let listed = me(&gw, "GET", "/auth/sessions", &a, None).await.json();
     let sessions = listed["sessions"].as_array().unwrap().clone();
     assert_eq!(sessions.len(), 2, "{listed}");
-    let current: Vec<bool> = sessions
+    // Two logins in one second: their order in the list is not the point.
+    let phone = sessions
         .iter()
-        .map(|s| s["current"].as_bool().unwrap())
-        .collect();
-    assert_eq!(current, [true, false]);
-    assert_eq!(sessions[1]["user_agent"], "Phone/1.0");
-    assert_eq!(sessions[1]["client_ip"], "127.0.0.1");
-    assert!(sessions[1]["created_at"].as_str().unwrap().ends_with('Z'));
-    let phone = sessions[1]["sid"].as_str().unwrap();
+        .find(|s| s["user_agent"] == "Phone/1.0")
+        .expect("the phone's session is listed");
+    let laptop = sessions
+        .iter()
+        .find(|s| s["user_agent"] != "Phone/1.0")
+        .unwrap();
+    assert_eq!(
+        (laptop["current"].clone(), phone["current"].clone()),
+        (json!(true), json!(false))
+    );
+    assert_eq!(phone["client_ip"], "127.0.0.1");
+    assert!(phone["created_at"].as_str().unwrap().ends_with('Z'));
+    let phone = phone["sid"].as_str().unwrap();
 
     // Another user cannot see or end it.
     let (other, _) = signed_up(&gw, "ivan").await;
@@ -392,6 +408,19 @@ async fn mfa_set_up_enabled_used_and_disabled() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let codes: Vec<String> = serde_json::from_value(r.json()["backup_codes"].clone()).unwrap();
     assert_eq!(codes.len(), 10);
+    // Once on, the access token alone cannot replace the second factor.
+    me(&gw, "POST", "/auth/mfa/setup", &access, None)
+        .await
+        .assert_refusal(400, "invalid_request");
+    me(
+        &gw,
+        "POST",
+        "/auth/mfa/enable",
+        &access,
+        Some(json!({"code": totp(&secret, now())})),
+    )
+    .await
+    .assert_refusal(400, "invalid_request");
     // From the next login on, a code is asked for; a backup code works once.
     login(&gw, "lena", PASSWORD)
         .await
