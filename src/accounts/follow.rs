@@ -1,6 +1,7 @@
 //! Keeping this instance's API keys current with what any instance wrote: the change log read
 //! every [`POLL`] (and at once on PostgreSQL's notification), each change reloaded; keys'
-//! last use written back every [`FLUSH`]; old changes dropped every [`PRUNE`].
+//! last use written back every [`FLUSH`]; the decoys drawn again every [`DECOYS`]; old
+//! changes dropped every [`PRUNE`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
