@@ -102,6 +102,7 @@ fn routes() -> Vec<Arc<Route>> {
                 strip_prefix: None,
                 owner: None,
                 rate_limits: vec![],
+                cors: true,
             })
         })
         .collect()

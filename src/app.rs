@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -225,13 +226,16 @@ fn listen<A>(
     for addr in &server.listen {
         let addr = addr.to_string();
         match &server.tls {
-            Some(files) => proxy
-                .add_tls(
-                    &addr,
+            Some(files) => {
+                let mut tls = TlsSettings::intermediate(
                     &files.cert_file.to_string_lossy(),
                     &files.key_file.to_string_lossy(),
                 )
-                .map_err(|e| format!("TLS on {addr}: {e}"))?,
+                .map_err(|e| format!("TLS on {addr}: {e}"))?;
+                // ALPN: h2 for the browsers and clients that offer it, else HTTP/1.1.
+                tls.enable_h2();
+                proxy.add_tls_with_settings(&addr, None, tls);
+            }
             None => proxy.add_tcp(&addr),
         }
     }

@@ -139,6 +139,9 @@ pub enum GatewayError {
     WeakPassword,
     /// 409: registering or creating a user whose name exists.
     UsernameTaken,
+    /// 403: a cookie-authenticated unsafe request (or WebSocket upgrade) whose `Origin` (else
+    /// `Referer`) is neither the gateway's own nor an allowed one: cross-site request forgery.
+    InvalidOrigin,
 }
 
 impl GatewayError {
@@ -167,6 +170,7 @@ impl GatewayError {
             GatewayError::AdminTokenRequired => StatusCode::UNAUTHORIZED,
             GatewayError::WeakPassword => StatusCode::BAD_REQUEST,
             GatewayError::UsernameTaken => StatusCode::CONFLICT,
+            GatewayError::InvalidOrigin => StatusCode::FORBIDDEN,
         }
     }
 
@@ -194,6 +198,7 @@ impl GatewayError {
             GatewayError::AdminTokenRequired => "invalid_token",
             GatewayError::WeakPassword => "weak_password",
             GatewayError::UsernameTaken => "username_taken",
+            GatewayError::InvalidOrigin => "invalid_origin",
         }
     }
 
@@ -221,6 +226,7 @@ impl GatewayError {
             GatewayError::AdminTokenRequired => "a valid admin token is required",
             GatewayError::WeakPassword => "the password does not meet the password policy",
             GatewayError::UsernameTaken => "this username is taken",
+            GatewayError::InvalidOrigin => "cross-site request from an origin not allowed",
         }
     }
 
@@ -252,7 +258,8 @@ impl GatewayError {
             | GatewayError::UnsupportedGrantType
             | GatewayError::AccountLocked
             | GatewayError::WeakPassword
-            | GatewayError::UsernameTaken => None,
+            | GatewayError::UsernameTaken
+            | GatewayError::InvalidOrigin => None,
         }
     }
 
@@ -269,7 +276,8 @@ impl GatewayError {
             | GatewayError::InvalidCode
             | GatewayError::InvalidGrant(_)
             | GatewayError::AccountLocked
-            | GatewayError::AdminTokenRequired => true,
+            | GatewayError::AdminTokenRequired
+            | GatewayError::InvalidOrigin => true,
             GatewayError::InvalidRequest(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
@@ -294,7 +302,8 @@ impl GatewayError {
             | GatewayError::InvalidCredentials
             | GatewayError::MfaRequired
             | GatewayError::InvalidCode
-            | GatewayError::InvalidGrant(_) => Counted::AuthFailure,
+            | GatewayError::InvalidGrant(_)
+            | GatewayError::InvalidOrigin => Counted::AuthFailure,
             GatewayError::RateLimited => Counted::RateLimited,
             GatewayError::AccountLocked
             | GatewayError::AdminTokenRequired
@@ -408,6 +417,7 @@ mod tests {
             (GatewayError::AdminTokenRequired, 401, "invalid_token", true),
             (GatewayError::WeakPassword, 400, "weak_password", false),
             (GatewayError::UsernameTaken, 409, "username_taken", false),
+            (GatewayError::InvalidOrigin, 403, "invalid_origin", false),
         ];
         for (err, status, code, challenges) in table {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

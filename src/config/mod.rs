@@ -56,6 +56,8 @@ pub struct Config {
     pub(crate) store: StoreSettings,
     /// `[admin] token`: without it the admin API is off.
     pub(crate) admin_token: Option<Secret>,
+    /// `[cors]`: browsers on other origins.
+    pub(crate) cors: Option<crate::policy::cors::Cors>,
 }
 
 impl Config {

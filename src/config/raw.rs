@@ -183,6 +183,7 @@ pub(crate) struct RawLogin {
     pub lockout: Option<String>,
     pub rate_limit: Option<String>,
     pub cookie: Option<RawCookie>,
+    pub refresh_reuse_grace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,6 +313,21 @@ pub(crate) struct RawRoute {
     pub rate_limit: Vec<String>,
     pub strip_prefix: Option<String>,
     pub owner: Option<RawOwner>,
+    /// `false`: the route answers no cross-origin request.
+    pub cors: Option<bool>,
+}
+
+/// `[cors]` (SPEC section 8).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCors {
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Option<Vec<String>>,
+    pub allowed_headers: Option<Vec<String>>,
+    pub expose_headers: Option<Vec<String>>,
+    #[serde(default)]
+    pub allow_credentials: bool,
+    pub max_age: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -143,6 +143,9 @@ pub(crate) struct LoginSettings {
     /// One budget per client IP over login, token and mfa.
     pub rate_limit: Option<PolicyId>,
     pub cookie: Option<CookieSettings>,
+    /// Seconds after a refresh token is spent during which it still yields its successor
+    /// (two tabs, a retried request), instead of revoking the session.
+    pub refresh_reuse_grace: u64,
 }
 
 /// `[login] users_db` and the `db_key` that seals TOTP secrets in it.

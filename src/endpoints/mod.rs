@@ -17,6 +17,7 @@ use crate::auth::jwt::VerifiedToken;
 use crate::config::{LoginSettings, OnFailure};
 use crate::error::{GatewayError, TokenError};
 use crate::login::{Login, Refused, TokenFacts, TokenPair};
+use crate::policy::cors;
 use crate::policy::CredentialKind;
 use crate::ratelimit::{KeyInput, Tally};
 use crate::response::{LocalResponse, Refusal};
@@ -38,6 +39,9 @@ pub(crate) struct EndpointRequest<'a> {
     /// The client IP itself (what a session records).
     pub client_ip: Option<IpAddr>,
     pub request_id: &'a str,
+    /// The origin the request was sent to (scheme and host): the session cookie is taken on
+    /// an unsafe method only from it or an allowed origin.
+    pub own_origin: Option<String>,
 }
 
 /// What the endpoints need besides the request.
@@ -310,7 +314,15 @@ fn access_token(
         .flatten();
     let accepts = |k| matches!(k, CredentialKind::Jwt | CredentialKind::Cookie);
     let token = match credentials::find(req.headers, accepts, cookie)? {
-        Some(Credential::Bearer(t) | Credential::Cookie(t)) => t,
+        Some(Credential::Bearer(t)) => t,
+        Some(Credential::Cookie(t)) => {
+            let cors = login.runtime.config.cors.as_ref();
+            let own = req.own_origin.as_deref();
+            if !cors::is_safe(req.method) && !cors::cross_site_allowed(req.headers, own, cors) {
+                return Err(GatewayError::InvalidOrigin);
+            }
+            t
+        }
         Some(Credential::ApiKey(_)) | None => return Err(GatewayError::MissingCredentials),
     };
     let verified = login

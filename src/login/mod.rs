@@ -204,12 +204,24 @@ impl Login<'_> {
         let until = self.now + self.signer.refresh_ttl;
         match self
             .store
-            .rotate_refresh(sid, jti, &next, until, self.now)
+            .rotate_refresh(
+                sid,
+                jti,
+                &next,
+                until,
+                self.now,
+                self.settings.refresh_reuse_grace,
+            )
             .await?
         {
             Rotation::Rotated => {
                 tracing::info!(target: "audit", event = "refresh", subject = %user.subject, sid, request_id = self.request_id);
                 Ok(self.pair(&user, sid, &next)?)
+            }
+            Rotation::Successor(successor) => {
+                // Within refresh_reuse_grace: the same successor again, not a theft.
+                tracing::info!(target: "audit", event = "refresh", grace = true, subject = %user.subject, sid, request_id = self.request_id);
+                Ok(self.pair(&user, sid, &successor)?)
             }
             Rotation::Reused => {
                 self.store

@@ -1,6 +1,7 @@
 //! What a request may do: its path normalised (step 4), compiled routes (matcher), roles ->
 //! permissions, ownership rules.
 
+pub mod cors;
 pub mod path;
 pub(crate) mod roles;
 pub mod route;

@@ -178,6 +178,8 @@ pub struct Route {
     pub owner: Option<Owner>,
     /// The policies of its `rate_limit` list, in the order listed.
     pub rate_limits: Vec<PolicyId>,
+    /// `cors = false`: no cross-origin request is answered for it.
+    pub cors: bool,
 }
 
 /// A route chosen for a request, with the segments its captures matched.

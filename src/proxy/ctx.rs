@@ -86,6 +86,13 @@ pub(crate) struct RequestCtx {
     pub refusal: Option<GatewayError>,
     /// When the request went upstream, for the upstream latency histogram.
     pub upstream_start: Option<Instant>,
+    /// The request's `Origin`, when `[cors]` allows it and the route answers cross-origin
+    /// requests: every answer then carries the CORS headers.
+    pub cors_origin: Option<HeaderValue>,
+    /// `[cors]` is on and the request named an origin: answers say they vary by it.
+    pub vary_origin: bool,
+    /// An HTTP/1.1 upgrade (a WebSocket handshake).
+    pub upgrade: bool,
     pub _in_flight: InFlight,
 }
 
@@ -104,6 +111,9 @@ impl RequestCtx {
             rate_limit: Tally::default(),
             refusal: None,
             upstream_start: None,
+            cors_origin: None,
+            vary_origin: false,
+            upgrade: false,
             _in_flight: InFlight::new(in_flight),
         }
     }

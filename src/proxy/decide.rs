@@ -9,9 +9,11 @@ use super::forward;
 use super::pipeline::{self, Destination};
 use super::write::read_body;
 use super::Gateway;
-use crate::auth::Identity;
+use crate::auth::{AuthMethod, Identity};
+use crate::config::Config;
 use crate::endpoints::{self, EndpointRequest, Services};
 use crate::error::GatewayError;
+use crate::policy::cors::{self, Site};
 use crate::policy::path;
 use crate::ratelimit::{KeyInput, Stage};
 use crate::response::LocalResponse;
@@ -33,6 +35,13 @@ impl Gateway {
         let now = self.clock.now();
         pipeline::check_header_size(&session.req_header().headers)?;
         client_and_headers(session, ctx);
+        ctx.upgrade = session.is_upgrade_req();
+        // Browsers on an allowed origin read every answer, refusals included.
+        if let Some(c) = &config.cors {
+            let headers = &session.req_header().headers;
+            ctx.vary_origin = headers.contains_key(http::header::ORIGIN);
+            ctx.cors_origin = c.allowed_origin(headers).cloned();
+        }
 
         // 4. path
         let req = session.req_header();
@@ -40,8 +49,39 @@ impl Gateway {
         let method = req.method.clone();
         ctx.path = Some(path.clone());
 
-        // 5. built-in endpoints, else the route
-        let matched = match pipeline::route(config, &method, &path)? {
+        // 5. built-in endpoints, else the route; a preflight is routed as the method it
+        // asks about, and answered here (SPEC section 8).
+        let preflight = config.cors.is_some() && cors::is_preflight(&method, &req.headers);
+        let routed_as = match preflight {
+            true => cors::requested_method(&req.headers).unwrap_or(method.clone()),
+            false => method.clone(),
+        };
+        let destination = pipeline::route(config, &routed_as, &path)?;
+        if let Destination::Route(m) = &destination {
+            if !m.route.cors {
+                ctx.cors_origin = None;
+            }
+        }
+        if preflight {
+            let allowed = match &destination {
+                Destination::Route(m) => m.route.cors,
+                Destination::Jwks | Destination::Login(_) => true,
+            };
+            if let Destination::Route(m) = &destination {
+                ctx.answered = Answered::Route(m.route.clone());
+            } else {
+                ctx.answered = Answered::Builtin;
+            }
+            // The preflight carries its own CORS headers (none when refused).
+            ctx.cors_origin = None;
+            ctx.vary_origin = false;
+            return Ok(Decision::Respond(preflight_answer(
+                config,
+                &req.headers,
+                allowed,
+            )));
+        }
+        let matched = match destination {
             Destination::Jwks => {
                 ctx.answered = Answered::Builtin;
                 let resp = LocalResponse::json(StatusCode::OK, config.jwks.clone())
@@ -73,6 +113,15 @@ impl Gateway {
         ctx.identity =
             pipeline::authenticate(&runtime, store, &route, &req.headers, ctx.client_ip, now)?;
         let identity = ctx.identity.as_ref();
+        // The session cookie rides along on cross-site requests: an unsafe one, or a
+        // WebSocket upgrade (cross-site WebSocket hijacking), must come from a known origin.
+        let by_cookie = identity.is_some_and(|i| i.method == AuthMethod::Cookie);
+        if by_cookie && (ctx.upgrade || !cors::is_safe(&method)) {
+            let own = own_origin(session, ctx);
+            if !cors::cross_site_allowed(&req.headers, own.as_deref(), config.cors.as_ref()) {
+                return Err(GatewayError::InvalidOrigin);
+            }
+        }
         // 9. authorisation
         pipeline::authorize(&route, &matched.captures, identity)?;
 
@@ -104,6 +153,7 @@ impl Gateway {
     ) -> Result<Decision, GatewayError> {
         let body = read_body(session).await?;
         let runtime = ctx.runtime.clone();
+        let own_origin = own_origin(session, ctx);
         let req = session.req_header();
         let request = EndpointRequest {
             method,
@@ -114,6 +164,7 @@ impl Gateway {
             limit_ip: ctx.client_ip.map(|ip| runtime.config.server.limit_ip(ip)),
             client_ip: ctx.client_ip,
             request_id: &ctx.request_id,
+            own_origin,
         };
         let services = Services {
             runtime: &runtime,
@@ -126,6 +177,29 @@ impl Gateway {
         ctx.rate_limit = served.limits;
         Ok(Decision::Respond(served.response))
     }
+}
+
+/// The origin the request was sent to: the connection's scheme and the `Host` (or a
+/// trusted proxy's word for them).
+fn own_origin(session: &Session, ctx: &RequestCtx) -> Option<String> {
+    let site = Site {
+        tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+        peer_trusted: ctx.peer_trusted,
+    };
+    let req = session.req_header();
+    site.own_origin(&req.headers, req.uri.authority().map(|a| a.as_str()))
+}
+
+/// A preflight's answer: 204, with the `Access-Control-Allow-*` headers when the origin, the
+/// method and the headers are allowed (and the route answers cross-origin requests).
+fn preflight_answer(config: &Config, headers: &http::HeaderMap, allowed: bool) -> LocalResponse {
+    let mut resp = LocalResponse::empty(StatusCode::NO_CONTENT);
+    if let (true, Some(c)) = (allowed, &config.cors) {
+        for (name, value) in c.preflight(headers) {
+            resp = resp.header(name, value.to_str().unwrap_or_default());
+        }
+    }
+    resp.header(http::header::VARY, "Origin")
 }
 
 /// Steps 2 and 3: the client IP, then the headers a client may not send removed (identity,

@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use http::HeaderValue;
+use http::header::VARY;
+use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -70,10 +71,18 @@ impl ProxyHttp for Gateway {
             }
         };
         let limits = ctx.rate_limit.headers().into_iter();
-        response.headers.extend(limits.map(|(name, value)| {
-            // Made from digits: always visible ASCII.
-            (name, value.to_str().unwrap_or_default().to_string())
-        }));
+        let cors = cors_headers(ctx).into_iter();
+        response
+            .headers
+            .extend(limits.chain(cors).map(|(name, value)| {
+                // Digits, and the origin the request sent: visible ASCII.
+                (name, value.to_str().unwrap_or_default().to_string())
+            }));
+        if ctx.upgrade {
+            // A refused upgrade ends the connection: nothing the client sends after it is
+            // read as another request, let alone tunnelled.
+            session.set_keepalive(None);
+        }
         write::write(session, response, &ctx.request_id).await?;
         Ok(true)
     }
@@ -138,6 +147,16 @@ impl ProxyHttp for Gateway {
                 None => upstream_response.insert_header(name, value)?,
             }
         }
+        if ctx.vary_origin {
+            // Ours replace whatever CORS headers the upstream set; `Vary` is added to.
+            for (name, value) in cors_headers(ctx) {
+                if name == VARY {
+                    upstream_response.append_header(name, value)?;
+                } else {
+                    upstream_response.insert_header(name, value)?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -150,7 +169,10 @@ impl ProxyHttp for Gateway {
         let code = match proxy_failure(e) {
             Some(r) if session.response_written().is_none() => {
                 ctx.refusal = Some(r);
-                let resp = LocalResponse::refusal(&r, &ctx.request_id);
+                let mut resp = LocalResponse::refusal(&r, &ctx.request_id);
+                for (name, value) in cors_headers(ctx) {
+                    resp = resp.header(name, value.to_str().unwrap_or_default());
+                }
                 if let Err(err) = write::write(session, resp, &ctx.request_id).await {
                     tracing::debug!(error = %err, "could not send the error response");
                 }
@@ -171,6 +193,19 @@ impl ProxyHttp for Gateway {
             .unwrap_or(0);
         log::request_done(&self.metrics, &session.req_header().method, status, ctx);
     }
+}
+
+/// The CORS headers of this request's answers: those of an allowed origin, and `Vary:
+/// Origin` whenever `[cors]` is on and the request named one.
+fn cors_headers(ctx: &RequestCtx) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = match (&ctx.cors_origin, &ctx.runtime.config.cors) {
+        (Some(origin), Some(c)) => c.response_headers(origin),
+        _ => Vec::new(),
+    };
+    if ctx.vary_origin {
+        out.push((VARY, HeaderValue::from_static("Origin")));
+    }
+    out
 }
 
 /// The refusal for a failure to proxy: 504 for timeouts, 400 for a malformed request, else

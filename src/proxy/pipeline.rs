@@ -314,6 +314,7 @@ mod tests {
             strip_prefix: None,
             owner: None,
             rate_limits: vec![],
+            cors: true,
         };
         authorize(&route, &[], id)
     }

@@ -33,6 +33,8 @@ struct State {
 struct Session {
     /// The current refresh token's jti.
     current: String,
+    /// The one it replaced and when, kept for the reuse grace.
+    previous: Option<(String, u64)>,
     until: u64,
     info: SessionInfo,
 }
@@ -83,6 +85,7 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let session = Session {
             current: refresh_jti.to_string(),
+            previous: None,
             until,
             info: info.clone(),
         };
@@ -97,6 +100,7 @@ impl Store for MemoryStore {
         next: &str,
         until: u64,
         now: u64,
+        grace: u64,
     ) -> Result<Rotation, StoreError> {
         let mut state = self.state();
         let Some(session) = state.sessions.get_mut(sid) else {
@@ -107,8 +111,14 @@ impl Store for MemoryStore {
             return Ok(Rotation::Unknown);
         }
         if session.current != presented {
-            return Ok(Rotation::Reused);
+            return Ok(match &session.previous {
+                Some((spent, at)) if spent == presented && now <= at + grace => {
+                    Rotation::Successor(session.current.clone())
+                }
+                _ => Rotation::Reused,
+            });
         }
+        session.previous = (grace > 0).then(|| (presented.to_string(), now));
         session.current = next.to_string();
         session.until = until;
         session.info.last_used_at = now;
@@ -346,21 +356,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            s.rotate_refresh("s1", "r1", "r2", until, now + 5).await,
+            s.rotate_refresh("s1", "r1", "r2", until, now + 5, 0).await,
             Ok(Rotation::Rotated)
         );
         assert_eq!(
-            s.rotate_refresh("s1", "r1", "r3", until, now + 6).await,
+            s.rotate_refresh("s1", "r1", "r3", until, now + 6, 0).await,
             Ok(Rotation::Reused)
         );
         assert_eq!(
-            s.rotate_refresh("s2", "r1", "r3", until, now + 6).await,
+            s.rotate_refresh("s2", "r1", "r3", until, now + 6, 0).await,
             Ok(Rotation::Unknown)
         );
         clock.advance(101);
         assert_eq!(
-            s.rotate_refresh("s1", "r2", "r3", until, now + 101).await,
+            s.rotate_refresh("s1", "r2", "r3", until, now + 101, 0)
+                .await,
             Ok(Rotation::Unknown)
+        );
+    }
+
+    #[tokio::test]
+    async fn within_the_grace_a_spent_token_gets_its_successor() {
+        let (s, clock) = store();
+        let now = clock.now();
+        let until = now + 100;
+        s.start_session("r1", until, &info("s1", "alice", now))
+            .await
+            .unwrap();
+        let rotate = |presented: &'static str, next: &'static str, at: u64| {
+            let s = &s;
+            async move { s.rotate_refresh("s1", presented, next, until, at, 10).await }
+        };
+        assert_eq!(rotate("r1", "r2", now).await, Ok(Rotation::Rotated));
+        assert_eq!(
+            rotate("r1", "r3", now + 10).await,
+            Ok(Rotation::Successor("r2".into()))
+        );
+        assert_eq!(rotate("r1", "r3", now + 11).await, Ok(Rotation::Reused));
+        // Once the successor is spent in turn, the first token is plain reuse.
+        assert_eq!(rotate("r2", "r3", now + 12).await, Ok(Rotation::Rotated));
+        assert_eq!(rotate("r1", "r4", now + 12).await, Ok(Rotation::Reused));
+        assert_eq!(
+            rotate("r2", "r4", now + 13).await,
+            Ok(Rotation::Successor("r3".into()))
         );
     }
 
@@ -376,7 +414,7 @@ mod tests {
         s.start_session("r", now + 10, &info("s4", "alice", now))
             .await
             .unwrap();
-        s.rotate_refresh("s1", "r", "r2", now + 100, now + 7)
+        s.rotate_refresh("s1", "r", "r2", now + 100, now + 7, 0)
             .await
             .unwrap();
         s.end_session("s3").await.unwrap();

@@ -75,10 +75,13 @@ pub struct SessionInfo {
 }
 
 /// What became of a refresh token presented for rotation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// It was the session's current one; `next` is now.
     Rotated,
+    /// It was spent within the reuse grace, and this is the jti it was rotated to (two tabs
+    /// refreshing at once, a retried request): the same successor is handed out again.
+    Successor(String),
     /// It was spent already: the session must die.
     Reused,
     /// No such session (ended, expired, or never known to this store).
@@ -130,7 +133,9 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Atomically: if `presented` is the session's current refresh token, `next` replaces
     /// it (and the session was used `now`). Of two callers racing with the same token,
-    /// exactly one gets `Rotated`.
+    /// exactly one gets `Rotated`; with a `grace` (seconds), the others, and anyone who
+    /// presents it again within `grace` of its rotation, get `Successor` with the jti it was
+    /// rotated to, unless that has been rotated in turn.
     async fn rotate_refresh(
         &self,
         sid: &str,
@@ -138,6 +143,7 @@ pub trait Store: Send + Sync + fmt::Debug {
         next: &str,
         until: u64,
         now: u64,
+        grace: u64,
     ) -> Result<Rotation, StoreError>;
 
     /// The sessions of `subject` that can still refresh at `now` (not ended, not expired;

@@ -643,8 +643,18 @@ async fn the_login_cookie_is_a_credential_and_logout_clears_it() {
     // The session cookie is a credential: removed before the upstream; the others stay.
     assert_eq!(echo.headers["cookie"], ["theme=dark; lang=en"]);
 
+    // An unsafe request by cookie needs the gateway's own origin (CSRF).
     let r = gw
         .request("POST", "/auth/logout", &[("Cookie", &cookie)], "")
+        .await;
+    r.assert_refusal(403, "invalid_origin");
+    let r = gw
+        .request(
+            "POST",
+            "/auth/logout",
+            &[("Cookie", &cookie), ("Origin", "http://gateway.test")],
+            "",
+        )
         .await;
     assert_eq!(r.status, 204);
     let cleared = r.header("set-cookie").unwrap();

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod apikey;
 mod attempts;
+mod browsers;
 mod bypass;
 mod cli;
 mod jwks;

@@ -69,7 +69,7 @@ async fn frozen_gateway(redis: &RedisServer, store_extra: &str) -> Gateway {
 }
 
 /// Login answers 503 until the store is reachable and synced.
-async fn wait_until_connected(gw: &Gateway) {
+pub(crate) async fn wait_until_connected(gw: &Gateway) {
     let deadline = Instant::now() + Duration::from_secs(10);
     // A name of its own each time: probes must not lock anyone out.
     let probe = format!("probe-{}", uuid::Uuid::new_v4());

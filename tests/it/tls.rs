@@ -19,7 +19,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn client_config() -> rustls::ClientConfig {
+pub(crate) fn client_config() -> rustls::ClientConfig {
     let mut roots = RootCertStore::empty();
     for c in certs("ca_cert.pem") {
         roots.add(c).unwrap();

@@ -17,6 +17,8 @@ use crate::units::parse_rate;
 const DEFAULT_RATE: &str = "10/min";
 const DEFAULT_LOCKOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_MAX_FAILED_ATTEMPTS: u32 = 5;
+/// A longer grace would let a stolen refresh token be used beside its owner's.
+const MAX_REFRESH_REUSE_GRACE: u64 = 60;
 
 impl Validator<'_> {
     /// `None` without `[login]` or with `enabled = false`.
@@ -112,7 +114,18 @@ impl Validator<'_> {
             .as_ref()
             .map(|pp| self.password_policy(pp, &p.key("password_policy")))
             .unwrap_or_default();
+        let refresh_reuse_grace = self
+            .duration(
+                &p.key("refresh_reuse_grace"),
+                raw.refresh_reuse_grace.as_deref(),
+                Duration::ZERO,
+            )
+            .as_secs();
+        if refresh_reuse_grace > MAX_REFRESH_REUSE_GRACE {
+            self.err(&p.key("refresh_reuse_grace"), "at most 60s");
+        }
         Some(LoginSettings {
+            refresh_reuse_grace,
             base_path,
             users_file,
             users,

@@ -2,6 +2,7 @@
 //! reported together; nothing half-valid is ever returned. One file a section.
 
 mod api_keys;
+mod cors;
 mod identity;
 mod issuers;
 mod login;
@@ -47,6 +48,7 @@ const SECTIONS: &[&str] = &[
     "upstreams",
     "routes",
     "admin",
+    "cors",
 ];
 
 /// Reads, validates and compiles a gateway.toml (and the files it names).
@@ -262,6 +264,7 @@ impl<'a> Validator<'a> {
             login,
             store,
             admin_token: self.admin_token(raw_server.as_ref()),
+            cors: self.cors(),
         })
     }
 

@@ -94,6 +94,7 @@ impl Validator<'_> {
             strip_prefix: raw.strip_prefix.clone(),
             owner,
             rate_limits,
+            cors: raw.cors.unwrap_or(true),
         })
     }
 

@@ -75,9 +75,10 @@ impl Store for RedisStore {
         next: &str,
         until: u64,
         now: u64,
+        grace: u64,
     ) -> Result<Rotation, StoreError> {
         let mut conn = self.conn()?;
-        let outcome: i64 = self
+        let (outcome, successor): (i64, String) = self
             .query(
                 "rotate refresh token",
                 self.scripts
@@ -86,12 +87,15 @@ impl Store for RedisStore {
                     .arg(presented)
                     .arg(next)
                     .arg(self.ttl(until))
+                    .arg(grace)
+                    .arg(now)
                     .invoke_async(&mut conn),
             )
             .await?;
-        let rotation = match outcome {
-            2 => Rotation::Rotated,
-            1 => Rotation::Reused,
+        let rotation = match (outcome, successor) {
+            (2, _) => Rotation::Rotated,
+            (3, jti) if !jti.is_empty() => Rotation::Successor(jti),
+            (1, _) => Rotation::Reused,
             _ => Rotation::Unknown,
         };
         if rotation == Rotation::Rotated {
