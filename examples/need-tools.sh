@@ -25,8 +25,8 @@ need_build_tools() {
   exit 1
 }
 
-# What the tests use besides the build: redis-server (the tests start their own) and a
-# PostgreSQL server they make databases on (PORTCULLIS_TEST_POSTGRES_URL, or this one:
+# What the tests use besides the build: redis-server (the tests start their own), nginx and
+# caddy (started by the decision-mode tests), and a PostgreSQL server they make databases on (PORTCULLIS_TEST_POSTGRES_URL, or this one:
 # postgres://postgres@127.0.0.1:5432/postgres). Installed, started, or named at once.
 need_test_services() {
   local sudo=""
@@ -35,6 +35,9 @@ need_test_services() {
   fi
   local missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  # The decision-mode tests run real front proxies: Debian's nginx (auth_request) and caddy.
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+  command -v caddy >/dev/null 2>&1 || missing+=(caddy)
   local pg_url=${PORTCULLIS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
   local pg_ok=0
   command -v psql >/dev/null 2>&1 && psql "$pg_url" -Atc 'select 1' >/dev/null 2>&1 && pg_ok=1

@@ -111,6 +111,7 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
     let (store, redis) = store(&config, &clock);
     let shared = store.clone().shared_buckets();
     let server_settings = config.server.clone();
+    let decision = config.decision.clone();
     let path = config.path.clone();
     let accounts = accounts(&config)?;
     let first = Runtime::new(config, None, shared).with_accounts(accounts.clone());
@@ -126,7 +127,27 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
         clock: clock.clone(),
         metrics: metrics.clone(),
         in_flight: in_flight.clone(),
+        decision: false,
     };
+    if let Some(decision) = &decision {
+        let decider = Gateway {
+            runtime: runtime.clone(),
+            store: store.clone(),
+            passwords: passwords.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+            in_flight: in_flight.clone(),
+            decision: true,
+        };
+        let label = format!("{name}-decision");
+        let mut service =
+            pingora::proxy::http_proxy_service_with_name(&server.configuration, decider, &label);
+        for addr in &decision.listen {
+            service.add_tcp(&addr.to_string());
+        }
+        tracing::info!(listen = ?decision.listen, "decision listener");
+        server.add_service(service);
+    }
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, &name);
     listen(&mut proxy, &server_settings)?;

@@ -142,6 +142,9 @@ pub enum GatewayError {
     /// 403: a cookie-authenticated unsafe request (or WebSocket upgrade) whose `Origin` (else
     /// `Referer`) is neither the gateway's own nor an allowed one: cross-site request forgery.
     InvalidOrigin,
+    /// 403: a decision asked by a peer outside `trusted_proxies`, whose forwarded method and
+    /// target cannot be believed.
+    UntrustedProxy,
 }
 
 impl GatewayError {
@@ -170,7 +173,7 @@ impl GatewayError {
             GatewayError::AdminTokenRequired => StatusCode::UNAUTHORIZED,
             GatewayError::WeakPassword => StatusCode::BAD_REQUEST,
             GatewayError::UsernameTaken => StatusCode::CONFLICT,
-            GatewayError::InvalidOrigin => StatusCode::FORBIDDEN,
+            GatewayError::InvalidOrigin | GatewayError::UntrustedProxy => StatusCode::FORBIDDEN,
         }
     }
 
@@ -199,6 +202,7 @@ impl GatewayError {
             GatewayError::WeakPassword => "weak_password",
             GatewayError::UsernameTaken => "username_taken",
             GatewayError::InvalidOrigin => "invalid_origin",
+            GatewayError::UntrustedProxy => "untrusted_proxy",
         }
     }
 
@@ -227,6 +231,7 @@ impl GatewayError {
             GatewayError::WeakPassword => "the password does not meet the password policy",
             GatewayError::UsernameTaken => "this username is taken",
             GatewayError::InvalidOrigin => "cross-site request from an origin not allowed",
+            GatewayError::UntrustedProxy => "decisions are made for trusted proxies only",
         }
     }
 
@@ -259,7 +264,8 @@ impl GatewayError {
             | GatewayError::AccountLocked
             | GatewayError::WeakPassword
             | GatewayError::UsernameTaken
-            | GatewayError::InvalidOrigin => None,
+            | GatewayError::InvalidOrigin
+            | GatewayError::UntrustedProxy => None,
         }
     }
 
@@ -277,7 +283,8 @@ impl GatewayError {
             | GatewayError::InvalidGrant(_)
             | GatewayError::AccountLocked
             | GatewayError::AdminTokenRequired
-            | GatewayError::InvalidOrigin => true,
+            | GatewayError::InvalidOrigin
+            | GatewayError::UntrustedProxy => true,
             GatewayError::InvalidRequest(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
@@ -303,7 +310,8 @@ impl GatewayError {
             | GatewayError::MfaRequired
             | GatewayError::InvalidCode
             | GatewayError::InvalidGrant(_)
-            | GatewayError::InvalidOrigin => Counted::AuthFailure,
+            | GatewayError::InvalidOrigin
+            | GatewayError::UntrustedProxy => Counted::AuthFailure,
             GatewayError::RateLimited => Counted::RateLimited,
             GatewayError::AccountLocked
             | GatewayError::AdminTokenRequired
@@ -418,6 +426,7 @@ mod tests {
             (GatewayError::WeakPassword, 400, "weak_password", false),
             (GatewayError::UsernameTaken, 409, "username_taken", false),
             (GatewayError::InvalidOrigin, 403, "invalid_origin", false),
+            (GatewayError::UntrustedProxy, 403, "untrusted_proxy", false),
         ];
         for (err, status, code, challenges) in table {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

@@ -13,6 +13,9 @@ pub(crate) struct Metrics {
     pub auth_failures: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub request_duration: HistogramVec,
+    /// The decision listener's answers (SPEC section 9), apart from the proxied requests.
+    pub decisions: IntCounterVec,
+    pub decision_duration: HistogramVec,
     pub upstream_duration: HistogramVec,
     pub store_up: IntGauge,
     pub config_reloads: IntCounterVec,
@@ -87,6 +90,16 @@ impl Metrics {
             request_duration: histogram(
                 "portcullis_request_duration_seconds",
                 "Time from the request's arrival to the end of its response",
+                &["route"],
+            ),
+            decisions: counter(
+                "portcullis_decisions_total",
+                "Decisions answered to other proxies, by route and status",
+                &["route", "status"],
+            ),
+            decision_duration: histogram(
+                "portcullis_decision_duration_seconds",
+                "Time to answer a decision request",
                 &["route"],
             ),
             upstream_duration: histogram(

@@ -139,6 +139,13 @@ fn users_db(config: &Config) -> Option<&str> {
         .map(|d| d.url.expose())
 }
 
+fn decision_listen(c: &Config) -> Vec<std::net::SocketAddr> {
+    c.decision
+        .as_ref()
+        .map(|d| d.listen.clone())
+        .unwrap_or_default()
+}
+
 fn report_restart_only_changes(running: &Config, next: &Config) {
     let (a, b) = (&running.server, &next.server);
     let store_changed = match (&running.store.backend, &next.store.backend) {
@@ -155,6 +162,10 @@ fn report_restart_only_changes(running: &Config, next: &Config) {
         ("server.threads", a.threads != b.threads),
         ("store", store_changed),
         ("login.users_db", users_db(running) != users_db(next)),
+        (
+            "decision.listen",
+            decision_listen(running) != decision_listen(next),
+        ),
     ] {
         if changed {
             tracing::warn!(

@@ -21,8 +21,8 @@ use crate::upstream::UpstreamSettings;
 
 pub use settings::IdentitySettings;
 pub(crate) use settings::{
-    Backend, CookieSettings, LoginSettings, OnFailure, SameSite, Secret, ServerSettings,
-    StoreSettings, TlsFiles, UsersDb,
+    Backend, CookieSettings, DecisionSettings, LoginSettings, OnFailure, SameSite, Secret,
+    ServerSettings, StoreSettings, TlsFiles, UsersDb,
 };
 pub use source::ConfigErrors;
 pub(crate) use validate::users_file;
@@ -58,6 +58,8 @@ pub struct Config {
     pub(crate) admin_token: Option<Secret>,
     /// `[cors]`: browsers on other origins.
     pub(crate) cors: Option<crate::policy::cors::Cors>,
+    /// `[decision]`: the listener other proxies ask.
+    pub(crate) decision: Option<DecisionSettings>,
 }
 
 impl Config {

@@ -317,6 +317,14 @@ pub(crate) struct RawRoute {
     pub cors: Option<bool>,
 }
 
+/// `[decision]` (SPEC section 9).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDecision {
+    pub listen: Vec<String>,
+    pub path_prefix: Option<String>,
+}
+
 /// `[cors]` (SPEC section 8).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

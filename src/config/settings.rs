@@ -148,6 +148,14 @@ pub(crate) struct LoginSettings {
     pub refresh_reuse_grace: u64,
 }
 
+/// `[decision]` (SPEC section 9).
+#[derive(Debug, Clone)]
+pub(crate) struct DecisionSettings {
+    pub listen: Vec<SocketAddr>,
+    /// Envoy's `ext_authz` puts this before the path of the request it asks about.
+    pub path_prefix: Option<String>,
+}
+
 /// `[login] users_db` and the `db_key` that seals TOTP secrets in it.
 #[derive(Debug, Clone)]
 pub(crate) struct UsersDb {

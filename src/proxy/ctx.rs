@@ -93,6 +93,8 @@ pub(crate) struct RequestCtx {
     pub vary_origin: bool,
     /// An HTTP/1.1 upgrade (a WebSocket handshake).
     pub upgrade: bool,
+    /// On the decision listener: the method of the request the decision is about.
+    pub decision: Option<http::Method>,
     pub _in_flight: InFlight,
 }
 
@@ -114,6 +116,7 @@ impl RequestCtx {
             cors_origin: None,
             vary_origin: false,
             upgrade: false,
+            decision: None,
             _in_flight: InFlight::new(in_flight),
         }
     }

@@ -1,7 +1,7 @@
 //! SPEC section 3, steps 2 to 10, for one request: forward it, or answer it here.
 
 use http::header::CACHE_CONTROL;
-use http::{Method, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
 use pingora::proxy::Session;
 
 use super::ctx::{Answered, RequestCtx};
@@ -15,8 +15,10 @@ use crate::endpoints::{self, EndpointRequest, Services};
 use crate::error::GatewayError;
 use crate::policy::cors::{self, Site};
 use crate::policy::path;
+use crate::policy::route::RouteMatch;
 use crate::ratelimit::{KeyInput, Stage};
 use crate::response::LocalResponse;
+use crate::runtime::Runtime;
 
 /// What the pipeline decided for a request.
 pub(super) enum Decision {
@@ -97,48 +99,76 @@ impl Gateway {
         let route = matched.route.clone();
         ctx.answered = Answered::Route(route.clone());
 
-        // 6. rate limits that need no credential: a flood is refused before any crypto
-        let mut limits = KeyInput {
-            client_ip: ctx.client_ip.map(|ip| config.server.limit_ip(ip)),
-            route: &route.name,
+        // 6 to 10: limits, credentials, authorisation, limits by caller.
+        let site = own_site(session, ctx);
+        let caller = Caller {
             headers: &req.headers,
-            caller: None,
+            method: &method,
+            upgrade: ctx.upgrade,
+            site,
+            authority: req.uri.authority().map(|a| a.as_str()),
         };
-        let early = runtime.route_limits(&route, Stage::BeforeCredentials);
-        ctx.rate_limit.check(early, &limits).await?;
-
-        // 7, 8. credentials and verification. Kept at once: a refusal from here on is logged
-        // with who was refused.
-        let store = self.store.as_ref();
-        ctx.identity =
-            pipeline::authenticate(&runtime, store, &route, &req.headers, ctx.client_ip, now)?;
-        let identity = ctx.identity.as_ref();
-        // The session cookie rides along on cross-site requests: an unsafe one, or a
-        // WebSocket upgrade (cross-site WebSocket hijacking), must come from a known origin.
-        let by_cookie = identity.is_some_and(|i| i.method == AuthMethod::Cookie);
-        if by_cookie && (ctx.upgrade || !cors::is_safe(&method)) {
-            let own = own_origin(session, ctx);
-            if !cors::cross_site_allowed(&req.headers, own.as_deref(), config.cors.as_ref()) {
-                return Err(GatewayError::InvalidOrigin);
-            }
-        }
-        // 9. authorisation
-        pipeline::authorize(&route, &matched.captures, identity)?;
-
-        // 10. rate limits by caller, then the API key's own
-        limits.caller = identity.map(Identity::caller);
-        let late = runtime.route_limits(&route, Stage::AfterAuthorization);
-        ctx.rate_limit.check(late, &limits).await?;
-        if let Some(own) = identity.and_then(|i| i.api_key.as_ref()?.rate_limit) {
-            let own = runtime.policy(own);
-            ctx.rate_limit.check([(usize::MAX, own)], &limits).await?;
-        }
+        self.check_caller(&runtime, ctx, &matched, caller, now)
+            .await?;
 
         // The upstream sees the normalised path, less `strip_prefix`.
         if let Some(uri) = forward::upstream_uri(&route, req.raw_path(), &path, req.uri.query()) {
             session.req_header_mut().set_uri(uri?);
         }
         Ok(Decision::Forward)
+    }
+
+    /// Steps 6 to 10 for a request routed to `matched`: the limits that need no credential,
+    /// the credential verified (and, for the session cookie, the CSRF rule), authorisation,
+    /// the limits by caller and the API key's own. The identity is kept in `ctx` as soon as it
+    /// is known, so that a later refusal is logged with who was refused.
+    pub(super) async fn check_caller(
+        &self,
+        runtime: &Runtime,
+        ctx: &mut RequestCtx,
+        matched: &RouteMatch<'_>,
+        caller: Caller<'_>,
+        now: u64,
+    ) -> Result<(), GatewayError> {
+        let config = &runtime.config;
+        let route = matched.route;
+        // 6. rate limits that need no credential: a flood is refused before any crypto
+        let mut limits = KeyInput {
+            client_ip: ctx.client_ip.map(|ip| config.server.limit_ip(ip)),
+            route: &route.name,
+            headers: caller.headers,
+            caller: None,
+        };
+        let early = runtime.route_limits(route, Stage::BeforeCredentials);
+        ctx.rate_limit.check(early, &limits).await?;
+
+        // 7, 8. credentials and verification
+        let store = self.store.as_ref();
+        ctx.identity =
+            pipeline::authenticate(runtime, store, route, caller.headers, ctx.client_ip, now)?;
+        let identity = ctx.identity.as_ref();
+        // The session cookie rides along on cross-site requests: an unsafe one, or a
+        // WebSocket upgrade (cross-site WebSocket hijacking), must come from a known origin.
+        let by_cookie = identity.is_some_and(|i| i.method == AuthMethod::Cookie);
+        if by_cookie && (caller.upgrade || !cors::is_safe(caller.method)) {
+            let own = caller.site.own_origin(caller.headers, caller.authority);
+            let cors = config.cors.as_ref();
+            if !cors::cross_site_allowed(caller.headers, own.as_deref(), cors) {
+                return Err(GatewayError::InvalidOrigin);
+            }
+        }
+        // 9. authorisation
+        pipeline::authorize(route, &matched.captures, identity)?;
+
+        // 10. rate limits by caller, then the API key's own
+        limits.caller = identity.map(Identity::caller);
+        let late = runtime.route_limits(route, Stage::AfterAuthorization);
+        ctx.rate_limit.check(late, &limits).await?;
+        if let Some(own) = identity.and_then(|i| i.api_key.as_ref()?.rate_limit) {
+            let own = runtime.policy(own);
+            ctx.rate_limit.check([(usize::MAX, own)], &limits).await?;
+        }
+        Ok(())
     }
 
     /// Step 5 under `[login].base_path`: the endpoint answers; its refusal and tally are the
@@ -179,15 +209,29 @@ impl Gateway {
     }
 }
 
+/// What steps 6 to 10 read of the request (for a decision: of the request it describes).
+pub(super) struct Caller<'a> {
+    pub headers: &'a HeaderMap,
+    pub method: &'a Method,
+    pub upgrade: bool,
+    /// How the gateway's own origin is told, and the request's authority (HTTP/2).
+    pub site: Site,
+    pub authority: Option<&'a str>,
+}
+
+/// How the gateway's own origin is told for this connection.
+fn own_site(session: &Session, ctx: &RequestCtx) -> Site {
+    Site {
+        tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
+        peer_trusted: ctx.peer_trusted,
+    }
+}
+
 /// The origin the request was sent to: the connection's scheme and the `Host` (or a
 /// trusted proxy's word for them).
 fn own_origin(session: &Session, ctx: &RequestCtx) -> Option<String> {
-    let site = Site {
-        tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
-        peer_trusted: ctx.peer_trusted,
-    };
     let req = session.req_header();
-    site.own_origin(&req.headers, req.uri.authority().map(|a| a.as_str()))
+    own_site(session, ctx).own_origin(&req.headers, req.uri.authority().map(|a| a.as_str()))
 }
 
 /// A preflight's answer: 204, with the `Access-Control-Allow-*` headers when the origin, the

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use http::header::{COOKIE, HOST};
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
 use crate::auth::credentials;
@@ -43,15 +43,7 @@ pub fn rewrite_upstream_request(
     if !ids.forward_credentials {
         strip_credentials(req, f.session_cookie);
     }
-    if let Some(id) = f.identity {
-        set_identity(req, ids, id)?;
-        if let (Some(internal), Some(signer)) = (f.internal_token, f.signer) {
-            match internal.token(signer, id, f.now) {
-                Ok(token) => insert_checked(req, &internal.header, &token)?,
-                Err(e) => tracing::error!(error = %e, "could not sign the internal identity token"),
-            }
-        }
-    }
+    write_identity(req, ids, f)?;
     if let Some(id) = f.request_id {
         req.insert_header(wire::X_REQUEST_ID, id.clone())?;
     }
@@ -138,6 +130,45 @@ fn strip_cookie(req: &mut RequestHeader, name: &str) {
             let _ = req.append_header(COOKIE, kept.join("; "));
         }
     }
+}
+
+/// The identity headers of the caller, and its internal token when configured.
+fn write_identity(
+    req: &mut RequestHeader,
+    ids: &IdentitySettings,
+    f: &Forwarding<'_>,
+) -> pingora::Result<()> {
+    let Some(id) = f.identity else {
+        return Ok(());
+    };
+    set_identity(req, ids, id)?;
+    if let (Some(internal), Some(signer)) = (f.internal_token, f.signer) {
+        match internal.token(signer, id, f.now) {
+            Ok(token) => insert_checked(req, &internal.header, &token)?,
+            Err(e) => tracing::error!(error = %e, "could not sign the internal identity token"),
+        }
+    }
+    Ok(())
+}
+
+/// The identity headers alone, as step 11 would set them: what a decision answer carries
+/// (SPEC section 9). None for an anonymous caller.
+pub(super) fn identity_headers(
+    ids: &IdentitySettings,
+    f: &Forwarding<'_>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let Ok(mut scratch) = RequestHeader::build("GET", b"/", Some(8)) else {
+        return Vec::new();
+    };
+    if let Err(e) = write_identity(&mut scratch, ids, f) {
+        tracing::error!(error = %e, "could not write the identity headers");
+        return Vec::new();
+    }
+    scratch
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn set_identity(

@@ -21,18 +21,35 @@ pub(super) fn request_done(
     let elapsed = ctx.start.elapsed().as_secs_f64();
     let latency_ms = elapsed * 1000.0;
     record_metrics(metrics, ctx, status, elapsed);
-    tracing::info!(
-        target: "access",
-        request_id = %ctx.request_id,
-        method = %method,
-        path = ctx.path.as_deref().unwrap_or(""),
-        route,
-        status,
-        latency_ms,
-        client_ip = %client_ip,
-        subject,
-        auth_method,
-    );
+    if let Some(described) = &ctx.decision {
+        // A decision for another proxy: the method and path of the request it is about.
+        tracing::info!(
+            target: "access",
+            decision = true,
+            request_id = %ctx.request_id,
+            method = %described,
+            path = ctx.path.as_deref().unwrap_or(""),
+            route,
+            status,
+            latency_ms,
+            client_ip = %client_ip,
+            subject,
+            auth_method,
+        );
+    } else {
+        tracing::info!(
+            target: "access",
+            request_id = %ctx.request_id,
+            method = %method,
+            path = ctx.path.as_deref().unwrap_or(""),
+            route,
+            status,
+            latency_ms,
+            client_ip = %client_ip,
+            subject,
+            auth_method,
+        );
+    }
     if let Some(refusal) = ctx.refusal.filter(GatewayError::is_audited) {
         tracing::info!(
             target: "audit",
@@ -46,6 +63,7 @@ pub(super) fn request_done(
             },
             route,
             client_ip = %client_ip,
+            decision = ctx.decision.is_some(),
             request_id = %ctx.request_id,
         );
     }
@@ -53,12 +71,14 @@ pub(super) fn request_done(
 
 fn record_metrics(m: &Metrics, ctx: &RequestCtx, status: u16, elapsed: f64) {
     let route = ctx.answered.label();
-    m.requests
+    let (count, duration) = match ctx.decision {
+        Some(_) => (&m.decisions, &m.decision_duration),
+        None => (&m.requests, &m.request_duration),
+    };
+    count
         .with_label_values(&[route, status_label(status)])
         .inc();
-    m.request_duration
-        .with_label_values(&[route])
-        .observe(elapsed);
+    duration.with_label_values(&[route]).observe(elapsed);
     match ctx.refusal.map(|r| (r, r.counted_as())) {
         Some((_, Counted::RateLimited)) => {
             let policy = ctx.rate_limit.policy().unwrap_or("");

@@ -2,6 +2,7 @@
 
 mod ctx;
 mod decide;
+mod decision;
 pub mod forward;
 mod log;
 pub(crate) mod pipeline;
@@ -42,6 +43,8 @@ pub(crate) struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Requests being served, for a graceful shutdown to wait for.
     pub in_flight: Arc<AtomicUsize>,
+    /// The decision listener's (SPEC section 9): every request is answered, none forwarded.
+    pub decision: bool,
 }
 
 #[async_trait]
@@ -62,7 +65,14 @@ impl ProxyHttp for Gateway {
         ctx.request_id = headers::request_id(incoming.map(|v| v.as_bytes()));
         // Visible ASCII by construction (a client's is checked, ours is a UUID).
         ctx.request_id_value = HeaderValue::from_str(&ctx.request_id).ok();
-        let mut response = match self.decide(session, ctx).await {
+        let decided = match self.decision {
+            true => self
+                .decide_for_proxy(session, ctx)
+                .await
+                .map(Decision::Respond),
+            false => self.decide(session, ctx).await,
+        };
+        let mut response = match decided {
             Ok(Decision::Forward) => return Ok(false),
             Ok(Decision::Respond(resp)) => resp,
             Err(refusal) => {

@@ -56,6 +56,7 @@ roles_any = ["viewer"]
         clock,
         metrics: Arc::new(Metrics::new()),
         in_flight: Arc::new(AtomicUsize::new(0)),
+        decision: false,
     };
     (gateway, dir)
 }

@@ -9,6 +9,7 @@ mod attempts;
 mod browsers;
 mod bypass;
 mod cli;
+mod decision;
 mod jwks;
 mod jwt;
 mod lifetimes;

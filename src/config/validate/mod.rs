@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod cors;
+mod decision;
 mod identity;
 mod issuers;
 mod login;
@@ -49,6 +50,7 @@ const SECTIONS: &[&str] = &[
     "routes",
     "admin",
     "cors",
+    "decision",
 ];
 
 /// Reads, validates and compiles a gateway.toml (and the files it names).
@@ -246,6 +248,7 @@ impl<'a> Validator<'a> {
         let login = self.login(&role_names, tokens.signer.is_some(), shared);
         let configured = self.credential_kinds(login.as_ref().is_some_and(|l| l.cookie.is_some()));
         let routes = self.routes(&upstreams, &role_names, &configured, &named);
+        let decision = self.decision(!trusted_proxies.0.is_empty());
         self.warn_unused(&named, &routes);
         Some(Config {
             path: self.src.path.clone(),
@@ -265,6 +268,7 @@ impl<'a> Validator<'a> {
             store,
             admin_token: self.admin_token(raw_server.as_ref()),
             cors: self.cors(),
+            decision,
         })
     }
 

@@ -59,7 +59,11 @@ impl Validator<'_> {
         }
     }
 
-    fn address(&self, at: &crate::config::source::KeyPath, a: &str) -> Option<SocketAddr> {
+    pub(super) fn address(
+        &self,
+        at: &crate::config::source::KeyPath,
+        a: &str,
+    ) -> Option<SocketAddr> {
         a.parse()
             .map_err(|_| self.err(at, format!("`{a}` is not an IP:port address")))
             .ok()

@@ -59,7 +59,7 @@ pub async fn start_echo() -> SocketAddr {
 
 /// One HTTP/1.1 request, `Connection: close`, with a `Content-Length` when it has a body (or
 /// is a POST).
-fn raw_request(
+pub fn raw_request(
     host: &str,
     method: &str,
     path: &str,
