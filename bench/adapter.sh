@@ -15,6 +15,9 @@
 #   <mode>@redis   the same with [store] backend = "redis": a redis-server of its own, started
 #                  here on the load core (so the rig counts its CPU with the scenario's), or
 #                  $PORTCULLIS_REDIS_URL when set
+#   <mode>^authreq nginx on $GW_LISTEN in front of the upstream, asking Portcullis's decision
+#                  listener about every request (auth_request, as examples/decision/nginx.conf);
+#                  both on the proxy core
 #
 # Limits are set far above the load: they measure the check, they never refuse. The revocation
 # list is not left empty (an empty one is answered without a lookup): once the gateway is up,
@@ -52,6 +55,8 @@ secret=$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')
 # <mode>+log: the access log on (PORTCULLIS_LOG=info, one JSON line a request to the rig's log
 # file), as users run it; otherwise off, as the peers' are.
 log=warn
+front=
+case "$GW_MODE" in *^authreq) front=nginx; GW_MODE=${GW_MODE%^authreq} ;; esac
 case "$GW_MODE" in *+log) log=info; GW_MODE=${GW_MODE%+log} ;; esac
 store=memory
 case "$GW_MODE" in *@redis) store=redis ;; esac
@@ -95,13 +100,25 @@ key_prefix = \"bench-$$-$RANDOM:\""
 fi
 
 admin_port=$((GW_PORT + 1000))
+# With nginx in front, nginx takes $GW_LISTEN; Portcullis answers decisions beside it.
+listen=$GW_LISTEN
+decision_port=$((GW_PORT + 3000))
+decision_server=
+if [ "$front" = nginx ]; then
+  listen=127.0.0.1:$((GW_PORT + 4000))
+  decision_server="trusted_proxies = [\"127.0.0.1/32\"]
+
+[decision]
+listen = [\"127.0.0.1:$decision_port\"]"
+fi
 admin_token=$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')
 {
 cat <<TOML
 [server]
-listen = ["$GW_LISTEN"]
+listen = ["$listen"]
 admin_listen = "127.0.0.1:$admin_port"
 threads = 1
+$decision_server
 
 [admin]
 token = "$admin_token"
@@ -175,6 +192,59 @@ for line in open(sys.argv[1]):
 PY
 fi
 } > "$cfg"
+
+if [ "$front" = nginx ]; then
+  # The identity header as an nginx variable: lower case, dashes as underscores.
+  var=$(printf '%s' "$subject_header" | tr 'A-Z-' 'a-z_')
+  mkdir -p "$dir/nginx/logs"
+  cat >"$dir/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+worker_rlimit_nofile 16384;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    server_tokens off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    upstream bench_up { server $GW_UPSTREAM; keepalive 256; keepalive_requests 100000000; }
+    upstream decision { server 127.0.0.1:$decision_port; keepalive 256; keepalive_requests 100000000; }
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    server {
+        listen $GW_LISTEN backlog=4096;
+        location / {
+            auth_request /_portcullis;
+            auth_request_set \$pc_subject \$upstream_http_$var;
+            proxy_set_header $subject_header \$pc_subject;
+            proxy_set_header Authorization "";
+            proxy_set_header X-API-Key "";
+            proxy_pass http://bench_up;
+            error_page 401 403 500 = @refused;
+        }
+        location = /_portcullis {
+            internal;
+            proxy_pass http://decision;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method \$request_method;
+            proxy_set_header X-Original-URI \$request_uri;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+        }
+        location @refused {
+            internal;
+            proxy_pass http://decision;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method \$request_method;
+            proxy_set_header X-Original-URI \$request_uri;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+        }
+    }
+}
+NGINX
+  nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" \
+    -g "daemon off; pid $dir/nginx/nginx.pid; error_log $dir/nginx/logs/error.log;" &
+fi
 
 export PORTCULLIS_LOG=${PORTCULLIS_LOG:-$log}
 PORTCULLIS_ADMIN_TOKEN=$admin_token python3 "$here/seed_revocations.py" "127.0.0.1:$admin_port" \

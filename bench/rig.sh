@@ -79,6 +79,7 @@ gateway-plain-grl-redis gateway:plain-grl@redis  18200  none
 gateway-hs256-rl-log    gateway:hs256-rl+log     18200  hs256
 gateway-dbkeys-rl       gateway:dbkeys-rl        18200  apikey10
 gateway-dbkeys10-rl     gateway:dbkeys10-rl      18200  apikey10
+gateway-hs256-rl-authreq gateway:hs256-rl^authreq 18200  hs256
 TSV
 
 export GATEWAY_CMD="$repo/bench/adapter.sh"
