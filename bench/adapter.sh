@@ -215,6 +215,8 @@ http {
         location / {
             auth_request /_portcullis;
             auth_request_set \$pc_subject \$upstream_http_$var;
+            # A location's proxy_set_header hides the http block's: keep-alive again.
+            proxy_set_header Connection "";
             proxy_set_header $subject_header \$pc_subject;
             proxy_set_header Authorization "";
             proxy_set_header X-API-Key "";
@@ -225,6 +227,7 @@ http {
             internal;
             proxy_pass http://decision;
             proxy_pass_request_body off;
+            proxy_set_header Connection "";
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-Method \$request_method;
             proxy_set_header X-Original-URI \$request_uri;
@@ -234,6 +237,7 @@ http {
             internal;
             proxy_pass http://decision;
             proxy_pass_request_body off;
+            proxy_set_header Connection "";
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-Method \$request_method;
             proxy_set_header X-Original-URI \$request_uri;

@@ -25,6 +25,10 @@ async fn grace_holds_and_ends(gw: &Gateway) {
     let (a_access, a_refresh) = pair(&a);
     let (b_access, b_refresh) = pair(&b);
     let (ca, cb) = (claims(&a_refresh), claims(&b_refresh));
+    eprintln!(
+        "REFRESH two at once: {} and {}, successor jti {} and {}",
+        a.status, b.status, ca["jti"], cb["jti"]
+    );
     assert_eq!(ca["jti"], cb["jti"], "one successor");
     assert_eq!(ca["sid"], cb["sid"]);
     assert_eq!(ca["sid"], claims(&first)["sid"], "the same session");

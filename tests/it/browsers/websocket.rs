@@ -114,6 +114,7 @@ async fn an_authenticated_upgrade_carries_the_identity_and_frames_flow_both_ways
         .await
         .unwrap_or_else(|r| panic!("refused: {}", String::from_utf8_lossy(&r.body)));
     let seen = handshake_headers(&mut ws).await;
+    eprintln!("WEBSOCKET the upstream's handshake: {seen:?}");
     assert_eq!(
         seen["x-user-id"],
         ["u-alice"],
@@ -131,6 +132,7 @@ async fn an_authenticated_upgrade_carries_the_identity_and_frames_flow_both_ways
         let text = format!("frame {i}");
         ws.send(Message::text(text.clone())).await.unwrap();
         let back = ws.next().await.unwrap().unwrap();
+        eprintln!("WEBSOCKET sent {text:?}, the upstream echoed {back:?}");
         assert_eq!(back.to_text().unwrap(), text);
     }
     ws.send(Message::binary(vec![0u8, 1, 2, 255]))
