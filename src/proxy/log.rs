@@ -21,35 +21,21 @@ pub(super) fn request_done(
     let elapsed = ctx.start.elapsed().as_secs_f64();
     let latency_ms = elapsed * 1000.0;
     record_metrics(metrics, ctx, status, elapsed);
-    if let Some(described) = &ctx.decision {
-        // A decision for another proxy: the method and path of the request it is about.
-        tracing::info!(
-            target: "access",
-            decision = true,
-            request_id = %ctx.request_id,
-            method = %described,
-            path = ctx.path.as_deref().unwrap_or(""),
-            route,
-            status,
-            latency_ms,
-            client_ip = %client_ip,
-            subject,
-            auth_method,
-        );
-    } else {
-        tracing::info!(
-            target: "access",
-            request_id = %ctx.request_id,
-            method = %method,
-            path = ctx.path.as_deref().unwrap_or(""),
-            route,
-            status,
-            latency_ms,
-            client_ip = %client_ip,
-            subject,
-            auth_method,
-        );
-    }
+    // A decision for another proxy logs the method of the request it is about.
+    let method = ctx.decision.as_ref().unwrap_or(method);
+    tracing::info!(
+        target: "access",
+        request_id = %ctx.request_id,
+        method = %method,
+        path = ctx.path.as_deref().unwrap_or(""),
+        route,
+        status,
+        latency_ms,
+        client_ip = %client_ip,
+        subject,
+        auth_method,
+        decision = ctx.decision.is_some(),
+    );
     if let Some(refusal) = ctx.refusal.filter(GatewayError::is_audited) {
         tracing::info!(
             target: "audit",

@@ -12,12 +12,7 @@ impl Validator<'_> {
         if raw.listen.is_empty() {
             self.err(&p.key("listen"), "at least one address is needed");
         }
-        let listen = raw
-            .listen
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| self.address(&p.key("listen").index(i), a))
-            .collect();
+        let listen = self.addresses(&raw.listen, &p.key("listen"));
         let path_prefix = raw.path_prefix.clone().filter(|p| !p.is_empty());
         if let Some(prefix) = &path_prefix {
             if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.len() < 2 {

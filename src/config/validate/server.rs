@@ -29,12 +29,7 @@ impl Validator<'_> {
         if raw.listen.is_empty() {
             self.err(&p.key("listen"), "at least one address is needed");
         }
-        let listen = raw
-            .listen
-            .iter()
-            .enumerate()
-            .filter_map(|(i, a)| self.address(&p.key("listen").index(i), a))
-            .collect();
+        let listen = self.addresses(&raw.listen, &p.key("listen"));
         let admin_listen = raw
             .admin_listen
             .as_deref()
@@ -59,11 +54,19 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn address(
+    /// Every address of a `listen` list; each unreadable one is an error.
+    pub(super) fn addresses(
         &self,
+        list: &[String],
         at: &crate::config::source::KeyPath,
-        a: &str,
-    ) -> Option<SocketAddr> {
+    ) -> Vec<SocketAddr> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, a)| self.address(&at.index(i), a))
+            .collect()
+    }
+
+    fn address(&self, at: &crate::config::source::KeyPath, a: &str) -> Option<SocketAddr> {
         a.parse()
             .map_err(|_| self.err(at, format!("`{a}` is not an IP:port address")))
             .ok()
