@@ -14,19 +14,12 @@ use std::task::{Context, Poll, Waker};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use pingora::http::RequestHeader;
-use portcullis::auth::apikey::{self, ApiKey, ApiKeys};
-use portcullis::auth::jwt::{ClaimPaths, Issuer, Lifetimes, Verifier};
-use portcullis::auth::keys::VerifyKey;
-use portcullis::auth::{AuthMethod, Identity};
-use portcullis::config::IdentitySettings;
-use portcullis::policy::path::normalize;
-use portcullis::policy::route::{find_route, AuthMode, PathPattern, Route};
-use portcullis::policy::RoleGraph;
-use portcullis::proxy::forward::{rewrite_upstream_request, Forwarding};
-use portcullis::ratelimit::{KeyInput, KeyPart, Policy, PolicySpec, Quota};
-use portcullis::store::{MemoryStore, Presented, Revocation, Store};
-use portcullis::units::parse_rate;
-use portcullis::upstream::UpstreamId;
+use portcullis::hot_path::{
+    apikey, find_route, normalize, parse_rate, rewrite_upstream_request, ApiKey, ApiKeys,
+    AuthMethod, AuthMode, ClaimPaths, ClientHeaders, Forwarding, Identity, IdentitySettings,
+    Issuer, KeyInput, KeyPart, Lifetimes, MemoryStore, PathPattern, Policy, PolicySpec, Presented,
+    Quota, Revocation, RoleGraph, Route, Store, UpstreamId, Verifier, VerifyKey,
+};
 
 const SECRET: &[u8] = b"bench-secret-0123456789-0123456789-0123";
 
@@ -288,7 +281,7 @@ fn bench(c: &mut Criterion) {
         forward_credentials: false,
         internal_token: None,
         all: vec![],
-        client_headers: portcullis::headers::ClientHeaders::new(&[]),
+        client_headers: ClientHeaders::new(&[]),
     };
     let mut base = RequestHeader::build("GET", b"/api/v1/users/42/orders/7", None).unwrap();
     base.insert_header("host", "api.example.com").unwrap();

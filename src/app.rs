@@ -16,15 +16,18 @@ use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, Shut
 use pingora::services::background::{background_service, BackgroundService};
 use tokio::sync::Notify;
 
+use crate::accounts::db::DbError;
 use crate::accounts::directory::Directory;
 use crate::accounts::password::PasswordPool;
 use crate::admin::AdminApp;
 use crate::clock::Clock;
 use crate::config::{Backend, Config};
 use crate::metrics::Metrics;
+use crate::proxy::decision::Decider;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::runtime::{self, Runtime};
+use crate::services::Services;
 use crate::store::{MemoryStore, RedisStore, Store};
 
 /// The longest a SIGTERM waits for requests in flight.
@@ -60,6 +63,23 @@ impl Default for Options {
             name: "portcullis".into(),
             on_drained: None,
         }
+    }
+}
+
+/// Why a gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `users_db` could not be reached, migrated or read.
+    #[error("users_db: {0}")]
+    UsersDb(String),
+    /// A TLS listener's certificate or key did not load.
+    #[error("TLS on {addr}: {reason}")]
+    Tls { addr: String, reason: String },
+}
+
+impl From<DbError> for StartError {
+    fn from(e: DbError) -> Self {
+        StartError::UsersDb(e.to_string())
     }
 }
 
@@ -105,7 +125,7 @@ impl Built {
 }
 
 /// The server for `config`: nothing listens, forks or starts a thread until it runs.
-pub fn build(config: Config, options: Options) -> Result<Built, String> {
+pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
     let mut server = server(&config, &options);
     let clock = options.clock.clone();
     let (store, redis) = store(&config, &clock);
@@ -113,31 +133,23 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
     let server_settings = config.server.clone();
     let decision = config.decision.clone();
     let path = config.path.clone();
-    let accounts = accounts(&config)?;
-    let first = Runtime::new(config, None, shared).with_accounts(accounts.clone());
+    let directory = directory(&config)?;
+    let first = Runtime::new(config, None, shared);
     let runtime = Arc::new(ArcSwap::from_pointee(first));
-    let metrics = Arc::new(Metrics::new());
     let in_flight = Arc::new(AtomicUsize::new(0));
-    let passwords = password_pool();
-    let name = options.name.clone();
-    let gateway = Gateway {
+    let services = Arc::new(Services {
         runtime: runtime.clone(),
         store: store.clone(),
-        passwords: passwords.clone(),
+        passwords: password_pool(),
         clock: clock.clone(),
-        metrics: metrics.clone(),
+        metrics: Arc::new(Metrics::new()),
+        directory: directory.clone(),
         in_flight: in_flight.clone(),
-        decision: false,
-    };
+    });
+    let name = options.name.clone();
     if let Some(decision) = &decision {
-        let decider = Gateway {
-            runtime: runtime.clone(),
-            store: store.clone(),
-            passwords: passwords.clone(),
-            clock: clock.clone(),
-            metrics: metrics.clone(),
-            in_flight: in_flight.clone(),
-            decision: true,
+        let decider = Decider {
+            services: services.clone(),
         };
         let label = format!("{name}-decision");
         let mut service =
@@ -148,17 +160,16 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
         tracing::info!(listen = ?decision.listen, "decision listener");
         server.add_service(service);
     }
+    let gateway = Gateway {
+        services: services.clone(),
+    };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, &name);
     listen(&mut proxy, &server_settings)?;
     server.add_service(proxy);
     if let Some(addr) = server_settings.admin_listen {
         let app = AdminApp {
-            runtime: runtime.clone(),
-            store: store.clone(),
-            clock: clock.clone(),
-            metrics: metrics.clone(),
-            passwords: passwords.clone(),
+            services: services.clone(),
         };
         let mut admin = pingora::services::listening::Service::new(format!("{name}-admin"), app);
         admin.add_tcp(&addr.to_string());
@@ -167,9 +178,7 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
     }
     let reloader = Reloader {
         path,
-        runtime: runtime.clone(),
-        store: store.clone(),
-        metrics,
+        services: services.clone(),
         on_sighup: options.sighup,
     };
     let tasks = [
@@ -181,7 +190,7 @@ pub fn build(config: Config, options: Options) -> Result<Built, String> {
         ("pruning", Task::Pruning(runtime.clone(), store.clone())),
     ];
     let redis = redis.map(|r| ("redis", Task::RedisSync(r)));
-    let accounts = accounts.map(|a| ("accounts", Task::Accounts(a, options.clock.clone())));
+    let accounts = directory.map(|d| ("accounts", Task::Accounts(d, options.clock.clone())));
     for (task, service) in tasks.into_iter().chain(redis).chain(accounts) {
         server.add_service(background_service(&format!("{name}-{task}"), service));
     }
@@ -231,19 +240,18 @@ fn store(config: &Config, clock: &Clock) -> (Arc<dyn Store>, Option<Arc<RedisSto
 
 /// The user store of `users_db`, connected, migrated and its API keys loaded: a database
 /// that cannot be reached stops the start here.
-fn accounts(config: &Config) -> Result<Option<Arc<Directory>>, String> {
+fn directory(config: &Config) -> Result<Option<Arc<Directory>>, StartError> {
     let Some(db) = config.login.as_ref().and_then(|l| l.users_db.as_ref()) else {
         return Ok(None);
     };
-    let roles = Arc::new(config.roles.clone());
-    Directory::open(db.url.expose(), db.db_key.expose(), roles).map(Some)
+    Ok(Some(Directory::open(db.url.expose(), db.db_key.expose())?))
 }
 
 /// Every `listen` address, with TLS when `[server] tls` is set.
 fn listen<A>(
     proxy: &mut pingora::services::listening::Service<A>,
     server: &crate::config::ServerSettings,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     for addr in &server.listen {
         let addr = addr.to_string();
         match &server.tls {
@@ -252,7 +260,10 @@ fn listen<A>(
                     &files.cert_file.to_string_lossy(),
                     &files.key_file.to_string_lossy(),
                 )
-                .map_err(|e| format!("TLS on {addr}: {e}"))?;
+                .map_err(|e| StartError::Tls {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
                 // ALPN: h2 for the browsers and clients that offer it, else HTTP/1.1.
                 tls.enable_h2();
                 proxy.add_tls_with_settings(&addr, None, tls);

@@ -1,4 +1,4 @@
-//! The command line of SPEC section 1.
+//! The command line (docs/OPERATIONS.md, "Commands").
 
 use std::path::PathBuf;
 

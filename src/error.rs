@@ -1,4 +1,4 @@
-//! The one refusal type of the request pipeline and its exact wire form (SPEC section 3).
+//! The one refusal type of the request pipeline and its exact wire form (docs/CONFIG.md, "Refusals").
 //!
 //! Every variant maps to a status, an `error` code and a public description. Internal error
 //! text never reaches a response body: descriptions are fixed strings chosen here.
@@ -269,7 +269,7 @@ impl GatewayError {
         }
     }
 
-    /// Whether the refusal is an audit event (SPEC section 6: every 401, 403 and 429).
+    /// Whether the refusal is an audit event (every 401, 403 and 429 is one).
     pub fn is_audited(&self) -> bool {
         match self {
             GatewayError::MissingCredentials
@@ -354,7 +354,7 @@ pub enum Counted {
 mod tests {
     use super::*;
 
-    /// Pins every variant's wire form to SPEC section 3's table.
+    /// Pins every variant's wire form to the refusal table of docs/CONFIG.md.
     #[test]
     fn every_refusal_matches_the_spec_table() {
         let table = [

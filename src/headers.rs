@@ -1,5 +1,5 @@
 //! Header-name constants, identity headers stripped then set, forwarded headers, and the
-//! client IP of SPEC step 2.
+//! client IP of pipeline step 2.
 
 use std::net::IpAddr;
 
@@ -51,7 +51,7 @@ impl TrustedProxies {
         self.0.iter().any(|n| n.contains(ip))
     }
 
-    /// SPEC step 2: the peer; when the peer is trusted, the right-most `X-Forwarded-For`
+    /// Pipeline step 2: the peer; when the peer is trusted, the right-most `X-Forwarded-For`
     /// address that is not itself trusted (or the left-most when all are).
     pub(crate) fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if !self.contains(&peer) {
@@ -82,7 +82,7 @@ impl TrustedProxies {
 }
 
 /// Headers that tell an upstream a different path or method than the one the route was chosen
-/// on (IIS, Symfony, Express method-override): removed from every request (SPEC step 3).
+/// on (IIS, Symfony, Express method-override): removed from every request (pipeline step 3).
 const REWRITE_HEADERS: &[&str] = &[
     "x-original-url",
     "x-rewrite-url",
@@ -99,7 +99,7 @@ const FORWARDING_HEADERS: &[&str] = &["forwarded", "x-real-ip"];
 /// Spring `X-Forwarded-Prefix`): from anyone else, all of them go.
 const FORWARDED_PREFIX: &str = "x-forwarded-";
 
-/// SPEC step 3: what is removed from a request before anything reads it. Built once per config.
+/// Pipeline step 3: what is removed from a request before anything reads it. Built once per config.
 ///
 /// WSGI, CGI and PHP servers read `X_User_Id` as `X-User-Id`, so a name that equals one of the
 /// headers Portcullis sets once `_` is read as `-` is removed too, in any case, from any peer.

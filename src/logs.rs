@@ -1,5 +1,5 @@
 //! Where log lines go: stdout, through a bounded queue that a thread of its own drains, so that
-//! a slow or stalled reader (a pipe to a busy journald) never blocks a request (SPEC section 6).
+//! a slow or stalled reader (a pipe to a busy journald) never blocks a request (docs/OPERATIONS.md).
 //! Lines that do not fit in the queue are dropped and counted
 //! (`portcullis_log_lines_dropped_total`).
 //!

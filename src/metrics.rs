@@ -1,4 +1,4 @@
-//! Prometheus metrics (SPEC section 5), in a registry of the gateway's own that the admin
+//! Prometheus metrics (docs/CONFIG.md, `[admin]`), in a registry of the gateway's own that the admin
 //! listener renders. Labels are bounded: route names, upstream names, error codes,
 //! policy names, status codes; never paths or user ids.
 
@@ -7,13 +7,13 @@ use pingora_prometheus::prometheus::{
     TextEncoder,
 };
 
-/// The families of SPEC section 5, recorded in the logging phase.
+/// The families of docs/CONFIG.md, `[admin]`, recorded in the logging phase.
 pub(crate) struct Metrics {
     pub requests: IntCounterVec,
     pub auth_failures: IntCounterVec,
     pub rate_limited: IntCounterVec,
     pub request_duration: HistogramVec,
-    /// The decision listener's answers (SPEC section 9), apart from the proxied requests.
+    /// The decision listener's answers (docs/DECISION.md), apart from the proxied requests.
     pub decisions: IntCounterVec,
     pub decision_duration: HistogramVec,
     pub upstream_duration: HistogramVec,

@@ -1,4 +1,4 @@
-//! Hot reload (SPEC section 6): on SIGHUP, and when gateway.toml or users.toml changes,
+//! Hot reload (docs/CONFIG.md, "Reload"): on SIGHUP, and when gateway.toml or users.toml changes,
 //! validate fully, then swap the runtime atomically. A failed reload keeps the running config
 //! and logs every error. Requests in flight keep the runtime they started with; shared state
 //! (the store) lives outside it, and the new runtime carries over what is unchanged.
@@ -7,22 +7,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::config::{self, Backend, Config};
-use crate::metrics::Metrics;
 use crate::runtime::Runtime;
-use crate::store::Store;
+use crate::services::Services;
 
 /// How often the files are looked at.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Reloader {
     pub path: PathBuf,
-    pub runtime: Arc<ArcSwap<Runtime>>,
-    pub store: Arc<dyn Store>,
-    pub metrics: Arc<Metrics>,
+    pub services: Arc<Services>,
     /// Reload on SIGHUP too (a process of its own; not the tests' in-process gateways).
     pub on_sighup: bool,
 }
@@ -37,7 +33,7 @@ fn stamp(path: &std::path::Path) -> Stamp {
 
 impl Reloader {
     fn watched(&self) -> Vec<(PathBuf, Stamp)> {
-        let runtime = self.runtime.load();
+        let runtime = self.services.runtime.load();
         let mut files = vec![self.path.clone()];
         if let Some(file) = runtime
             .config
@@ -58,10 +54,12 @@ impl Reloader {
 
     /// Loads the files again; swaps in only a config that is valid in full.
     pub(crate) fn reload(&self, why: &str) {
-        let running = self.runtime.load_full();
+        let services = &self.services;
+        let running = services.runtime.load_full();
         match config::load(&self.path) {
             Err(errors) => {
-                self.metrics
+                services
+                    .metrics
                     .config_reloads
                     .with_label_values(&["error"])
                     .inc();
@@ -79,10 +77,11 @@ impl Reloader {
                     tracing::warn!(warning = %w, "config warning");
                 }
                 report_restart_only_changes(&running.config, &loaded.config);
-                let shared = self.store.clone().shared_buckets();
+                let shared = services.store.clone().shared_buckets();
                 let next = Runtime::new(loaded.config, Some(&running), shared);
-                self.runtime.store(Arc::new(next));
-                self.metrics.config_reloads.with_label_values(&["ok"]).inc();
+                services.runtime.store(Arc::new(next));
+                let reloads = &services.metrics.config_reloads;
+                reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(trigger = why, "config reloaded");
             }
         }

@@ -1,6 +1,6 @@
-//! The gateway's own answers as data: refusals in their wire form (SPEC section 3: the JSON
-//! body, the RFC 6750 challenge; the RFC 6749 form of the token endpoint) and the built-in
-//! endpoints' responses. One renderer for the proxy, the endpoints and the admin listener;
+//! The gateway's own answers as data: refusals in their wire form (the JSON body and the
+//! RFC 6750 challenge of docs/CONFIG.md's refusal table; the RFC 6749 form of the token
+//! endpoint) and the built-in endpoints' responses. One renderer for the proxy, the endpoints and the admin listener;
 //! each writes the result its own way.
 
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use crate::headers::X_REQUEST_ID;
 #[derive(Debug, Clone)]
 pub(crate) struct LocalResponse {
     pub status: StatusCode,
-    pub headers: Vec<(HeaderName, String)>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
 }
 
@@ -22,7 +22,7 @@ impl LocalResponse {
     pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
         LocalResponse {
             status,
-            headers: vec![(CONTENT_TYPE, "application/json".into())],
+            headers: vec![(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
             body: body.into(),
         }
     }
@@ -36,13 +36,13 @@ impl LocalResponse {
         }
     }
 
-    /// The SPEC section 3 refusal: JSON body, RFC 6750 challenge where one applies.
+    /// A refusal: JSON body, RFC 6750 challenge where one applies.
     pub(crate) fn refusal(err: &GatewayError, request_id: &str) -> Self {
         Refusal::new(*err).render(request_id)
     }
 
-    pub(crate) fn header(mut self, name: HeaderName, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+    pub(crate) fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -127,13 +127,15 @@ impl Refusal {
         }
         let body = serde_json::to_vec(&body).expect("a JSON object of strings serialises");
         let mut resp = LocalResponse::json(status, body);
-        if let Some(challenge) = err.www_authenticate() {
+        // Challenges are made of fixed descriptions: always header values.
+        let challenge = err.www_authenticate().map(HeaderValue::try_from);
+        if let Some(Ok(challenge)) = challenge {
             resp = resp.header(WWW_AUTHENTICATE, challenge);
         }
         if let Some(secs) = self.retry_after {
-            resp = resp.header(RETRY_AFTER, secs.to_string());
+            resp = resp.header(RETRY_AFTER, HeaderValue::from(secs));
         }
-        resp.header(CACHE_CONTROL, "no-store")
+        resp.header(CACHE_CONTROL, HeaderValue::from_static("no-store"))
     }
 }
 

@@ -1,5 +1,5 @@
 //! What an unknown username's password is checked against, so that its refusal takes as long
-//! as a wrong password's (SPEC section 4), whatever algorithms and costs the users' hashes have.
+//! as a wrong password's (docs/CONFIG.md, `[login]`), whatever algorithms and costs the users' hashes have.
 //!
 //! One decoy hash per algorithm and cost among the users. Each unknown name is given one of
 //! them by a keyed digest of the name, in proportion to how many users have that cost: a name

@@ -13,7 +13,6 @@ use super::mfa::Totp;
 use super::password::PasswordHash;
 use super::sealed::SecretBox;
 use super::users::User;
-use crate::policy::roles::RoleGraph;
 
 /// The writable user store of one gateway: shared by its proxy, endpoints and admin API,
 /// kept across reloads.
@@ -41,11 +40,7 @@ impl Directory {
     /// Connects and migrates (on a thread of its own, so that this works from any context
     /// and leaves no runtime behind for `run -d`'s fork), then loads every live API key: a
     /// database that cannot be reached is an error now, at start.
-    pub(crate) fn open(
-        url: &str,
-        db_key: &str,
-        roles: Arc<RoleGraph>,
-    ) -> Result<Arc<Self>, String> {
+    pub(crate) fn open(url: &str, db_key: &str) -> Result<Arc<Self>, DbError> {
         let db = Db::new(url);
         let checking = db.clone();
         let loaded = std::thread::spawn(move || {
@@ -56,9 +51,8 @@ impl Directory {
                 .block_on(checking.check_and_load())
         })
         .join()
-        .unwrap_or_else(|_| Err(DbError::Unavailable("the check panicked".into())))
-        .map_err(|e| format!("users_db: {e}"))?;
-        let ring = Arc::new(KeyRing::new(roles));
+        .unwrap_or_else(|_| Err(DbError::Unavailable("the check panicked".into())))?;
+        let ring = Arc::new(KeyRing::default());
         ring.replace_all(loaded.keys);
         tracing::info!(api_keys = ring.len(), "users_db ready");
         Ok(Arc::new(Directory {

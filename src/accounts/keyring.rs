@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use arc_swap::ArcSwapOption;
 use ipnet::IpNet;
 
 use super::db::keys::LiveKey;
@@ -17,9 +18,51 @@ use crate::policy::roles::RoleGraph;
 /// One key, and when it was last used (0: not since the last flush).
 #[derive(Debug)]
 struct Entry {
-    key: Arc<ApiKey>,
+    /// The key with no grants yet: they depend on the roles of a config.
+    base: ApiKey,
+    /// The roles the key was made with, and its owner's now.
+    made_with: Vec<String>,
+    owner_roles: Vec<String>,
     owner: String,
     used: AtomicU64,
+    /// The key granted under the last role graph that asked: each runtime's requests see its
+    /// own config's roles, and a reload touches no key until a request of the new one asks.
+    granted: ArcSwapOption<Granted>,
+}
+
+#[derive(Debug)]
+struct Granted {
+    roles: Arc<RoleGraph>,
+    key: Arc<ApiKey>,
+}
+
+impl Entry {
+    fn granted(&self, roles: &Arc<RoleGraph>) -> Arc<ApiKey> {
+        if let Some(g) = self.granted.load().as_ref() {
+            if Arc::ptr_eq(&g.roles, roles) {
+                return g.key.clone();
+            }
+        }
+        // The owner may have lost roles since the key was made: the key keeps only those its
+        // owner still has (directly or inherited).
+        let owner = roles.grants(&self.owner_roles, &[]);
+        let kept: Vec<String> = self
+            .made_with
+            .iter()
+            .filter(|r| owner.roles.contains(*r))
+            .cloned()
+            .collect();
+        let key = Arc::new(ApiKey {
+            grants: Arc::new(roles.grants(&kept, &[])),
+            roles: kept,
+            ..self.base.clone()
+        });
+        self.granted.store(Some(Arc::new(Granted {
+            roles: roles.clone(),
+            key: key.clone(),
+        })));
+        key
+    }
 }
 
 #[derive(Debug, Default)]
@@ -27,30 +70,22 @@ struct Keys {
     by_digest: HashMap<[u8; 32], Arc<Entry>>,
     by_id: HashMap<String, [u8; 32]>,
     by_owner: HashMap<String, HashSet<String>>,
-    /// The rows as loaded, to regrant them when the roles change.
-    rows: HashMap<String, LiveKey>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct KeyRing {
     keys: RwLock<Keys>,
-    roles: RwLock<Arc<RoleGraph>>,
 }
 
 impl KeyRing {
-    pub(crate) fn new(roles: Arc<RoleGraph>) -> KeyRing {
-        KeyRing {
-            keys: RwLock::default(),
-            roles: RwLock::new(roles),
-        }
-    }
-
-    /// The key for `presented`, as `ApiKeys::verify` answers for configured ones.
+    /// The key for `presented`, as `ApiKeys::verify` answers for configured ones, granted
+    /// under `roles` (the role graph of the caller's config).
     pub(crate) fn verify(
         &self,
         presented: &str,
         client: Option<IpAddr>,
         now: u64,
+        roles: &Arc<RoleGraph>,
     ) -> Result<Arc<ApiKey>, ApiKeyError> {
         let digest = apikey::digest_of(presented)?;
         let entry = {
@@ -58,9 +93,9 @@ impl KeyRing {
             keys.by_digest.get(&digest).cloned()
         };
         let entry = entry.ok_or(ApiKeyError::Unknown)?;
-        apikey::admit(&entry.key, &digest, client, now)?;
+        apikey::admit(&entry.base, &digest, client, now)?;
         entry.used.store(now, Ordering::Relaxed);
-        Ok(entry.key.clone())
+        Ok(entry.granted(roles))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -77,27 +112,24 @@ impl KeyRing {
 
     /// Every key, as loaded at start.
     pub(crate) fn replace_all(&self, live: Vec<LiveKey>) {
-        let roles = self.roles();
         let mut fresh = Keys::default();
         for k in live {
-            insert(&mut fresh, &roles, k);
+            insert(&mut fresh, k);
         }
         *self.write() = fresh;
     }
 
     /// Key `id` as it is now in the database: `None` removes it.
     pub(crate) fn set(&self, id: &str, live: Option<LiveKey>) {
-        let roles = self.roles();
         let mut keys = self.write();
         remove(&mut keys, id);
         if let Some(k) = live {
-            insert(&mut keys, &roles, k);
+            insert(&mut keys, k);
         }
     }
 
     /// `owner`'s keys as they are now (none, for a user disabled or deleted).
     pub(crate) fn set_owner(&self, owner: &str, live: Vec<LiveKey>) {
-        let roles = self.roles();
         let mut keys = self.write();
         let ids: Vec<String> = keys
             .by_owner
@@ -108,18 +140,7 @@ impl KeyRing {
             remove(&mut keys, &id);
         }
         for k in live {
-            insert(&mut keys, &roles, k);
-        }
-    }
-
-    /// The roles of a new config: every key's grants are expanded again.
-    pub(crate) fn set_roles(&self, roles: Arc<RoleGraph>) {
-        *self.roles.write().unwrap_or_else(|e| e.into_inner()) = roles.clone();
-        let mut keys = self.write();
-        let rows: Vec<LiveKey> = keys.rows.values().cloned().collect();
-        *keys = Keys::default();
-        for k in rows {
-            insert(&mut keys, &roles, k);
+            insert(&mut keys, k);
         }
     }
 
@@ -130,13 +151,9 @@ impl KeyRing {
             .values()
             .filter_map(|e| {
                 let at = e.used.swap(0, Ordering::Relaxed);
-                (at != 0).then(|| (e.key.id.clone(), at))
+                (at != 0).then(|| (e.base.id.clone(), at))
             })
             .collect()
-    }
-
-    fn roles(&self) -> Arc<RoleGraph> {
-        self.roles.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -151,12 +168,11 @@ fn remove(keys: &mut Keys, id: &str) {
             }
         }
     }
-    keys.rows.remove(id);
 }
 
 /// Adds a key; a row that does not read as a key (which only a hand-edited database holds)
 /// is left out with a warning.
-fn insert(keys: &mut Keys, roles: &RoleGraph, live: LiveKey) {
+fn insert(keys: &mut Keys, live: LiveKey) {
     let row = &live.key;
     let digest = hex::decode(&row.key_sha256)
         .ok()
@@ -170,21 +186,12 @@ fn insert(keys: &mut Keys, roles: &RoleGraph, live: LiveKey) {
         tracing::warn!(id = %row.id, "an API key in users_db is unreadable: left out");
         return;
     };
-    // The owner may have lost roles since the key was made: the key keeps only those its
-    // owner still has (directly or inherited).
-    let owner = roles.grants(&live.owner_roles, &[]);
-    let kept: Vec<String> = row
-        .roles
-        .iter()
-        .filter(|r| owner.roles.contains(*r))
-        .cloned()
-        .collect();
-    let key = ApiKey {
+    let base = ApiKey {
         id: row.id.clone(),
         digest,
         subject: live.subject.clone(),
-        grants: Arc::new(roles.grants(&kept, &[])),
-        roles: kept,
+        grants: Arc::default(),
+        roles: Vec::new(),
         permissions: Vec::new(),
         allowed_ips,
         expires_at: row.expires_at,
@@ -192,9 +199,12 @@ fn insert(keys: &mut Keys, roles: &RoleGraph, live: LiveKey) {
         claims: subject_claims(&live.subject),
     };
     let entry = Arc::new(Entry {
-        key: Arc::new(key),
+        base,
+        made_with: row.roles.clone(),
+        owner_roles: live.owner_roles.clone(),
         owner: row.username.clone(),
         used: AtomicU64::new(0),
+        granted: ArcSwapOption::empty(),
     });
     keys.by_id.insert(row.id.clone(), digest);
     keys.by_owner
@@ -202,5 +212,4 @@ fn insert(keys: &mut Keys, roles: &RoleGraph, live: LiveKey) {
         .or_default()
         .insert(row.id.clone());
     keys.by_digest.insert(digest, entry);
-    keys.rows.insert(row.id.clone(), live);
 }

@@ -1,8 +1,8 @@
-//! What a username and a new password must be (SPEC section 7).
+//! What a username and a new password must be (docs/CONFIG.md, "Users in a database").
 
 /// `[login] password_policy`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswordPolicy {
+pub(crate) struct PasswordPolicy {
     pub min_length: usize,
     pub max_length: usize,
     pub reject_common: bool,

@@ -1,4 +1,4 @@
-//! The admin listener (SPEC section 5): health, readiness, metrics, and, behind
+//! The admin listener (docs/CONFIG.md, `[admin]`): health, readiness, metrics, and, behind
 //! `[admin] token`, revocation, unlock and the users of `users_db` (`users.rs`). Refusals
 //! are rendered as the proxy's are.
 
@@ -6,39 +6,66 @@ mod users;
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use http::{header, Method, Response, StatusCode};
+use http::{header, HeaderValue, Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::accounts::password::PasswordPool;
-use crate::clock::Clock;
 use crate::error::GatewayError;
 use crate::headers::{request_id, X_REQUEST_ID};
-use crate::metrics::Metrics;
 use crate::response::LocalResponse;
-use crate::runtime::Runtime;
-use crate::store::{Revocation, Store};
+use crate::services::Services;
+use crate::store::Revocation;
 
 /// Admin request bodies are small JSON objects.
 const MAX_BODY: usize = 16 * 1024;
 
 pub(crate) struct AdminApp {
-    pub runtime: Arc<ArcSwap<Runtime>>,
-    pub store: Arc<dyn Store>,
-    pub clock: Clock,
-    pub metrics: Arc<Metrics>,
-    /// Hashes the passwords the users API sets, off the event loop.
-    pub passwords: PasswordPool,
+    pub services: Arc<Services>,
 }
 
 fn json(status: StatusCode, body: Value) -> LocalResponse {
     let bytes = serde_json::to_vec(&body).expect("plain JSON serialises");
-    LocalResponse::json(status, bytes).header(header::CACHE_CONTROL, "no-store")
+    LocalResponse::json(status, bytes)
+        .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}
+
+/// What the admin listener serves, by path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AdminPath {
+    Healthz,
+    Readyz,
+    Metrics,
+    Revoke,
+    Unlock,
+    /// `/admin/users` and below.
+    Users,
+}
+
+impl AdminPath {
+    fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            "/healthz" => AdminPath::Healthz,
+            "/readyz" => AdminPath::Readyz,
+            "/metrics" => AdminPath::Metrics,
+            "/admin/revoke" => AdminPath::Revoke,
+            "/admin/unlock" => AdminPath::Unlock,
+            "/admin/users" => AdminPath::Users,
+            p if p.starts_with("/admin/users/") => AdminPath::Users,
+            _ => return None,
+        })
+    }
+
+    /// Behind `[admin] token` (404 without one).
+    fn is_api(self) -> bool {
+        match self {
+            AdminPath::Healthz | AdminPath::Readyz | AdminPath::Metrics => false,
+            AdminPath::Revoke | AdminPath::Unlock | AdminPath::Users => true,
+        }
+    }
 }
 
 #[async_trait]
@@ -62,49 +89,50 @@ impl AdminApp {
         rid: &str,
     ) -> Result<LocalResponse, GatewayError> {
         let method = session.req_header().method.clone();
-        let path = session.req_header().uri.path().to_string();
-        match (method, path.as_str()) {
-            (Method::GET | Method::HEAD, "/healthz") => {
-                Ok(json(StatusCode::OK, json!({"status": "ok"})))
-            }
-            (Method::GET | Method::HEAD, "/readyz") => Ok(self.readyz()),
-            (Method::GET | Method::HEAD, "/metrics") => Ok(self.metrics()),
-            (_, "/admin/revoke" | "/admin/unlock") if !self.api_enabled() => {
-                Err(GatewayError::NotFound)
-            }
-            (Method::POST, "/admin/revoke") => {
+        let path = AdminPath::of(session.req_header().uri.path()).ok_or(GatewayError::NotFound)?;
+        if path.is_api() && !self.api_enabled() {
+            return Err(GatewayError::NotFound);
+        }
+        let read = matches!(method, Method::GET | Method::HEAD);
+        match path {
+            AdminPath::Healthz if read => Ok(json(StatusCode::OK, json!({"status": "ok"}))),
+            AdminPath::Readyz if read => Ok(self.readyz()),
+            AdminPath::Metrics if read => Ok(self.metrics()),
+            AdminPath::Revoke if method == Method::POST => {
                 let body = self.authorized_body(session, rid).await?;
                 self.revoke(body, rid).await
             }
-            (Method::POST, "/admin/unlock") => {
+            AdminPath::Unlock if method == Method::POST => {
                 let body = self.authorized_body(session, rid).await?;
                 self.unlock(body, rid).await
             }
-            (_, "/healthz" | "/readyz" | "/metrics" | "/admin/revoke" | "/admin/unlock") => {
-                Err(GatewayError::MethodNotAllowed)
-            }
-            (_, p) if p == "/admin/users" || p.starts_with("/admin/users/") => {
-                if !self.api_enabled() {
-                    return Err(GatewayError::NotFound);
-                }
+            AdminPath::Users => {
                 self.check_token(session, rid)?;
                 Ok(self
                     .users(session, rid)
                     .await
                     .unwrap_or_else(|refusal| refusal.render(rid)))
             }
-            _ => Err(GatewayError::NotFound),
+            AdminPath::Healthz
+            | AdminPath::Readyz
+            | AdminPath::Metrics
+            | AdminPath::Revoke
+            | AdminPath::Unlock => Err(GatewayError::MethodNotAllowed),
         }
     }
 
     fn api_enabled(&self) -> bool {
-        self.runtime.load().config.admin_token.is_some()
+        self.services.runtime.load().config.admin_token.is_some()
     }
 
     fn reasons(&self) -> Vec<String> {
-        let runtime = self.runtime.load();
+        let runtime = self.services.runtime.load();
         let mut reasons = Vec::new();
-        if !self.store.is_fresh(runtime.config.store.max_staleness) {
+        if !self
+            .services
+            .store
+            .is_fresh(runtime.config.store.max_staleness)
+        {
             reasons.push("store: shared state unreachable or revocations stale".to_string());
         }
         reasons.extend(runtime.jwks_not_ready());
@@ -124,12 +152,13 @@ impl AdminApp {
     }
 
     fn metrics(&self) -> LocalResponse {
-        let config = &self.runtime.load().config;
-        let fresh = self.store.is_fresh(config.store.max_staleness);
-        self.metrics.store_up.set(i64::from(fresh));
-        let mut resp = LocalResponse::empty(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4");
-        resp.body = self.metrics.render().into();
+        let services = &self.services;
+        let config = &services.runtime.load().config;
+        let fresh = services.store.is_fresh(config.store.max_staleness);
+        services.metrics.store_up.set(i64::from(fresh));
+        let text = HeaderValue::from_static("text/plain; version=0.0.4");
+        let mut resp = LocalResponse::empty(StatusCode::OK).header(header::CONTENT_TYPE, text);
+        resp.body = services.metrics.render().into();
         resp
     }
 
@@ -156,7 +185,7 @@ impl AdminApp {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim().to_string());
         let token_ok = {
-            let runtime = self.runtime.load();
+            let runtime = self.services.runtime.load();
             match (&runtime.config.admin_token, &presented) {
                 (Some(expected), Some(given)) => {
                     // Digests first: equal lengths, so the comparison time says nothing.
@@ -175,8 +204,8 @@ impl AdminApp {
     }
 
     async fn revoke(&self, body: Value, request_id: &str) -> Result<LocalResponse, GatewayError> {
-        let runtime = self.runtime.load();
-        let now = self.clock.now();
+        let runtime = self.services.runtime.load();
+        let now = self.services.clock.now();
         let until = runtime.config.revocation_until(now);
         let field = |k: &str| {
             body.get(k)
@@ -210,7 +239,7 @@ impl AdminApp {
             }
         };
         let kind = revocation.kind();
-        self.store.revoke(revocation).await.map_err(|e| {
+        self.services.store.revoke(revocation).await.map_err(|e| {
             tracing::warn!(error = %e, "admin revocation not stored");
             GatewayError::Unavailable
         })?;
@@ -224,17 +253,18 @@ impl AdminApp {
                 "missing field: username (a string)",
             ));
         };
-        // With users_db, lockouts are counted under the lower-cased name, as logins are.
-        let username = if self.runtime.load().accounts.is_some() {
-            username.to_ascii_lowercase()
-        } else {
-            username.to_string()
-        };
+        // Lockouts are counted under the name logins use (lower-cased with users_db).
+        let runtime = self.services.runtime.load();
+        let username = self.services.users(&runtime).canonical(username);
         let username = username.as_str();
-        self.store.clear_failures(username).await.map_err(|e| {
-            tracing::warn!(error = %e, "admin unlock not stored");
-            GatewayError::Unavailable
-        })?;
+        self.services
+            .store
+            .clear_failures(username)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "admin unlock not stored");
+                GatewayError::Unavailable
+            })?;
         tracing::info!(target: "audit", event = "unlock", username, by = "admin", request_id);
         Ok(LocalResponse::empty(StatusCode::NO_CONTENT))
     }

@@ -1,4 +1,4 @@
-//! SPEC step 7: where a credential is found in a request, and which ones count.
+//! Pipeline step 7: where a credential is found in a request, and which ones count.
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::HeaderMap;

@@ -1,4 +1,4 @@
-//! JWT verification (SPEC step 8) and issuing.
+//! JWT verification (pipeline step 8) and issuing.
 //!
 //! The token names its issuer; that issuer's own key list and pinned algorithms decide. The
 //! header's `alg` only selects among algorithms the key was configured for; `jku`, `x5u` and
@@ -317,7 +317,7 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// An access token for `sub` with the claims of SPEC section 4 (`sid` when a session
+    /// An access token for `sub` with the claims of a login (docs/CONFIG.md, `[login]`; `sid` when a session
     /// is given).
     pub fn access_token(
         &self,

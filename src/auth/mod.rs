@@ -3,10 +3,11 @@
 pub mod apikey;
 pub(crate) mod cache;
 pub(crate) mod credentials;
+pub(crate) mod facts;
 pub(crate) mod identity;
 pub(crate) mod internal;
 pub(crate) mod jwks;
-pub mod jwt;
-pub mod keys;
+pub(crate) mod jwt;
+pub(crate) mod keys;
 
 pub use identity::{AuthMethod, Identity};

@@ -1,4 +1,4 @@
-//! The subcommands of SPEC section 1, as `main` dispatches them: each prints what it makes and
+//! The subcommands (docs/OPERATIONS.md, "Commands"), as `main` dispatches them: each prints what it makes and
 //! answers the exit code. Only `main` exits the process (`serve`'s `exit` is called once a
 //! SIGTERM's drain is over).
 

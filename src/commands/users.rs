@@ -1,17 +1,19 @@
-//! `portcullis users import FILE` and `portcullis users add NAME`: writes to `users_db`,
-//! checked as the admin API checks them.
+//! `portcullis users import FILE` and `portcullis users add NAME`: users written to
+//! `users_db` through the accounts service, checked as the admin API checks them.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::accounts::db::users::UserRow;
-use crate::accounts::db::DbError;
 use crate::accounts::directory::Directory;
-use crate::accounts::{password, policy};
+use crate::accounts::password::PasswordPool;
+use crate::accounts::policy;
+use crate::accounts::service::{Accounts, Actor, Denied, NewUser, Secret};
 use crate::clock::Clock;
 use crate::config::{self, Config};
-use crate::login::account::new_row;
+use crate::error::GatewayError;
+use crate::store::MemoryStore;
 
 /// The config's user store, opened (the database reached and migrated), or why not.
 fn open(config_path: &Path) -> Result<(Config, Arc<Directory>), String> {
@@ -23,19 +25,60 @@ fn open(config_path: &Path) -> Result<(Config, Arc<Directory>), String> {
         .as_ref()
         .and_then(|l| l.users_db.clone())
         .ok_or("the config has no [login] users_db")?;
-    let directory = Directory::open(
-        db.url.expose(),
-        db.db_key.expose(),
-        Arc::new(config.roles.clone()),
-    )?;
+    let directory = Directory::open(db.url.expose(), db.db_key.expose())
+        .map_err(|e| format!("users_db: {e}"))?;
     Ok((config, directory))
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
+/// Creates `users` (stopping at the first refusal other than a name taken); those added, and
+/// how many names were taken.
+fn create_all(
+    config: &Config,
+    directory: &Directory,
+    users: Vec<NewUser>,
+) -> Result<(Vec<UserRow>, usize), String> {
+    // Creating a user revokes nothing: the store is never written.
+    let store = MemoryStore::new(Clock::System);
+    let passwords = PasswordPool::new(1, 1);
+    let accounts = Accounts {
+        directory,
+        store: &store,
+        passwords: &passwords,
+        rules: config.account_rules(),
+        now: Clock::System.now(),
+        actor: Actor::Command,
+        request_id: "",
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a runtime for one command")
+        .expect("a runtime for one command");
+    runtime.block_on(async {
+        let (mut added, mut taken) = (Vec::new(), 0);
+        for user in users {
+            let name = user.username.clone();
+            match accounts.create(user).await {
+                Ok(row) => added.push(row),
+                Err(Denied::Error(GatewayError::UsernameTaken)) => {
+                    eprintln!("portcullis: `{name}` (or its subject) is already in users_db: left as it is");
+                    taken += 1;
+                }
+                Err(denied) => return Err(refused(denied)),
+            }
+        }
+        Ok((added, taken))
+    })
+}
+
+/// A refusal in the command's words.
+fn refused(denied: Denied) -> String {
+    match denied {
+        Denied::WeakPassword(rule) => format!("weak password: {rule}"),
+        Denied::UnknownRole(role) => format!("unknown role `{role}` (define it in [roles])"),
+        Denied::Error(GatewayError::InvalidRequest(why)) => why.to_string(),
+        Denied::Error(GatewayError::Unavailable) => "users_db: unavailable".to_string(),
+        Denied::Error(e) => e.description().to_string(),
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -55,60 +98,41 @@ pub fn import(config_path: &Path, file: &Path) -> ExitCode {
         Ok(u) => u,
         Err(e) => return fail(e),
     };
-    let now = Clock::System.now();
-    let mut rows = Vec::new();
+    let mut new = Vec::new();
     for u in users.iter() {
-        let Ok(username) = policy::username(&u.username) else {
+        if policy::username(&u.username).is_err() {
             return fail(format!(
                 "user `{}`: a users_db name is 1 to 64 of ASCII letters, digits and ._@+-",
                 u.username
             ));
-        };
-        let mut row = new_row(
-            &username,
-            u.subject.clone(),
-            u.password.phc_string().to_string(),
-            u.roles.clone(),
-            now,
-        );
-        row.claims = u.claims.clone();
-        row.disabled = u.disabled;
-        row.totp_secret = u
-            .totp
-            .as_ref()
-            .map(|t| directory.seal(&username, &t.to_base32()));
-        row.backup_codes = u.backup_codes.iter().map(hex::encode).collect();
-        rows.push(row);
-    }
-    rows.sort_by(|a, b| a.username.cmp(&b.username));
-    let (mut added, mut taken) = (0, 0);
-    let result: Result<(), DbError> = runtime().block_on(async {
-        for row in rows {
-            let name = row.username.clone();
-            match directory.insert(row).await {
-                Ok(()) => added += 1,
-                Err(DbError::Taken) => {
-                    eprintln!("portcullis: `{name}` (or its subject) is already in users_db: left as it is");
-                    taken += 1;
-                }
-                Err(e) => return Err(e),
-            }
         }
-        Ok(())
-    });
-    if let Err(e) = result {
-        return fail(format!("users_db: {e}"));
+        new.push(NewUser {
+            username: u.username.clone(),
+            secret: Secret::Hash(u.password.phc_string().to_string()),
+            subject: Some(u.subject.clone()),
+            roles: u.roles.clone(),
+            claims: u.claims.clone(),
+            disabled: u.disabled,
+            totp: u.totp.as_ref().map(|t| t.to_base32()),
+            backup_codes: u.backup_codes.iter().map(hex::encode).collect(),
+        });
     }
-    println!("imported {added} user(s) into users_db ({taken} already there)");
-    ExitCode::SUCCESS
+    new.sort_by(|a, b| a.username.cmp(&b.username));
+    match create_all(&config, &directory, new) {
+        Ok((added, taken)) => {
+            let added = added.len();
+            println!("imported {added} user(s) into users_db ({taken} already there)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
 }
 
 /// Adds one user, the password read from stdin.
 pub fn add(config_path: &Path, name: &str, roles: &[String], subject: Option<&str>) -> ExitCode {
-    let username = match policy::username(name) {
-        Ok(u) => u,
-        Err(e) => return fail(e),
-    };
+    if let Err(e) = policy::username(name) {
+        return fail(e);
+    }
     let password = match super::read_password() {
         Ok(p) => p,
         Err(code) => return code,
@@ -117,39 +141,25 @@ pub fn add(config_path: &Path, name: &str, roles: &[String], subject: Option<&st
         Ok(o) => o,
         Err(e) => return fail(e),
     };
-    if let Some(unknown) = roles.iter().find(|r| !config.roles.is_known(r)) {
-        return fail(format!("unknown role `{unknown}` (define it in [roles])"));
-    }
-    let policy = config
-        .login
-        .as_ref()
-        .map(|l| l.password_policy.clone())
-        .unwrap_or_default();
-    let Ok(text) = String::from_utf8(password.clone()) else {
+    let Ok(password) = String::from_utf8(password) else {
         return fail("the password is not UTF-8");
     };
-    if let Err(rule) = policy.check(&username, &text) {
-        return fail(format!("weak password: {rule}"));
-    }
-    let subject = subject.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
-    if subject.is_empty() || !crate::auth::jwt::can_be_header_value(&subject) {
-        return fail("--subject: a non-empty string that a header can carry");
-    }
-    let row: UserRow = new_row(
-        &username,
-        subject.clone(),
-        password::hash(&password),
-        roles.to_vec(),
-        Clock::System.now(),
-    );
-    match runtime().block_on(directory.insert(row)) {
-        Ok(()) => {
-            println!("added `{username}` (subject {subject})");
+    let user = NewUser {
+        subject: subject.map(str::to_string),
+        ..NewUser::with_password(name, password, roles.to_vec())
+    };
+    let subject = user.subject.clone();
+    match create_all(&config, &directory, vec![user]) {
+        Ok((added, _)) if !added.is_empty() => {
+            let row = &added[0];
+            println!("added `{}` (subject {})", row.username, row.subject);
             ExitCode::SUCCESS
         }
-        Err(DbError::Taken) => fail(format!(
-            "`{username}` (or subject {subject}) is already in users_db"
+        Ok(_) => fail(format!(
+            "`{}` (or subject {}) is already in users_db",
+            name.to_ascii_lowercase(),
+            subject.as_deref().unwrap_or("-")
         )),
-        Err(e) => fail(format!("users_db: {e}")),
+        Err(e) => fail(e),
     }
 }

@@ -42,7 +42,7 @@ pub struct Config {
     pub(crate) signer: Option<Signer>,
     /// `/.well-known/jwks.json`, rendered once.
     pub(crate) jwks: Bytes,
-    pub(crate) roles: RoleGraph,
+    pub(crate) roles: Arc<RoleGraph>,
     pub(crate) identity: IdentitySettings,
     /// By [`crate::upstream::UpstreamId`].
     pub(crate) upstreams: Vec<UpstreamSettings>,
@@ -64,9 +64,24 @@ pub struct Config {
 
 impl Config {
     /// Until when a revocation made at `now` must hold: as long as any token it covers could
-    /// still be accepted (SPEC section 3 step 8).
+    /// still be accepted (`max_ttl` and the leeway).
     pub fn revocation_until(&self, now: u64) -> u64 {
         now + self.lifetimes.max_ttl + self.lifetimes.leeway
+    }
+
+    /// The rules account changes follow under this config.
+    pub(crate) fn account_rules(&self) -> crate::accounts::service::Rules<'_> {
+        static DEFAULT_POLICY: std::sync::LazyLock<crate::accounts::policy::PasswordPolicy> =
+            std::sync::LazyLock::new(Default::default);
+        crate::accounts::service::Rules {
+            password_policy: self
+                .login
+                .as_ref()
+                .map_or(&*DEFAULT_POLICY, |l| &l.password_policy),
+            roles: &self.roles,
+            revocation_memory: self.revocation_until(0),
+            issuer: self.signer.as_ref().map_or("", |s| s.issuer.as_str()),
+        }
     }
 
     /// The login cookie's name, when login sets one: a credential like a bearer token.

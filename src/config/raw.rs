@@ -317,7 +317,7 @@ pub(crate) struct RawRoute {
     pub cors: Option<bool>,
 }
 
-/// `[decision]` (SPEC section 9).
+/// `[decision]` (docs/DECISION.md).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDecision {
@@ -325,7 +325,7 @@ pub(crate) struct RawDecision {
     pub path_prefix: Option<String>,
 }
 
-/// `[cors]` (SPEC section 8).
+/// `[cors]` (docs/CONFIG.md, `[cors]`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCors {

@@ -1,4 +1,4 @@
-//! The sections of gateway.toml, validated: plain data, no state (SPEC section 2).
+//! The sections of gateway.toml, validated: plain data, no state (docs/CONFIG.md).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -77,7 +77,7 @@ pub(crate) struct ServerSettings {
     pub admin_listen: Option<SocketAddr>,
     pub tls: Option<TlsFiles>,
     pub threads: Option<usize>,
-    /// `;` in a path is an ordinary character (SPEC step 4); off by default.
+    /// `;` in a path is an ordinary character (pipeline step 4); off by default.
     pub allow_path_semicolons: bool,
     /// IPv6 clients are counted by this prefix in `ip`-keyed limits (a host has a /64).
     pub ipv6_prefix: u8,
@@ -119,7 +119,7 @@ pub struct IdentitySettings {
     pub internal_token: Option<InternalTokenSettings>,
     /// Every header above: stripped from each incoming request.
     pub all: Vec<HeaderName>,
-    /// What SPEC step 3 removes from every request: these headers, their `_` aliases, and
+    /// What pipeline step 3 removes from every request: these headers, their `_` aliases, and
     /// the rewrite and forwarding headers.
     pub client_headers: ClientHeaders,
 }
@@ -148,7 +148,7 @@ pub(crate) struct LoginSettings {
     pub refresh_reuse_grace: u64,
 }
 
-/// `[decision]` (SPEC section 9).
+/// `[decision]` (docs/DECISION.md).
 #[derive(Debug, Clone)]
 pub(crate) struct DecisionSettings {
     pub listen: Vec<SocketAddr>,
@@ -182,18 +182,28 @@ pub(crate) enum SameSite {
 }
 
 impl CookieSettings {
-    /// `Set-Cookie` carrying `token` for `max_age` seconds; an empty token clears it.
-    pub(crate) fn set_cookie(&self, token: &str, max_age: u64) -> String {
+    /// `Set-Cookie` carrying `token` for `max_age` seconds; an empty token clears it. The name
+    /// and path are checked at load and tokens are ours (ASCII): a value that still is no
+    /// header value is refused as a fault, never sent mangled.
+    pub(crate) fn set_cookie(
+        &self,
+        token: &str,
+        max_age: u64,
+    ) -> Result<http::HeaderValue, crate::error::GatewayError> {
         let same_site = match self.same_site {
             SameSite::Strict => "Strict",
             SameSite::Lax => "Lax",
             SameSite::None => "None",
         };
         let secure = if self.secure { "; Secure" } else { "" };
-        format!(
+        let text = format!(
             "{}={token}; Path={}; Max-Age={max_age}; HttpOnly{secure}; SameSite={same_site}",
             self.name, self.path
-        )
+        );
+        http::HeaderValue::try_from(text).map_err(|_| {
+            tracing::error!("a session cookie is not a header value: not set");
+            crate::error::GatewayError::Unavailable
+        })
     }
 }
 

@@ -1,50 +1,54 @@
-//! The self-service endpoints of SPEC section 7 on the wire: the caller's Bearer access
-//! token (a login's; an API key or another issuer's token is 403), the body read, the
-//! answer as JSON.
+//! The self-service endpoints on the wire (docs/CONFIG.md, "Users in a database"): the
+//! caller's Bearer access token (a login's; an API key or another issuer's token is 403),
+//! the body read, the answer as JSON.
 
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{access_token, fields, pair_response, to_json, Endpoint, EndpointRequest};
-use crate::auth::credentials::{self, Credential};
-use crate::auth::jwt::VerifiedToken;
+use super::paths::AccountEndpoint;
+use super::{fields, identify, pair_response, to_json, EndpointRequest};
+use crate::accounts::service::NewKey;
+use crate::auth::AuthMethod;
 use crate::error::GatewayError;
-use crate::login::account::{Me, NewKey};
+use crate::login::account::Me;
 use crate::login::{Login, Refused};
 use crate::policy::CredentialKind;
 use crate::units::rfc3339;
 
-pub(super) async fn answer(
-    endpoint: Endpoint,
+/// `POST /auth/register`.
+pub(super) async fn register(
     req: &EndpointRequest<'_>,
     login: &Login<'_>,
 ) -> Result<super::LocalResponse, Refused> {
-    // Without users_db none of these exist.
-    login.directory()?;
-    if endpoint == Endpoint::Register {
-        let mut f = fields(req)?;
-        let username = f.required("username")?.to_string();
-        f.required("password")?;
-        let password = f.take("password").unwrap_or_default();
-        let (sub, username) = login.register(&username, password).await?;
-        return Ok(json_response(
-            StatusCode::CREATED,
-            json!({"sub": sub, "username": username}),
-        ));
-    }
+    let mut f = fields(req)?;
+    let username = f.required("username")?.to_string();
+    f.required("password")?;
+    let password = f.take("password").unwrap_or_default();
+    let (sub, username) = login.register(&username, password).await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        json!({"sub": sub, "username": username}),
+    ))
+}
+
+pub(super) async fn answer(
+    endpoint: AccountEndpoint,
+    req: &EndpointRequest<'_>,
+    login: &Login<'_>,
+) -> Result<super::LocalResponse, Refused> {
     let me = login.me(bearer_only(req, login)?).await?;
     match endpoint {
-        Endpoint::Password => {
+        AccountEndpoint::Password => {
             let mut f = fields(req)?;
             f.required("current_password")?;
             f.required("new_password")?;
             let current = f.take("current_password").unwrap_or_default();
             let new = f.take("new_password").unwrap_or_default();
             let pair = login.change_password(&me, current, new).await?;
-            Ok(pair_response(&pair, login.settings))
+            Ok(pair_response(&pair, login.settings)?)
         }
-        Endpoint::Sessions => {
+        AccountEndpoint::Sessions => {
             let sessions: Vec<Value> = login
                 .sessions(&me)
                 .await?
@@ -65,12 +69,12 @@ pub(super) async fn answer(
                 json!({ "sessions": sessions }),
             ))
         }
-        Endpoint::Session => {
+        AccountEndpoint::Session => {
             login.end_session(&me, last_segment(req.sub_path)).await?;
             Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
         }
-        Endpoint::ApiKeys if req.method == Method::POST => create_key(req, login, &me).await,
-        Endpoint::ApiKeys => {
+        AccountEndpoint::ApiKeys if req.method == Method::POST => create_key(req, login, &me).await,
+        AccountEndpoint::ApiKeys => {
             let keys: Vec<Value> = login
                 .keys(&me)
                 .await?
@@ -89,18 +93,18 @@ pub(super) async fn answer(
                 .collect();
             Ok(json_response(StatusCode::OK, json!({ "api_keys": keys })))
         }
-        Endpoint::ApiKey => {
+        AccountEndpoint::ApiKey => {
             login.delete_key(&me, last_segment(req.sub_path)).await?;
             Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
         }
-        Endpoint::MfaSetup => {
+        AccountEndpoint::MfaSetup => {
             let (secret, uri) = login.mfa_setup(&me).await?;
             Ok(json_response(
                 StatusCode::OK,
                 json!({"secret": secret, "otpauth_uri": uri}),
             ))
         }
-        Endpoint::MfaEnable => {
+        AccountEndpoint::MfaEnable => {
             let f = fields(req)?;
             let codes = login.mfa_enable(&me, f.required("code")?).await?;
             Ok(json_response(
@@ -108,7 +112,7 @@ pub(super) async fn answer(
                 json!({ "backup_codes": codes }),
             ))
         }
-        Endpoint::MfaDisable => {
+        AccountEndpoint::MfaDisable => {
             let mut f = fields(req)?;
             f.required("password")?;
             let code = f.required("code")?.to_string();
@@ -116,7 +120,6 @@ pub(super) async fn answer(
             login.mfa_disable(&me, password, &code).await?;
             Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
         }
-        _ => Err(GatewayError::NotFound.into()),
     }
 }
 
@@ -157,17 +160,21 @@ async fn create_key(
     ))
 }
 
-/// A Bearer token only: a cookie would let another site's page change the account.
-fn bearer_only(req: &EndpointRequest<'_>, login: &Login<'_>) -> Result<VerifiedToken, Refused> {
-    let accepts = |k| matches!(k, CredentialKind::Jwt | CredentialKind::ApiKey);
-    match credentials::find(req.headers, accepts, None)? {
-        Some(Credential::ApiKey(_)) => Err(GatewayError::InsufficientScope(
+/// A Bearer token only: a cookie would let another site's page change the account, and an
+/// API key is refused (403) rather than ignored.
+fn bearer_only(
+    req: &EndpointRequest<'_>,
+    login: &Login<'_>,
+) -> Result<crate::auth::Identity, Refused> {
+    const KINDS: &[CredentialKind] = &[CredentialKind::Jwt, CredentialKind::ApiKey];
+    let caller = identify(req, login, KINDS)?;
+    if caller.method == AuthMethod::ApiKey {
+        return Err(GatewayError::InsufficientScope(
             "needs an access token of a login here, not an API key",
         )
-        .into()),
-        Some(_) => Ok(access_token(req, login, false)?),
-        None => Err(GatewayError::MissingCredentials.into()),
+        .into());
     }
+    Ok(caller)
 }
 
 fn last_segment(path: &str) -> &str {

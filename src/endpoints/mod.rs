@@ -1,29 +1,30 @@
-//! The built-in endpoints under `[login].base_path` (SPEC section 4): the HTTP side of
-//! `login`. They take the request as a value and give back the response, the refusal to log
-//! and the rate-limit tally; the proxy reads the body and writes the answer.
+//! The built-in endpoints under `[login].base_path` (docs/CONFIG.md, `[login]`): the HTTP side
+//! of `login`. They take the request as a value and give back the response, the refusal to
+//! log and the rate-limit tally; the proxy reads the body and writes the answer.
 
 mod account;
 pub(crate) mod body;
+mod paths;
 
 use std::net::IpAddr;
 
 use http::header::{ALLOW, CACHE_CONTROL, PRAGMA, SET_COOKIE};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
-use crate::accounts::password::PasswordPool;
-use crate::auth::credentials::{self, Credential};
-use crate::auth::jwt::VerifiedToken;
+use crate::auth::Identity;
+use crate::caller::{self, Accept, Asked};
 use crate::config::{LoginSettings, OnFailure};
-use crate::error::{GatewayError, TokenError};
-use crate::login::{Login, Refused, TokenFacts, TokenPair};
-use crate::policy::cors;
+use crate::error::GatewayError;
+use crate::login::{Login, Refused, TokenPair};
+use crate::policy::cors::Site;
 use crate::policy::CredentialKind;
 use crate::ratelimit::{KeyInput, Tally};
 use crate::response::{LocalResponse, Refusal};
 use crate::runtime::Runtime;
-use crate::store::Store;
+use crate::services::Services;
 use body::Fields;
+use paths::{Endpoint, SessionEndpoint};
 
 /// A request to a built-in endpoint, as the proxy read it.
 pub(crate) struct EndpointRequest<'a> {
@@ -36,20 +37,26 @@ pub(crate) struct EndpointRequest<'a> {
     pub body: &'a [u8],
     /// The client IP as `ip` rate-limit keys count it.
     pub limit_ip: Option<IpAddr>,
-    /// The client IP itself (what a session records).
+    /// The client IP itself (what a session records, what a key's `allowed_ips` check).
     pub client_ip: Option<IpAddr>,
     pub request_id: &'a str,
-    /// The origin the request was sent to (scheme and host): the session cookie is taken on
-    /// an unsafe method only from it or an allowed origin.
-    pub own_origin: Option<String>,
+    /// How the gateway's own origin is told, and the request's authority: the session
+    /// cookie is taken on an unsafe method only from the own or an allowed origin.
+    pub site: Site,
+    pub authority: Option<&'a str>,
 }
 
-/// What the endpoints need besides the request.
-pub(crate) struct Services<'a> {
-    pub runtime: &'a Runtime,
-    pub store: &'a dyn Store,
-    pub passwords: &'a PasswordPool,
-    pub now: u64,
+impl EndpointRequest<'_> {
+    fn asked(&self) -> Asked<'_> {
+        Asked {
+            headers: self.headers,
+            method: self.method,
+            upgrade: false,
+            client_ip: self.client_ip,
+            site: self.site,
+            authority: self.authority,
+        }
+    }
 }
 
 /// An endpoint's answer, the refusal it logs (if it refused) and the login budget's tally.
@@ -59,117 +66,36 @@ pub(crate) struct Served {
     pub limits: Tally,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Login,
-    Mfa,
-    Refresh,
-    Token,
-    Logout,
-    UserInfo,
-    // Self-service over users_db (SPEC section 7).
-    Register,
-    Password,
-    Sessions,
-    /// `/sessions/{sid}`.
-    Session,
-    ApiKeys,
-    /// `/api-keys/{id}`.
-    ApiKey,
-    MfaSetup,
-    MfaEnable,
-    MfaDisable,
-}
-
-impl Endpoint {
-    fn from_path(sub_path: &str) -> Option<Self> {
-        let one_below = |prefix: &str| {
-            sub_path
-                .strip_prefix(prefix)
-                .is_some_and(|id| !id.is_empty() && !id.contains('/'))
-        };
-        Some(match sub_path {
-            "/login" => Endpoint::Login,
-            "/mfa" => Endpoint::Mfa,
-            "/refresh" => Endpoint::Refresh,
-            "/token" => Endpoint::Token,
-            "/logout" => Endpoint::Logout,
-            "/userinfo" => Endpoint::UserInfo,
-            "/register" => Endpoint::Register,
-            "/password" => Endpoint::Password,
-            "/sessions" => Endpoint::Sessions,
-            "/api-keys" => Endpoint::ApiKeys,
-            "/mfa/setup" => Endpoint::MfaSetup,
-            "/mfa/enable" => Endpoint::MfaEnable,
-            "/mfa/disable" => Endpoint::MfaDisable,
-            _ if one_below("/sessions/") => Endpoint::Session,
-            _ if one_below("/api-keys/") => Endpoint::ApiKey,
-            _ => return None,
-        })
-    }
-
-    fn allowed(self) -> &'static str {
-        match self {
-            Endpoint::UserInfo | Endpoint::Sessions => "GET, HEAD",
-            Endpoint::ApiKeys => "GET, HEAD, POST",
-            Endpoint::Session | Endpoint::ApiKey => "DELETE",
-            _ => "POST",
-        }
-    }
-
-    fn allows(self, method: &Method) -> bool {
-        self.allowed().split(", ").any(|m| m == method.as_str())
-    }
-
-    /// Login, token, mfa and register share the `[login].rate_limit` budget.
-    fn is_rate_limited(self) -> bool {
-        matches!(
-            self,
-            Endpoint::Login | Endpoint::Token | Endpoint::Mfa | Endpoint::Register
-        )
-    }
-
-    fn is_self_service(self) -> bool {
-        matches!(
-            self,
-            Endpoint::Register
-                | Endpoint::Password
-                | Endpoint::Sessions
-                | Endpoint::Session
-                | Endpoint::ApiKeys
-                | Endpoint::ApiKey
-                | Endpoint::MfaSetup
-                | Endpoint::MfaEnable
-                | Endpoint::MfaDisable
-        )
-    }
-}
-
-/// Serves one request under the base path.
-pub(crate) async fn serve(req: &EndpointRequest<'_>, services: &Services<'_>) -> Served {
+/// Serves one request under the base path, on `runtime` (the request's).
+pub(crate) async fn serve(
+    req: &EndpointRequest<'_>,
+    services: &Services,
+    runtime: &Runtime,
+    now: u64,
+) -> Served {
     let endpoint = Endpoint::from_path(req.sub_path);
-    let oauth = endpoint == Some(Endpoint::Token);
+    let oauth = endpoint == Some(Endpoint::Session(SessionEndpoint::Token));
     let mut limits = Tally::default();
     let answer = match endpoint {
         None => Err(Refused::Error(GatewayError::NotFound)),
-        Some(e) => run(e, req, services, &mut limits).await,
+        Some(e) => run(e, req, services, runtime, now, &mut limits).await,
     };
     let (mut response, refusal) = match answer {
         Ok(response) => (response, None),
         Err(refused) => {
             let refusal = refusal(refused, oauth);
             let mut response = refusal.render(req.request_id);
-            if refusal.error == GatewayError::MethodNotAllowed {
-                response = response.header(ALLOW, allowed_methods(req.sub_path));
+            if let (GatewayError::MethodNotAllowed, Some(e)) = (refusal.error, endpoint) {
+                response = response.header(ALLOW, HeaderValue::from_static(e.allowed()));
             }
             (response, Some(refusal.logged_error()))
         }
     };
     if !response.has_header(&CACHE_CONTROL) {
-        response = response.header(CACHE_CONTROL, "no-store");
+        response = response.header(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if oauth {
-        response = response.header(PRAGMA, "no-cache");
+        response = response.header(PRAGMA, HeaderValue::from_static("no-cache"));
     }
     Served {
         response,
@@ -181,17 +107,21 @@ pub(crate) async fn serve(req: &EndpointRequest<'_>, services: &Services<'_>) ->
 async fn run(
     endpoint: Endpoint,
     req: &EndpointRequest<'_>,
-    services: &Services<'_>,
+    services: &Services,
+    runtime: &Runtime,
+    now: u64,
     limits: &mut Tally,
 ) -> Result<LocalResponse, Refused> {
-    let runtime = services.runtime;
     let config = &runtime.config;
     let settings = config.login.as_ref().ok_or(GatewayError::NotFound)?;
     let signer = config.signer.as_ref().ok_or(GatewayError::NotFound)?;
     // Self-service exists with users_db only, registration while it is on: otherwise 404
     // whatever the method.
-    let off = (endpoint.is_self_service() && runtime.accounts.is_none())
-        || (endpoint == Endpoint::Register && settings.registration.is_none());
+    let off = match endpoint {
+        Endpoint::Session(_) => false,
+        Endpoint::Register => services.directory.is_none() || settings.registration.is_none(),
+        Endpoint::Account(_) => services.directory.is_none(),
+    };
     if off {
         return Err(GatewayError::NotFound.into());
     }
@@ -202,24 +132,21 @@ async fn run(
     if !endpoint.allows(req.method) {
         return Err(GatewayError::MethodNotAllowed.into());
     }
-    if endpoint.is_rate_limited() {
-        if let Some(id) = settings.rate_limit {
-            let input = KeyInput {
-                client_ip: req.limit_ip,
-                route: "login",
-                headers: req.headers,
-                caller: None,
-            };
-            limits.check([(0, runtime.policy(id))], &input).await?;
-        }
+    if let (true, Some(id)) = (endpoint.is_rate_limited(), settings.rate_limit) {
+        let input = KeyInput {
+            client_ip: req.limit_ip,
+            route: "login",
+            headers: req.headers,
+            caller: None,
+        };
+        limits.check([(0, runtime.policy(id))], &input).await?;
     }
     let login = Login {
+        services,
         runtime,
         settings,
         signer,
-        store: services.store,
-        passwords: services.passwords,
-        now: services.now,
+        now,
         request_id: req.request_id,
         client_ip: req.client_ip,
         user_agent: req
@@ -227,55 +154,55 @@ async fn run(
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok()),
     };
-    answer(endpoint, req, &login).await
+    match endpoint {
+        Endpoint::Session(e) => answer(e, req, &login).await,
+        Endpoint::Register => account::register(req, &login).await,
+        Endpoint::Account(e) => account::answer(e, req, &login).await,
+    }
 }
 
 async fn answer(
-    endpoint: Endpoint,
+    endpoint: SessionEndpoint,
     req: &EndpointRequest<'_>,
     login: &Login<'_>,
 ) -> Result<LocalResponse, Refused> {
     let settings = login.settings;
-    if endpoint.is_self_service() {
-        return account::answer(endpoint, req, login).await;
-    }
     match endpoint {
-        Endpoint::Login => {
+        SessionEndpoint::Login => {
             let mut fields = fields(req)?;
             let username = fields.required("username")?.to_string();
             fields.required("password")?;
             let password = fields.take("password").unwrap_or_default();
             let code = fields.take("totp");
             let pair = login.password(&username, password, code.as_deref()).await?;
-            Ok(pair_response(&pair, settings))
+            Ok(pair_response(&pair, settings)?)
         }
-        Endpoint::Mfa => {
+        SessionEndpoint::Mfa => {
             let fields = fields(req)?;
             let pair = login
                 .mfa(fields.required("mfa_token")?, fields.required("code")?)
                 .await?;
-            Ok(pair_response(&pair, settings))
+            Ok(pair_response(&pair, settings)?)
         }
-        Endpoint::Refresh => {
+        SessionEndpoint::Refresh => {
             let fields = fields(req)?;
             let pair = login.refresh(fields.required("refresh_token")?).await?;
-            Ok(pair_response(&pair, settings))
+            Ok(pair_response(&pair, settings)?)
         }
-        Endpoint::Token => token_grant(req, login).await,
-        Endpoint::Logout => {
-            let token = access_token(req, login, true)?;
-            login.logout(&token, query_flag(req.query, "all")).await?;
+        SessionEndpoint::Token => token_grant(req, login).await,
+        SessionEndpoint::Logout => {
+            let caller = token_caller(req, login)?;
+            login.logout(&caller, query_flag(req.query, "all")).await?;
             let mut resp = LocalResponse::empty(StatusCode::NO_CONTENT);
             if let Some(cookie) = &settings.cookie {
-                resp = resp.header(SET_COOKIE, cookie.set_cookie("", 0));
+                resp = resp.header(SET_COOKIE, cookie.set_cookie("", 0)?);
             }
             Ok(resp)
         }
-        Endpoint::UserInfo => {
-            let token = access_token(req, login, true)?;
-            Ok(LocalResponse::json(StatusCode::OK, userinfo(login, &token)))
+        SessionEndpoint::UserInfo => {
+            let caller = token_caller(req, login)?;
+            Ok(LocalResponse::json(StatusCode::OK, userinfo(&caller)))
         }
-        _ => Err(GatewayError::NotFound.into()),
     }
 }
 
@@ -302,48 +229,35 @@ fn fields(req: &EndpointRequest<'_>) -> Result<Fields, GatewayError> {
     Fields::parse(body::content_type(req.headers), req.body)
 }
 
-/// The caller's access token (Bearer, or with `cookie` the session cookie), verified and
-/// not revoked.
-fn access_token(
+/// The caller of logout and userinfo: an access token, as Bearer or the session cookie.
+fn token_caller(req: &EndpointRequest<'_>, login: &Login<'_>) -> Result<Identity, GatewayError> {
+    const KINDS: &[CredentialKind] = &[CredentialKind::Jwt, CredentialKind::Cookie];
+    identify(req, login, KINDS)
+}
+
+/// The one `identify`, as the built-in endpoints ask it: one of `kinds`, required.
+fn identify(
     req: &EndpointRequest<'_>,
     login: &Login<'_>,
-    cookie: bool,
-) -> Result<VerifiedToken, GatewayError> {
-    let cookie = cookie
-        .then(|| login.settings.cookie.as_ref().map(|c| c.name.as_str()))
-        .flatten();
-    let accepts = |k| matches!(k, CredentialKind::Jwt | CredentialKind::Cookie);
-    let token = match credentials::find(req.headers, accepts, cookie)? {
-        Some(Credential::Bearer(t)) => t,
-        Some(Credential::Cookie(t)) => {
-            let cors = login.runtime.config.cors.as_ref();
-            let own = req.own_origin.as_deref();
-            if !cors::is_safe(req.method) && !cors::cross_site_allowed(req.headers, own, cors) {
-                return Err(GatewayError::InvalidOrigin);
-            }
-            t
-        }
-        Some(Credential::ApiKey(_)) | None => return Err(GatewayError::MissingCredentials),
-    };
-    let verified = login
-        .runtime
-        .verifier
-        .verify(token, login.now)
-        .map_err(GatewayError::InvalidToken)?;
-    let presented = TokenFacts::of(&verified).presented(&verified.subject);
-    if login.store.is_revoked(&presented, login.now) {
-        return Err(GatewayError::InvalidToken(TokenError::Revoked));
-    }
-    Ok(verified)
+    kinds: &[CredentialKind],
+) -> Result<Identity, GatewayError> {
+    let services = login.services;
+    let keys = services.directory.as_deref().map(|d| d.keys.as_ref());
+    let store = services.store.as_ref();
+    let asked = req.asked();
+    let found = caller::identify(
+        login.runtime,
+        store,
+        keys,
+        &asked,
+        Accept::required(kinds),
+        login.now,
+    )?;
+    found.ok_or(GatewayError::MissingCredentials)
 }
 
 /// `{"sub", "roles" (effective), "permissions", "claims"}`.
-fn userinfo(login: &Login<'_>, token: &VerifiedToken) -> Vec<u8> {
-    let grants = login
-        .runtime
-        .config
-        .roles
-        .grants(&token.roles, &token.permissions);
+fn userinfo(caller: &Identity) -> Vec<u8> {
     const REGISTERED: &[&str] = &[
         "iss",
         "sub",
@@ -357,16 +271,16 @@ fn userinfo(login: &Login<'_>, token: &VerifiedToken) -> Vec<u8> {
         "roles",
         "permissions",
     ];
-    let claims: Map<String, Value> = token
+    let claims: Map<String, Value> = caller
         .claims
         .iter()
         .filter(|(k, _)| !REGISTERED.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     to_json(&json!({
-        "sub": token.subject,
-        "roles": grants.roles,
-        "permissions": grants.permissions,
+        "sub": caller.subject,
+        "roles": caller.grants.roles,
+        "permissions": caller.grants.permissions,
         "claims": claims,
     }))
 }
@@ -378,15 +292,18 @@ fn query_flag(query: Option<&str>, name: &str) -> bool {
     })
 }
 
-fn pair_response(pair: &TokenPair, settings: &LoginSettings) -> LocalResponse {
+fn pair_response(
+    pair: &TokenPair,
+    settings: &LoginSettings,
+) -> Result<LocalResponse, GatewayError> {
     let resp = LocalResponse::json(StatusCode::OK, to_json(pair));
-    match &settings.cookie {
+    Ok(match &settings.cookie {
         Some(cookie) => resp.header(
             SET_COOKIE,
-            cookie.set_cookie(&pair.access_token, pair.expires_in),
+            cookie.set_cookie(&pair.access_token, pair.expires_in)?,
         ),
         None => resp,
-    }
+    })
 }
 
 /// How a login step's refusal is rendered.
@@ -408,11 +325,6 @@ fn refusal(refused: Refused, oauth: bool) -> Refusal {
     };
     r.oauth = oauth;
     r
-}
-
-/// The `Allow` header of a 405 from this endpoint.
-fn allowed_methods(sub_path: &str) -> &'static str {
-    Endpoint::from_path(sub_path).map_or("POST", Endpoint::allowed)
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {

@@ -1,5 +1,6 @@
-//! Portcullis's own login (SPEC section 4), apart from HTTP: passwords, lockout, MFA, token
-//! pairs, refresh rotation with reuse detection, logout. `endpoints` puts it on the wire.
+//! Portcullis's own login (docs/CONFIG.md, `[login]`), apart from HTTP: passwords, lockout,
+//! MFA, token pairs, refresh rotation with reuse detection, logout. `endpoints` puts it on
+//! the wire.
 
 use std::net::IpAddr;
 
@@ -8,13 +9,16 @@ use sha2::{Digest, Sha256};
 use crate::accounts::mfa;
 use crate::accounts::password::{self, PasswordPool};
 use crate::accounts::users::User;
-use crate::auth::jwt::{new_jti, Signer, TokenUse, VerifiedToken};
+use crate::auth::facts::TokenFacts;
+use crate::auth::jwt::{new_jti, Signer, TokenUse};
+use crate::auth::Identity;
 use crate::config::LoginSettings;
 use crate::error::GatewayError;
 use crate::runtime::Runtime;
-use crate::store::{Attempt, Presented, Revocation, Rotation, SessionInfo, Store, StoreError};
+use crate::services::Services;
+use crate::store::{Attempt, Revocation, Rotation, SessionInfo, Store, StoreError};
 
-/// Longer usernames are refused before any work (SPEC section 4).
+/// Longer usernames are refused before any work.
 pub(crate) const MAX_USERNAME_BYTES: usize = 256;
 
 pub(crate) mod account;
@@ -69,11 +73,11 @@ impl From<password::Busy> for Refused {
 
 /// What the login steps work with: one request's view.
 pub(crate) struct Login<'a> {
+    pub services: &'a Services,
+    /// The request's runtime (one request never sees two configs).
     pub runtime: &'a Runtime,
     pub settings: &'a LoginSettings,
     pub signer: &'a Signer,
-    pub store: &'a dyn Store,
-    pub passwords: &'a PasswordPool,
     pub now: u64,
     /// The request's id, carried by every audit event it causes.
     pub request_id: &'a str,
@@ -83,6 +87,14 @@ pub(crate) struct Login<'a> {
 }
 
 impl Login<'_> {
+    fn store(&self) -> &dyn Store {
+        self.services.store.as_ref()
+    }
+
+    fn passwords(&self) -> &PasswordPool {
+        &self.services.passwords
+    }
+
     /// `POST /auth/login` (and the password grant): a token pair, or why not. `code` is the
     /// optional `totp` field (a TOTP code or a backup code).
     pub(crate) async fn password(
@@ -95,7 +107,7 @@ impl Login<'_> {
             // Refused before it is hashed, stored for the lockout or logged.
             return Err(GatewayError::InvalidRequest("username too long").into());
         }
-        let username = &self.canonical(username);
+        let username = &self.users().canonical(username);
         self.begin_attempt(username).await?;
         let user = match self.find(username).await {
             Ok(user) => user,
@@ -105,11 +117,11 @@ impl Login<'_> {
         // that the answer takes as long as for a wrong password.
         let hash = user
             .as_ref()
-            .map_or_else(|| self.decoy(username), |u| u.password.clone());
+            .map_or_else(|| self.users().decoy(username), |u| u.password.clone());
         // A hash of another kind than new ones is replaced once the password is known good.
-        let rehash =
-            (self.runtime.accounts.is_some() && !hash.is_current()).then(|| password.clone());
-        let matches = match self.passwords.verify(hash, password).await {
+        let writable = self.users().directory().is_some();
+        let rehash = (writable && !hash.is_current()).then(|| password.clone());
+        let matches = match self.passwords().verify(hash, password).await {
             Ok(m) => m && user.is_some(),
             Err(busy) => return Err(self.give_back(username, busy.into()).await),
         };
@@ -154,7 +166,7 @@ impl Login<'_> {
         let unknown = GatewayError::InvalidGrant("unknown, expired or used mfa_token");
         // Counted before the code is checked: at most MFA_MAX_WRONG_CODES are ever checked.
         let username = self
-            .store
+            .store()
             .mfa_attempt(&id, MFA_MAX_WRONG_CODES)
             .await?
             .ok_or(unknown)?;
@@ -166,13 +178,13 @@ impl Login<'_> {
         };
         let user = &user;
         if !self.accept_code(user, code).await? {
-            self.store
+            self.store()
                 .mfa_attempt_failed(&id, MFA_MAX_WRONG_CODES)
                 .await?;
             self.failed(&username, "invalid_code").await?;
             return Err(GatewayError::InvalidCode.into());
         }
-        if !self.store.take_mfa(&id).await? {
+        if !self.store().take_mfa(&id).await? {
             return Err(self.give_back(&username, unknown.into()).await);
         }
         self.succeeded(user).await
@@ -186,12 +198,12 @@ impl Login<'_> {
             .verifier
             .verify_as(refresh_token, self.now, TokenUse::Refresh)
             .map_err(|e| GatewayError::InvalidGrant(e.description()))?;
-        let facts = TokenFacts::of(&token);
+        let facts = TokenFacts::of(&token.claims);
         let (Some(sid), Some(jti)) = (facts.sid, facts.jti) else {
             return Err(GatewayError::InvalidGrant("refresh token without a session").into());
         };
         if self
-            .store
+            .store()
             .is_revoked(&facts.presented(&token.subject), self.now)
         {
             return Err(GatewayError::InvalidGrant("refresh token revoked").into());
@@ -203,7 +215,7 @@ impl Login<'_> {
         let next = new_jti();
         let until = self.now + self.signer.refresh_ttl;
         match self
-            .store
+            .store()
             .rotate_refresh(
                 sid,
                 jti,
@@ -224,7 +236,7 @@ impl Login<'_> {
                 Ok(self.pair(&user, sid, &successor)?)
             }
             Rotation::Reused => {
-                self.store
+                self.store()
                     .revoke(Revocation::Session {
                         sid: sid.to_string(),
                         until: self.session_memory(),
@@ -245,8 +257,8 @@ impl Login<'_> {
     }
 
     /// `POST /auth/logout`: the caller's session (or, with `all`, every token of its subject).
-    pub(crate) async fn logout(&self, token: &VerifiedToken, all: bool) -> Result<(), Refused> {
-        let facts = TokenFacts::of(token);
+    pub(crate) async fn logout(&self, token: &Identity, all: bool) -> Result<(), Refused> {
+        let facts = TokenFacts::of(&token.claims);
         let revocation = if all {
             Revocation::Subject {
                 subject: token.subject.clone(),
@@ -272,7 +284,7 @@ impl Login<'_> {
             }
         };
         let kind = revocation.kind();
-        self.store.revoke(revocation).await?;
+        self.store().revoke(revocation).await?;
         tracing::info!(
             target: "audit",
             event = "logout",
@@ -289,7 +301,7 @@ impl Login<'_> {
     async fn begin_attempt(&self, username: &str) -> Result<(), Refused> {
         let s = self.settings;
         match self
-            .store
+            .store()
             .begin_attempt(username, s.max_failed_attempts, s.lockout)
             .await?
         {
@@ -300,7 +312,7 @@ impl Login<'_> {
 
     /// Gives a counted attempt back (it was not a failure), then answers `refused`.
     async fn give_back(&self, username: &str, refused: Refused) -> Refused {
-        if let Err(e) = self.store.return_attempt(username).await {
+        if let Err(e) = self.store().return_attempt(username).await {
             tracing::warn!(error = %e, "could not give a login attempt back");
         }
         refused
@@ -312,7 +324,7 @@ impl Login<'_> {
         tracing::info!(target: "audit", event = "login", result = "failure", reason, username, request_id);
         let s = self.settings;
         let locked = self
-            .store
+            .store()
             .attempt_failed(username, s.max_failed_attempts, s.lockout)
             .await?;
         if let Some(until) = locked {
@@ -322,7 +334,7 @@ impl Login<'_> {
     }
 
     async fn succeeded(&self, user: &User) -> Result<TokenPair, Refused> {
-        self.store.clear_failures(&user.username).await?;
+        self.store().clear_failures(&user.username).await?;
         let (sid, pair) = self.new_session(user).await?;
         tracing::info!(
             target: "audit",
@@ -349,7 +361,7 @@ impl Login<'_> {
             // Bounded: it is stored for the session's life.
             user_agent: self.user_agent.map(|ua| ua.chars().take(256).collect()),
         };
-        self.store
+        self.store()
             .start_session(&refresh_jti, self.now + self.signer.refresh_ttl, &info)
             .await?;
         let pair = self.pair(user, &sid, &refresh_jti)?;
@@ -396,7 +408,7 @@ impl Login<'_> {
             use base64::Engine;
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
         };
-        self.store
+        self.store()
             .put_mfa(&mfa_token_id(&token), username, self.now + MFA_TOKEN_TTL)
             .await?;
         Ok(token)
@@ -409,13 +421,13 @@ impl Login<'_> {
             if let Some(step) = totp.matching_step(code, self.now) {
                 let marker = format!("totp:{}:{step}", user.username);
                 let window_end = (step + 2) * mfa::STEP;
-                return Ok(self.store.spend(&marker, window_end).await?);
+                return Ok(self.store().spend(&marker, window_end).await?);
             }
         }
         if let Some(digest) = mfa::matching_backup_code(&user.backup_codes, code) {
             let marker = format!("backup:{}:{}", user.username, hex::encode(digest));
             let first = self
-                .store
+                .store()
                 .spend(&marker, self.now + BACKUP_CODE_MEMORY)
                 .await?;
             if first {
@@ -436,42 +448,4 @@ impl Login<'_> {
 /// The store's name for an `mfa_token`: its digest, so that the token itself is not kept.
 fn mfa_token_id(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-/// The claims revocation looks at.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TokenFacts<'a> {
-    pub jti: Option<&'a str>,
-    pub sid: Option<&'a str>,
-    pub iat: Option<u64>,
-    pub exp: Option<u64>,
-}
-
-impl<'a> TokenFacts<'a> {
-    pub(crate) fn of(token: &'a VerifiedToken) -> Self {
-        let str_claim = |k: &str| token.claims.get(k).and_then(|v| v.as_str());
-        let secs = |k: &str| {
-            token
-                .claims
-                .get(k)
-                .and_then(|v| v.as_f64())
-                .map(|f| f.max(0.0) as u64)
-        };
-        TokenFacts {
-            jti: str_claim("jti"),
-            sid: str_claim("sid"),
-            iat: secs("iat"),
-            exp: secs("exp"),
-        }
-    }
-
-    pub(crate) fn presented(&self, subject: &'a str) -> Presented<'a> {
-        Presented {
-            jti: self.jti,
-            sid: self.sid,
-            subject,
-            iat: self.iat,
-            api_key: None,
-        }
-    }
 }

@@ -1,4 +1,4 @@
-//! Browsers on other origins (SPEC section 8): which origins may call, what a preflight is
+//! Browsers on other origins (docs/CONFIG.md, `[cors]`): which origins may call, what a preflight is
 //! answered, the headers every answer to an allowed origin carries, and the CSRF rule for
 //! the session cookie. Plain data and pure functions: the proxy decides when they apply.
 
@@ -16,7 +16,7 @@ use crate::headers::{X_FORWARDED_HOST, X_FORWARDED_PROTO};
 /// `[cors]`, compiled: origins in their serialised form (RFC 6454: scheme, host, port
 /// unless the scheme's default), header names lower-cased, the answers' values made once.
 #[derive(Debug, Clone)]
-pub struct Cors {
+pub(crate) struct Cors {
     origins: HashSet<String>,
     any_origin: bool,
     methods: Vec<Method>,
@@ -29,7 +29,7 @@ pub struct Cors {
 }
 
 /// What the config gives `Cors::new` (checked by the validator).
-pub struct CorsSpec {
+pub(crate) struct CorsSpec {
     /// Serialised origins (`Cors::origin_of`), or `*`.
     pub origins: Vec<String>,
     pub methods: Vec<Method>,
@@ -49,7 +49,7 @@ fn joined<T: AsRef<str>>(items: &[T]) -> HeaderValue {
 }
 
 impl Cors {
-    pub fn new(spec: CorsSpec) -> Cors {
+    pub(crate) fn new(spec: CorsSpec) -> Cors {
         let any_origin = spec.origins.iter().any(|o| o == "*");
         let methods: Vec<&str> = spec.methods.iter().map(Method::as_str).collect();
         let headers: Vec<&str> = spec.headers.iter().map(HeaderName::as_str).collect();
@@ -68,7 +68,7 @@ impl Cors {
     }
 
     /// The request's `Origin`, when it is one of the allowed ones.
-    pub fn allowed_origin<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderValue> {
+    pub(crate) fn allowed_origin<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderValue> {
         let origin = headers.get(ORIGIN)?;
         self.allows(origin.to_str().ok()?).then_some(origin)
     }
@@ -81,13 +81,13 @@ impl Cors {
     }
 
     /// An origin `allowed_origins` names exactly (`*` is no origin of a site of ours).
-    pub fn lists(&self, origin: &str) -> bool {
+    pub(crate) fn lists(&self, origin: &str) -> bool {
         self.origins.contains(origin)
     }
 
     /// The headers every answer to `origin` (an allowed one) carries. `Vary: Origin` is the
     /// caller's to add, beside any `Vary` already there.
-    pub fn response_headers(&self, origin: &HeaderValue) -> Vec<(HeaderName, HeaderValue)> {
+    pub(crate) fn response_headers(&self, origin: &HeaderValue) -> Vec<(HeaderName, HeaderValue)> {
         let mut out = vec![
             (ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()),
             (ACCESS_CONTROL_EXPOSE_HEADERS, self.expose_value.clone()),
@@ -103,7 +103,7 @@ impl Cors {
 
     /// A preflight's answer headers: empty unless the origin, the method and every requested
     /// header are allowed (the browser then refuses the call).
-    pub fn preflight(&self, headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+    pub(crate) fn preflight(&self, headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
         let Some(origin) = self.allowed_origin(headers) else {
             return Vec::new();
         };
@@ -143,14 +143,14 @@ impl Cors {
 
 /// Whether a request is a CORS preflight: `OPTIONS` with `Origin` and
 /// `Access-Control-Request-Method`.
-pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+pub(crate) fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::OPTIONS
         && headers.contains_key(ORIGIN)
         && headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// The method a preflight asks about.
-pub fn requested_method(headers: &HeaderMap) -> Option<Method> {
+pub(crate) fn requested_method(headers: &HeaderMap) -> Option<Method> {
     headers
         .get(ACCESS_CONTROL_REQUEST_METHOD)
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
@@ -159,7 +159,7 @@ pub fn requested_method(headers: &HeaderMap) -> Option<Method> {
 /// The serialised origin of a URL or origin string (lower-case scheme and host, the port
 /// only when not the scheme's default), or `None` for an opaque or unreadable one
 /// (`null`, `file:`...).
-pub fn origin_of(url: &str) -> Option<String> {
+pub(crate) fn origin_of(url: &str) -> Option<String> {
     let parsed = url::Url::parse(url).ok()?;
     match parsed.origin() {
         origin @ url::Origin::Tuple(..) => Some(origin.ascii_serialization()),
@@ -169,14 +169,19 @@ pub fn origin_of(url: &str) -> Option<String> {
 
 /// How the gateway's own origin is told: the scheme of the connection and the `Host`, or
 /// what a trusted proxy in front says of them.
-pub struct Site {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Site {
     pub tls: bool,
     pub peer_trusted: bool,
 }
 
 impl Site {
     /// The origin this request was sent to.
-    pub fn own_origin(&self, headers: &HeaderMap, authority: Option<&str>) -> Option<String> {
+    pub(crate) fn own_origin(
+        &self,
+        headers: &HeaderMap,
+        authority: Option<&str>,
+    ) -> Option<String> {
         let forwarded = |name: &HeaderName| {
             self.peer_trusted
                 .then(|| headers.get(name)?.to_str().ok())
@@ -196,7 +201,11 @@ impl Site {
 /// The CSRF rule for a request the session cookie authenticated: its `Origin` (else its
 /// `Referer`) must be the gateway's own or one `[cors]` allows. Whether the method needs it
 /// is the caller's to say.
-pub fn cross_site_allowed(headers: &HeaderMap, own: Option<&str>, cors: Option<&Cors>) -> bool {
+pub(crate) fn cross_site_allowed(
+    headers: &HeaderMap,
+    own: Option<&str>,
+    cors: Option<&Cors>,
+) -> bool {
     let claimed = match headers.get(ORIGIN) {
         Some(o) => o.to_str().ok().and_then(origin_of),
         None => headers
@@ -211,7 +220,7 @@ pub fn cross_site_allowed(headers: &HeaderMap, own: Option<&str>, cors: Option<&
 }
 
 /// Methods that change nothing (RFC 9110 section 9.2.1): the cookie needs no origin check.
-pub fn is_safe(method: &Method) -> bool {
+pub(crate) fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 

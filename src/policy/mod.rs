@@ -1,10 +1,10 @@
 //! What a request may do: its path normalised (step 4), compiled routes (matcher), roles ->
 //! permissions, ownership rules.
 
-pub mod cors;
-pub mod path;
+pub(crate) mod cors;
+pub(crate) mod path;
 pub(crate) mod roles;
-pub mod route;
+pub(crate) mod route;
 
 pub use roles::RoleGraph;
 pub(crate) use route::{AuthMode, CredentialKind, Route};

@@ -1,4 +1,4 @@
-//! SPEC step 4: refuse the paths that smuggle structure, normalise the rest.
+//! Pipeline step 4: refuse the paths that smuggle structure, normalise the rest.
 //!
 //! The normalised path is both matched and forwarded, so what a route's checks saw is exactly
 //! what the upstream receives.

@@ -1,11 +1,13 @@
-//! Per-request state: set by `request_filter`, read by the later phases.
+//! Per-request state, grouped by what it is: the request's id, the connection as the gateway
+//! sees it, what the pipeline judged, what browsers get, and timing. `request_filter` writes
+//! it (through the steps), the later phases read it.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue, Method};
 
 use crate::auth::Identity;
 use crate::error::GatewayError;
@@ -66,15 +68,28 @@ impl Answered {
     }
 }
 
-pub(crate) struct RequestCtx {
-    /// Loaded once: one request never sees two configs.
-    pub runtime: Arc<Runtime>,
-    pub start: Instant,
-    pub request_id: String,
-    /// The same as a header value, made once for the upstream request and the response.
-    pub request_id_value: Option<HeaderValue>,
-    pub client_ip: Option<IpAddr>,
-    pub peer_trusted: bool,
+/// The request id (step 1), as text for the logs and as a header value.
+#[derive(Default)]
+pub(crate) struct RequestId {
+    pub text: String,
+    /// Visible ASCII by construction, made once for the upstream request and the response.
+    pub value: Option<HeaderValue>,
+}
+
+/// The client as the gateway sees it (step 2).
+#[derive(Default)]
+pub(crate) struct Client {
+    pub ip: Option<IpAddr>,
+    /// The peer is a trusted proxy: its forwarding headers are believed.
+    pub trusted: bool,
+    pub tls: bool,
+}
+
+/// What the pipeline decided about the request (for a decision: about the request it
+/// describes).
+#[derive(Default)]
+pub(crate) struct Judged {
+    pub method: Option<Method>,
     /// The normalised path (step 4).
     pub path: Option<String>,
     pub answered: Answered,
@@ -84,40 +99,53 @@ pub(crate) struct RequestCtx {
     pub rate_limit: Tally,
     /// Why the gateway refused, for the access log and the metrics.
     pub refusal: Option<GatewayError>,
+}
+
+/// What browsers get.
+#[derive(Default)]
+pub(crate) struct Browser {
+    /// The CORS headers every answer to this request carries (the gateway's own and the
+    /// upstream's), worked out once, when the request was routed.
+    pub cors: Vec<(HeaderName, HeaderValue)>,
+    /// An HTTP/1.1 upgrade (a WebSocket handshake): a refusal closes the connection.
+    pub upgrade: bool,
+}
+
+pub(crate) struct Timing {
+    pub start: Instant,
     /// When the request went upstream, for the upstream latency histogram.
     pub upstream_start: Option<Instant>,
-    /// The request's `Origin`, when `[cors]` allows it and the route answers cross-origin
-    /// requests: every answer then carries the CORS headers.
-    pub cors_origin: Option<HeaderValue>,
-    /// `[cors]` is on and the request named an origin: answers say they vary by it.
-    pub vary_origin: bool,
-    /// An HTTP/1.1 upgrade (a WebSocket handshake).
-    pub upgrade: bool,
-    /// On the decision listener: the method of the request the decision is about.
-    pub decision: Option<http::Method>,
-    pub _in_flight: InFlight,
+}
+
+pub(crate) struct RequestCtx {
+    /// Loaded once: one request never sees two configs.
+    pub runtime: Arc<Runtime>,
+    pub id: RequestId,
+    pub client: Client,
+    pub judged: Judged,
+    pub browser: Browser,
+    pub timing: Timing,
+    _in_flight: InFlight,
 }
 
 impl RequestCtx {
     pub(crate) fn new(runtime: Arc<Runtime>, in_flight: &Arc<AtomicUsize>) -> Self {
         RequestCtx {
             runtime,
-            start: Instant::now(),
-            request_id: String::new(),
-            request_id_value: None,
-            client_ip: None,
-            peer_trusted: false,
-            path: None,
-            answered: Answered::Unmatched,
-            identity: None,
-            rate_limit: Tally::default(),
-            refusal: None,
-            upstream_start: None,
-            cors_origin: None,
-            vary_origin: false,
-            upgrade: false,
-            decision: None,
+            id: RequestId::default(),
+            client: Client::default(),
+            judged: Judged::default(),
+            browser: Browser::default(),
+            timing: Timing {
+                start: Instant::now(),
+                upstream_start: None,
+            },
             _in_flight: InFlight::new(in_flight),
         }
+    }
+
+    /// Keeps the refusal for the log and the metrics.
+    pub(crate) fn refused(&mut self, refusal: GatewayError) {
+        self.judged.refusal = Some(refusal);
     }
 }

@@ -1,22 +1,28 @@
-//! SPEC section 9: Portcullis as the authorizer of another proxy (nginx `auth_request`,
-//! Traefik `forwardAuth`, Caddy `forward_auth`, Envoy `ext_authz`). Each request on the
-//! decision listener describes another request; the pipeline judges that one and answers
-//! 200 with the identity headers, or the refusal the proxy would have given. Nothing is
-//! forwarded.
+//! The decision listener's door (docs/DECISION.md): Portcullis as the authorizer of another
+//! proxy (nginx `auth_request`, Traefik `forwardAuth`, Caddy `forward_auth`, Envoy
+//! `ext_authz`). Each request here describes another request; the pipeline judges that one
+//! and answers 200 with the identity headers, or the refusal the proxy would have given.
+//! Nothing is forwarded.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use http::header::{CONNECTION, UPGRADE};
-use http::{HeaderMap, Method, StatusCode};
-use pingora::proxy::Session;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
 
-use super::ctx::{Answered, RequestCtx};
-use super::decide::Caller;
+use super::ctx::RequestCtx;
 use super::forward::{self, Forwarding};
-use super::Gateway;
+use super::judge::{self, Described, Routed};
+use super::pipeline::{self, Destination};
+use super::{answer, log, Door};
+use crate::caller::Asked;
 use crate::error::GatewayError;
 use crate::policy::cors::Site;
-use crate::policy::path;
-use crate::policy::route::find_route;
 use crate::response::LocalResponse;
+use crate::services::Services;
 
 /// Where the proxies put the method and target of the request they ask about.
 const FORWARDED: [(&str, &str); 2] = [
@@ -26,17 +32,58 @@ const FORWARDED: [(&str, &str); 2] = [
     ("x-original-method", "x-original-uri"),
 ];
 
-impl Gateway {
+/// The decision listener: every request is answered, none forwarded.
+pub(crate) struct Decider {
+    pub services: Arc<Services>,
+}
+
+#[async_trait]
+impl ProxyHttp for Decider {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.services.runtime.load_full(), &self.services.in_flight)
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        answer::request_id(session, ctx);
+        let decided = self.decide(session, ctx).await;
+        answer::respond(session, ctx, decided).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        // Every decision request is answered in `request_filter`.
+        Err(Error::explain(
+            ErrorType::InternalError,
+            "a decision is never forwarded",
+        ))
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        log::request_done(&self.services.metrics, Door::Decision, session, ctx);
+    }
+}
+
+impl Decider {
     /// The answer to one decision request.
-    pub(super) async fn decide_for_proxy(
+    async fn decide(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<LocalResponse, GatewayError> {
+        pipeline::check_header_size(&session.req_header().headers)?;
         let runtime = ctx.runtime.clone();
         let config = &runtime.config;
-        let now = self.clock.now();
-        super::pipeline::check_header_size(&session.req_header().headers)?;
+        let now = self.services.clock.now();
         // The forwarded method, target and addresses are believed from trusted proxies only:
         // anyone else could describe any request.
         let peer = session
@@ -46,35 +93,39 @@ impl Gateway {
         let Some(peer) = peer.filter(|p| config.trusted_proxies.contains(p)) else {
             return Err(GatewayError::UntrustedProxy);
         };
-        ctx.peer_trusted = true;
-        let headers = &session.req_header().headers;
-        ctx.client_ip = Some(config.trusted_proxies.client_ip(peer, headers));
         let prefix = config
             .decision
             .as_ref()
             .and_then(|d| d.path_prefix.as_deref());
-        let (method, target) = described(session, prefix)?;
-        ctx.decision = Some(method.clone());
-        // Step 3 on what the proxy relayed of the client's headers.
-        config
-            .identity
-            .client_headers
-            .strip(session.req_header_mut(), true);
-
-        // 4. the target's path, refused or normalised exactly as on the proxy
-        let raw_path = target.split('?').next().unwrap_or_default();
-        let path = path::normalize(raw_path, config.server.allow_path_semicolons)?;
-        ctx.path = Some(path.clone());
-        // 5. the route (the built-in endpoints are not served here)
-        let matched = find_route(&config.routes, &method, &path).ok_or(GatewayError::NotFound)?;
-        ctx.answered = Answered::Route(matched.route.clone());
+        let described = Described {
+            forwarded: Some(described(session, prefix)?),
+            peer: Some(peer),
+            trusted: true,
+            // The client's scheme is the proxy's X-Forwarded-Proto.
+            tls: false,
+            upgrade: is_upgrade(&session.req_header().headers),
+        };
+        let matched = match judge::front(config, session.req_header_mut(), &described, ctx)? {
+            Routed::Preflight(mut answer) => {
+                // The front proxy copies the headers onto its own answer: 200 says "allowed".
+                answer.status = StatusCode::OK;
+                return Ok(answer);
+            }
+            // The built-in endpoints are not served here.
+            Routed::To(Destination::Jwks | Destination::Login(_)) => {
+                return Err(GatewayError::NotFound)
+            }
+            Routed::To(Destination::Route(m)) => m,
+        };
 
         // 6 to 10, on the credentials the proxy relayed.
         let req = session.req_header();
-        let caller = Caller {
+        let method = ctx.judged.method.clone().unwrap_or(Method::GET);
+        let asked = Asked {
             headers: &req.headers,
             method: &method,
-            upgrade: is_upgrade(&req.headers),
+            upgrade: described.upgrade,
+            client_ip: ctx.client.ip,
             // The origin the client called: the proxy's X-Forwarded-Proto and -Host.
             site: Site {
                 tls: false,
@@ -82,35 +133,41 @@ impl Gateway {
             },
             authority: None,
         };
-        self.check_caller(&runtime, ctx, &matched, caller, now)
-            .await?;
-
-        // Allowed: the identity headers, as the upstream would have received them.
-        let forwarding = Forwarding {
-            request_id: ctx.request_id_value.as_ref(),
-            signer: config.signer.as_ref(),
-            internal_token: runtime.internal_token.as_ref(),
-            now,
-            session_cookie: None,
-            peer: None,
-            peer_trusted: true,
-            tls: false,
-            identity: ctx.identity.as_ref(),
-        };
-        // Every identity header is in the answer, empty when the caller has no such value
-        // (an anonymous caller, a claim the token lacks): a front proxy that copies them onto
-        // the request then overwrites the client's own copy instead of letting it through
-        // (Traefik keeps a header the answer lacks; Caddy 2.6 writes its placeholder).
-        let ids = &config.identity;
-        let known = forward::identity_headers(ids, &forwarding);
-        let mut answer = LocalResponse::empty(StatusCode::OK);
-        for name in &ids.all {
-            let value = known.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-            let value = value.and_then(|v| v.to_str().ok()).unwrap_or_default();
-            answer = answer.header(name.clone(), value);
-        }
-        Ok(answer)
+        judge::check_caller(&self.services, &runtime, ctx, &matched, &asked, now).await?;
+        Ok(allowed(&runtime, ctx, now))
     }
+}
+
+/// An allowed decision: the identity headers, as the upstream would have received them.
+fn allowed(runtime: &crate::runtime::Runtime, ctx: &RequestCtx, now: u64) -> LocalResponse {
+    let config = &runtime.config;
+    let forwarding = Forwarding {
+        request_id: ctx.id.value.as_ref(),
+        signer: config.signer.as_ref(),
+        internal_token: runtime.internal_token.as_ref(),
+        now,
+        session_cookie: None,
+        peer: None,
+        peer_trusted: true,
+        tls: false,
+        identity: ctx.judged.identity.as_ref(),
+    };
+    // Every identity header is in the answer, empty when the caller has no such value
+    // (an anonymous caller, a claim the token lacks): a front proxy that copies them onto
+    // the request then overwrites the client's own copy instead of letting it through
+    // (Traefik keeps a header the answer lacks; Caddy 2.6 writes its placeholder).
+    let ids = &config.identity;
+    let known = forward::identity_headers(ids, &forwarding);
+    let mut answer = LocalResponse::empty(StatusCode::OK);
+    for name in &ids.all {
+        let value = known
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone());
+        let value = value.unwrap_or_else(|| HeaderValue::from_static(""));
+        answer = answer.header(name.clone(), value);
+    }
+    answer
 }
 
 /// The method and target of the request a decision is about: from the forwarded headers, else

@@ -1,4 +1,4 @@
-//! SPEC section 3 step 11 on the upstream request: credentials removed unless forwarded, the
+//! Pipeline step 11 on the upstream request: credentials removed unless forwarded, the
 //! identity headers set (they were stripped at step 3), the request id and the forwarded
 //! headers; and the URI the upstream is sent.
 
@@ -152,7 +152,7 @@ fn write_identity(
 }
 
 /// The identity headers alone, as step 11 would set them: what a decision answer carries
-/// (SPEC section 9). None for an anonymous caller.
+/// (docs/DECISION.md). None for an anonymous caller.
 pub(super) fn identity_headers(
     ids: &IdentitySettings,
     f: &Forwarding<'_>,

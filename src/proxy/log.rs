@@ -3,40 +3,47 @@
 
 use std::net::IpAddr;
 
+use pingora::proxy::Session;
+
 use super::ctx::RequestCtx;
+use super::Door;
 use crate::error::{Counted, GatewayError};
 use crate::metrics::{status_label, Metrics};
 
 /// Writes the request's access event (and audit event) and records its metrics.
-pub(super) fn request_done(
-    metrics: &Metrics,
-    method: &http::Method,
-    status: u16,
-    ctx: &RequestCtx,
-) {
-    let route = ctx.answered.route_name();
-    let subject = ctx.identity.as_ref().map_or("", |i| i.subject.as_str());
-    let auth_method = ctx.identity.as_ref().map_or("", |i| i.method.as_str());
-    let client_ip = OptionalIp(ctx.client_ip);
-    let elapsed = ctx.start.elapsed().as_secs_f64();
+pub(super) fn request_done(metrics: &Metrics, door: Door, session: &Session, ctx: &RequestCtx) {
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .unwrap_or(0);
+    let judged = &ctx.judged;
+    let route = judged.answered.route_name();
+    let subject = judged.identity.as_ref().map_or("", |i| i.subject.as_str());
+    let auth_method = judged.identity.as_ref().map_or("", |i| i.method.as_str());
+    let client_ip = OptionalIp(ctx.client.ip);
+    let elapsed = ctx.timing.start.elapsed().as_secs_f64();
     let latency_ms = elapsed * 1000.0;
-    record_metrics(metrics, ctx, status, elapsed);
-    // A decision for another proxy logs the method of the request it is about.
-    let method = ctx.decision.as_ref().unwrap_or(method);
+    record_metrics(metrics, door, ctx, status, elapsed);
+    // The method judged: for a decision, that of the request it is about.
+    let method = judged
+        .method
+        .as_ref()
+        .unwrap_or(&session.req_header().method);
+    let decision = door == Door::Decision;
     tracing::info!(
         target: "access",
-        request_id = %ctx.request_id,
+        request_id = %ctx.id.text,
         method = %method,
-        path = ctx.path.as_deref().unwrap_or(""),
+        path = judged.path.as_deref().unwrap_or(""),
         route,
         status,
         latency_ms,
         client_ip = %client_ip,
         subject,
         auth_method,
-        decision = ctx.decision.is_some(),
+        decision,
     );
-    if let Some(refusal) = ctx.refusal.filter(GatewayError::is_audited) {
+    if let Some(refusal) = judged.refusal.filter(GatewayError::is_audited) {
         tracing::info!(
             target: "audit",
             event = "refused",
@@ -44,30 +51,30 @@ pub(super) fn request_done(
             description = refusal.description(),
             // Only a rate-limit refusal has a policy to name.
             policy = match refusal {
-                GatewayError::RateLimited => ctx.rate_limit.policy().unwrap_or(""),
+                GatewayError::RateLimited => judged.rate_limit.policy().unwrap_or(""),
                 _ => "",
             },
             route,
             client_ip = %client_ip,
-            decision = ctx.decision.is_some(),
-            request_id = %ctx.request_id,
+            decision,
+            request_id = %ctx.id.text,
         );
     }
 }
 
-fn record_metrics(m: &Metrics, ctx: &RequestCtx, status: u16, elapsed: f64) {
-    let route = ctx.answered.label();
-    let (count, duration) = match ctx.decision {
-        Some(_) => (&m.decisions, &m.decision_duration),
-        None => (&m.requests, &m.request_duration),
+fn record_metrics(m: &Metrics, door: Door, ctx: &RequestCtx, status: u16, elapsed: f64) {
+    let route = ctx.judged.answered.label();
+    let (count, duration) = match door {
+        Door::Decision => (&m.decisions, &m.decision_duration),
+        Door::Proxy => (&m.requests, &m.request_duration),
     };
     count
         .with_label_values(&[route, status_label(status)])
         .inc();
     duration.with_label_values(&[route]).observe(elapsed);
-    match ctx.refusal.map(|r| (r, r.counted_as())) {
+    match ctx.judged.refusal.map(|r| (r, r.counted_as())) {
         Some((_, Counted::RateLimited)) => {
-            let policy = ctx.rate_limit.policy().unwrap_or("");
+            let policy = ctx.judged.rate_limit.policy().unwrap_or("");
             m.rate_limited.with_label_values(&[policy]).inc();
         }
         Some((r, Counted::AuthFailure)) => {

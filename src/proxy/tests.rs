@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::error::{GatewayError, TokenError};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
+use crate::services::Services;
 use crate::store::MemoryStore;
 
 const SECRET: &str = "unit-secret-0123456789-0123456789-01";
@@ -49,14 +50,17 @@ roles_any = ["viewer"]
     std::fs::write(&path, toml).unwrap();
     let config = crate::config::load(&path).unwrap().config;
     let clock = Clock::manual(NOW);
-    let gateway = Gateway {
+    let services = Services {
         runtime: Arc::new(ArcSwap::from_pointee(Runtime::new(config, None, None))),
         store: Arc::new(MemoryStore::new(clock.clone())),
         passwords: PasswordPool::new(1, 1),
         clock,
         metrics: Arc::new(Metrics::new()),
+        directory: None,
         in_flight: Arc::new(AtomicUsize::new(0)),
-        decision: false,
+    };
+    let gateway = Gateway {
+        services: Arc::new(services),
     };
     (gateway, dir)
 }
@@ -92,7 +96,7 @@ async fn a_forwarded_request_carries_the_identity_and_none_of_the_client_s() {
         !gw.request_filter(&mut s, &mut ctx).await.unwrap(),
         "forwarded"
     );
-    assert_eq!(ctx.identity.as_ref().unwrap().subject, "alice");
+    assert_eq!(ctx.judged.identity.as_ref().unwrap().subject, "alice");
 
     let mut upstream: RequestHeader = s.req_header().clone();
     gw.upstream_request_filter(&mut s, &mut upstream, &mut ctx)
@@ -115,7 +119,7 @@ async fn a_forwarded_request_carries_the_identity_and_none_of_the_client_s() {
             "{gone} reached the upstream request"
         );
     }
-    assert_eq!(values("x-request-id"), [ctx.request_id.clone()]);
+    assert_eq!(values("x-request-id"), [ctx.id.text.clone()]);
 }
 
 #[tokio::test]
@@ -137,7 +141,7 @@ async fn a_refused_request_is_answered_here_with_its_reason() {
             gw.request_filter(&mut s, &mut ctx).await.unwrap(),
             "answered here"
         );
-        assert_eq!(ctx.refusal, Some(want));
+        assert_eq!(ctx.judged.refusal, Some(want));
         assert_eq!(s.response_written().unwrap().status.as_u16(), status);
     }
     // A caller whose credential verified is kept for the log, refused or not.
@@ -149,8 +153,8 @@ async fn a_refused_request_is_answered_here_with_its_reason() {
     let mut ctx: RequestCtx = gw.new_ctx();
     assert!(gw.request_filter(&mut s, &mut ctx).await.unwrap());
     assert!(matches!(
-        ctx.refusal,
+        ctx.judged.refusal,
         Some(GatewayError::InsufficientScope(_))
     ));
-    assert_eq!(ctx.identity.as_ref().unwrap().subject, "bob");
+    assert_eq!(ctx.judged.identity.as_ref().unwrap().subject, "bob");
 }

@@ -10,7 +10,7 @@ use crate::claims::{claim_at, claim_header_value};
 /// One part of a policy's `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyPart {
-    /// The client IP of SPEC step 2.
+    /// The client IP of pipeline step 2.
     Ip,
     /// The verified subject.
     Subject,
@@ -50,7 +50,7 @@ impl KeyPart {
         }
     }
 
-    /// Whether the part is known before credentials are looked at (SPEC step 6).
+    /// Whether the part is known before credentials are looked at (pipeline step 6).
     pub fn known_before_credentials(&self) -> bool {
         matches!(self, KeyPart::Ip | KeyPart::Route | KeyPart::Header(_))
     }

@@ -1,4 +1,4 @@
-//! Rate limiting (SPEC sections 2 and 3): named policies, the key a request is counted under,
+//! Rate limiting (docs/CONFIG.md, `[rate_limits]`): named policies, the key a request is counted under,
 //! and the decision with its `RateLimit-*` headers.
 //!
 //! A policy counts requests in a [`Limiter`]: [`LocalLimiter`] (governor's GCRA in this
@@ -142,7 +142,7 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     fn tracked_keys(&self) -> usize;
 }
 
-/// When in the pipeline a policy is checked (SPEC section 3, steps 6 and 10).
+/// When in the pipeline a policy is checked (pipeline steps 6 and 10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// Keyed only by ip, route or header: checked before any credential work.

@@ -1,4 +1,4 @@
-//! The background fetch of every `jwks_url` of the current runtime (SPEC section 2): when a set
+//! The background fetch of every `jwks_url` of the current runtime (docs/CONFIG.md): when a set
 //! is due (at start, every `jwks_refresh`, on an unknown kid at most every 10 s), on the
 //! gateway's clock, so that tests move the schedule rather than wait for it.
 

@@ -9,7 +9,6 @@
 pub(crate) mod jwks;
 pub(crate) mod tasks;
 
-use crate::accounts::directory::Directory;
 use std::sync::Arc;
 
 use crate::auth::cache::TokenCache;
@@ -39,17 +38,9 @@ pub struct Runtime {
     /// By [`UpstreamId`].
     pub upstreams: Vec<Arc<UpstreamPool>>,
     pub internal_token: Option<InternalToken>,
-    /// The writable user store of `users_db`, opened at start and kept until restart.
-    pub(crate) accounts: Option<Arc<Directory>>,
 }
 
 impl Runtime {
-    /// The first runtime's user store (later ones carry it over).
-    pub(crate) fn with_accounts(mut self, accounts: Option<Arc<Directory>>) -> Runtime {
-        self.accounts = accounts;
-        self
-    }
-
     /// The runtime of `config`; `previous` is the one it replaces (its state is carried over
     /// where the config is unchanged), `shared` the store's shared buckets (`scope = "global"`).
     pub fn new(
@@ -84,11 +75,6 @@ impl Runtime {
             .internal_token
             .as_ref()
             .map(InternalToken::new);
-        let accounts = previous.and_then(|p| p.accounts.clone());
-        if let Some(a) = &accounts {
-            // The keys made at run time name roles of this config now.
-            a.keys.set_roles(Arc::new(config.roles.clone()));
-        }
         Runtime {
             config: Arc::new(config),
             verifier,
@@ -97,7 +83,6 @@ impl Runtime {
             policies,
             upstreams,
             internal_token,
-            accounts,
         }
     }
 

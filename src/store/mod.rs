@@ -1,4 +1,4 @@
-//! Shared state (SPEC `[store]`): revocations, refresh sessions, failed-login counters and
+//! Shared state (docs/CONFIG.md, `[store]`): revocations, refresh sessions, failed-login counters and
 //! lockouts, and the single-use markers of MFA.
 //!
 //! [`Store`] is the seam between the gateway and where the state lives. The memory backend
@@ -50,7 +50,7 @@ impl Revocation {
     }
 }
 
-/// What SPEC step 8 asks about a credential that verified.
+/// What pipeline step 8 asks about a credential that verified.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Presented<'a> {
     pub jti: Option<&'a str>,
@@ -61,7 +61,7 @@ pub struct Presented<'a> {
     pub api_key: Option<&'a str>,
 }
 
-/// What a session is, for its owner's list (SPEC section 7): kept beside the refresh state,
+/// What a session is, for its owner's list (docs/CONFIG.md, "Users in a database"): kept beside the refresh state,
 /// for as long.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SessionInfo {
@@ -107,7 +107,7 @@ pub enum StoreError {
 /// Where shared state lives. Times are Unix seconds of the store's clock.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
-    /// SPEC step 8: whether a verified credential is revoked at `now`. Answered locally.
+    /// Pipeline step 8: whether a verified credential is revoked at `now`. Answered locally.
     fn is_revoked(&self, presented: &Presented<'_>, now: u64) -> bool;
 
     /// Whether the revocations this instance knows were confirmed current within

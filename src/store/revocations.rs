@@ -1,4 +1,4 @@
-//! The revocations this process knows, as SPEC step 8 reads them on every request: a local
+//! The revocations this process knows, as pipeline step 8 reads them on every request: a local
 //! view, written by revocations (and, with Redis, by what other instances publish).
 
 use std::collections::{HashMap, HashSet};

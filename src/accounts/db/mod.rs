@@ -1,4 +1,4 @@
-//! The writable user store (SPEC section 7): users and their API keys in SQLite or
+//! The writable user store (docs/CONFIG.md, "Users in a database"): users and their API keys in SQLite or
 //! PostgreSQL, through sqlx's Any driver (queries at run time: no database at compile time).
 //!
 //! The database's I/O runs on a runtime of its own, on a thread started with the first query

@@ -184,8 +184,7 @@ async fn unknown_names_get_a_decoy_of_the_users_cost() {
     use crate::accounts::password::PasswordHash;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
-    let roles = std::sync::Arc::new(crate::policy::roles::RoleGraph::default());
-    let directory = Directory::open(&url, "a-db-key-of-at-least-32-bytes-long", roles).unwrap();
+    let directory = Directory::open(&url, "a-db-key-of-at-least-32-bytes-long").unwrap();
     let bcrypt = bcrypt::hash_with_result("pw", 5)
         .unwrap()
         .format_for_version(bcrypt::Version::TwoB);

@@ -1,4 +1,4 @@
-//! `[decision]`: the listener other proxies ask whether a request may pass (SPEC section 9).
+//! `[decision]`: the listener other proxies ask whether a request may pass (docs/DECISION.md).
 
 use super::{root, Validator};
 use crate::config::raw::RawDecision;

@@ -259,7 +259,7 @@ impl<'a> Validator<'a> {
             api_keys,
             signer: tokens.signer,
             jwks: tokens.jwks.into(),
-            roles: roles?,
+            roles: std::sync::Arc::new(roles?),
             identity: identity?,
             upstreams: upstreams.settings,
             routes,

@@ -1,4 +1,4 @@
-//! `users.toml` (SPEC section 2): read and checked like gateway.toml, by a validator of its
+//! `users.toml` (docs/CONFIG.md): read and checked like gateway.toml, by a validator of its
 //! own file, every error with its place in that file.
 
 use std::collections::{BTreeMap, HashSet};

@@ -1,7 +1,7 @@
 //! The Redis backend: one gateway state shared by many instances.
 //!
 //! Every write is one atomic command or Lua script, with a TTL, under `key_prefix`.
-//! Revocations are also kept in a local view (SPEC step 8 never waits on Redis): each is
+//! Revocations are also kept in a local view (pipeline step 8 never waits on Redis): each is
 //! written to two sorted sets (by expiry, and by a version counter) and published. Instances
 //! apply what is published at once, and every 250 ms compare the version counter with what
 //! they applied, fetching what they missed: a dropped message or a reconnect costs at most

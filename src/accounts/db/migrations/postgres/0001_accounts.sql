@@ -1,4 +1,4 @@
--- Users, their API keys, and the change log other instances follow (SPEC section 7).
+-- Users, their API keys, and the change log other instances follow (docs/CONFIG.md, "Users in a database").
 -- Times are Unix seconds; roles, claims, backup codes and allowed IPs are JSON text.
 CREATE TABLE portcullis_users (
     username      TEXT PRIMARY KEY NOT NULL,  -- lower-cased

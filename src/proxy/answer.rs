@@ -1,16 +1,50 @@
-//! The proxy's own I/O on the client connection: a built-in endpoint's body read whole, and
-//! the gateway's answers written.
+//! The gateway's own I/O on the client connection, for both doors: the request id (step 1),
+//! a built-in endpoint's body read whole, and the gateway's answers written with what every
+//! answer of the request carries (the request id, the `RateLimit-*` and CORS headers).
 
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
+use super::ctx::{RequestCtx, RequestId};
 use crate::endpoints::body::MAX_BODY;
 use crate::error::GatewayError;
-use crate::headers::X_REQUEST_ID;
+use crate::headers::{self, X_REQUEST_ID};
 use crate::response::LocalResponse;
+
+/// Step 1: keeps the client's request id, or makes one.
+pub(super) fn request_id(session: &Session, ctx: &mut RequestCtx) {
+    let incoming = session.req_header().headers.get(X_REQUEST_ID);
+    let text = headers::request_id(incoming.map(|v| v.as_bytes()));
+    // Visible ASCII by construction (a client's is checked, ours is a UUID).
+    let value = HeaderValue::from_str(&text).ok();
+    ctx.id = RequestId { text, value };
+}
+
+/// Writes the gateway's own answer to the request (`Err`: its refusal, kept for the log).
+pub(super) async fn respond(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    answer: Result<LocalResponse, GatewayError>,
+) -> pingora::Result<()> {
+    let mut response = match answer {
+        Ok(response) => response,
+        Err(refusal) => {
+            ctx.refused(refusal);
+            LocalResponse::refusal(&refusal, &ctx.id.text)
+        }
+    };
+    response.headers.extend(ctx.judged.rate_limit.headers());
+    response.headers.extend(ctx.browser.cors.iter().cloned());
+    if ctx.browser.upgrade {
+        // A refused upgrade ends the connection: nothing the client sends after it is read
+        // as another request, let alone tunnelled.
+        session.set_keepalive(None);
+    }
+    write(session, response, &ctx.id).await
+}
 
 /// Reads the whole body, refusing it as soon as it is known to be too large.
 pub(super) async fn read_body(session: &mut Session) -> Result<Bytes, GatewayError> {
@@ -43,7 +77,7 @@ pub(super) async fn read_body(session: &mut Session) -> Result<Bytes, GatewayErr
 pub(super) async fn write(
     session: &mut Session,
     resp: LocalResponse,
-    request_id: &str,
+    request_id: &RequestId,
 ) -> pingora::Result<()> {
     let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len() + 2))?;
     for (name, value) in resp.headers {
@@ -51,9 +85,11 @@ pub(super) async fn write(
     }
     // RFC 9110 section 8.6: no Content-Length on a 204.
     if resp.status != StatusCode::NO_CONTENT {
-        header.insert_header(CONTENT_LENGTH, resp.body.len().to_string())?;
+        header.insert_header(CONTENT_LENGTH, HeaderValue::from(resp.body.len()))?;
     }
-    header.insert_header(X_REQUEST_ID, request_id)?;
+    if let Some(id) = &request_id.value {
+        header.insert_header(X_REQUEST_ID, id.clone())?;
+    }
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(header), head_only)
