@@ -2,12 +2,12 @@
 # Memory under a flood of distinct client IPs through an ip-keyed rate limit: the RSS of the
 # gateway idle, at the flood's peak, and after two pruning rounds, with the keys it holds.
 #
-#   bench/ip_flood.sh                 1,000,000 IPs under the SPEC's example policy (100/s, burst 200)
+#   bench/ip_flood.sh                 1,000,000 IPs under docs/CONFIG.md's example policy (100/s, burst 200)
 #   FLOOD_IPS=2000000 RATE=1/h bench/ip_flood.sh    a policy whose keys never refill in time:
 #                                                   only the key cap (2^20 per policy) bounds it
 #
 # The requests carry no credential on an `auth = "required"` route, so each is counted by the
-# limiter (SPEC step 6) and then refused with 401 without touching an upstream: an
+# limiter (pipeline step 6) and then refused with 401 without touching an upstream: an
 # unauthenticated flood. wrk on CPU 1, the gateway on CPU 0.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)

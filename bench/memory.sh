@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Memory: the gateway's RSS idle, with 100,000 revoked jtis, and through a flood of 1,000,000
-# distinct client IPs against an ip-keyed limiter (SPEC's example policy, 100/s burst 200), in one
+# distinct client IPs against an ip-keyed limiter (docs/CONFIG.md's example policy, 100/s burst 200), in one
 # process: what each step adds.
 #
 #   bench/memory.sh                       REVOKED=100000 FLOOD_IPS=1000000 by default

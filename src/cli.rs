@@ -85,7 +85,7 @@ pub enum UsersCommand {
 }
 
 /// How `run` starts: in the foreground by default; `-d` and `-u` are for a graceful binary
-/// upgrade under systemd (README, "Operations").
+/// upgrade under systemd (docs/OPERATIONS.md).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
     /// Take the listening sockets over from the running instance (then send it SIGQUIT).

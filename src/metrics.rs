@@ -55,22 +55,7 @@ impl Metrics {
                 .expect("registered once");
             h
         };
-        let store_up = IntGauge::new(
-            "portcullis_store_up",
-            "1 while the shared store is reachable and the revocation state current",
-        )
-        .expect("a valid gauge");
-        registry
-            .register(Box::new(store_up.clone()))
-            .expect("registered once");
-        let log_lines_dropped = IntCounter::new(
-            "portcullis_log_lines_dropped_total",
-            "Log lines dropped because the writer could not keep up with them",
-        )
-        .expect("a valid counter");
-        registry
-            .register(Box::new(log_lines_dropped.clone()))
-            .expect("registered once");
+        let (store_up, log_lines_dropped) = gauges(&registry);
         let m = Metrics {
             requests: counter(
                 "portcullis_requests_total",
@@ -171,4 +156,25 @@ pub(crate) fn status_label(status: u16) -> &'static str {
         s if s < 500 => "4xx",
         _ => "5xx",
     }
+}
+
+/// The families without labels: the store's state and the log lines dropped.
+fn gauges(registry: &Registry) -> (IntGauge, IntCounter) {
+    let store_up = IntGauge::new(
+        "portcullis_store_up",
+        "1 while the shared store is reachable and the revocation state current",
+    )
+    .expect("a valid gauge");
+    registry
+        .register(Box::new(store_up.clone()))
+        .expect("registered once");
+    let log_lines_dropped = IntCounter::new(
+        "portcullis_log_lines_dropped_total",
+        "Log lines dropped because the writer could not keep up with them",
+    )
+    .expect("a valid counter");
+    registry
+        .register(Box::new(log_lines_dropped.clone()))
+        .expect("registered once");
+    (store_up, log_lines_dropped)
 }

@@ -129,13 +129,17 @@ impl Reloader {
     }
 }
 
-/// Listeners, threads and the store are set up once: a change waits for a restart.
-fn users_db(config: &Config) -> Option<&str> {
-    config
-        .login
-        .as_ref()
-        .and_then(|l| l.users_db.as_ref())
-        .map(|d| d.url.expose())
+/// Listeners, threads, the store and the users database are set up once: a change waits
+/// for a restart.
+fn users_db(config: &Config) -> (Option<&str>, Option<&str>) {
+    let db = config.login.as_ref().and_then(|l| l.users_db.as_ref());
+    (db.map(|d| d.url.expose()), db.map(|d| d.db_key.expose()))
+}
+
+/// The certificate and key files the listeners load.
+fn tls(config: &Config) -> Option<(&std::path::Path, &std::path::Path)> {
+    let files = config.server.tls.as_ref()?;
+    Some((&files.cert_file, &files.key_file))
 }
 
 fn decision_listen(c: &Config) -> Vec<std::net::SocketAddr> {
@@ -157,10 +161,11 @@ fn report_restart_only_changes(running: &Config, next: &Config) {
     for (what, changed) in [
         ("server.listen", a.listen != b.listen),
         ("server.admin_listen", a.admin_listen != b.admin_listen),
-        ("server.tls", a.tls.is_some() != b.tls.is_some()),
+        ("server.tls", tls(running) != tls(next)),
         ("server.threads", a.threads != b.threads),
         ("store", store_changed),
-        ("login.users_db", users_db(running) != users_db(next)),
+        ("login.users_db", users_db(running).0 != users_db(next).0),
+        ("login.db_key", users_db(running).1 != users_db(next).1),
         (
             "decision.listen",
             decision_listen(running) != decision_listen(next),

@@ -213,3 +213,80 @@ fn insert(keys: &mut Keys, live: LiveKey) {
         .insert(row.id.clone());
     keys.by_digest.insert(digest, entry);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::accounts::db::keys::KeyRow;
+
+    fn graph(defs: &[(&str, &[&str], &[&str])]) -> Arc<RoleGraph> {
+        let defs: BTreeMap<String, (Vec<String>, Vec<String>)> = defs
+            .iter()
+            .map(|(name, inherits, perms)| {
+                let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
+                (name.to_string(), (list(inherits), list(perms)))
+            })
+            .collect();
+        Arc::new(RoleGraph::build(&defs).unwrap())
+    }
+
+    fn ring_with(key: &str, roles: &[&str], owner_roles: &[&str]) -> KeyRing {
+        let strings = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ring = KeyRing::default();
+        ring.replace_all(vec![LiveKey {
+            key: KeyRow {
+                id: "key_1".into(),
+                username: "ann".into(),
+                name: "ci".into(),
+                prefix: key[..8].into(),
+                key_sha256: apikey::sha256_hex(key),
+                roles: strings(roles),
+                allowed_ips: vec![],
+                expires_at: None,
+                created_at: 0,
+                last_used_at: None,
+            },
+            subject: "sub-ann".into(),
+            owner_roles: strings(owner_roles),
+        }]);
+        ring
+    }
+
+    /// A reload's new roles are seen by requests of the new config only: a request still on
+    /// the old one gets the grants of the old roles, before and after the new one asked.
+    #[test]
+    fn grants_follow_the_role_graph_of_the_asking_config() {
+        let key = "pcs_0123456789abcdef0123456789abcdef";
+        let ring = ring_with(key, &["ops"], &["ops"]);
+        let old = graph(&[("ops", &[], &["deploy"])]);
+        let new = graph(&[("ops", &[], &["deploy", "rollback"])]);
+        let perms = |g: &Arc<RoleGraph>| {
+            let k = ring.verify(key, None, 0, g).unwrap();
+            k.grants.permissions.iter().cloned().collect::<Vec<_>>()
+        };
+        assert_eq!(perms(&old), ["deploy"]);
+        assert_eq!(perms(&new), ["deploy", "rollback"]);
+        assert_eq!(
+            perms(&old),
+            ["deploy"],
+            "the old config's request, after the reload"
+        );
+    }
+
+    /// A key keeps only the roles its owner still has, under the asking config's inheritance.
+    #[test]
+    fn a_key_never_grants_more_than_its_owner_has() {
+        let key = "pcs_fedcba9876543210fedcba9876543210";
+        let ring = ring_with(key, &["admin", "viewer"], &["viewer"]);
+        let g = graph(&[("admin", &["viewer"], &["*"]), ("viewer", &[], &["read"])]);
+        let k = ring.verify(key, None, 0, &g).unwrap();
+        assert_eq!(k.roles, ["viewer"]);
+        assert!(!k.grants.has_permission("write"));
+        assert_eq!(
+            ring.verify("pcs_unknown", None, 0, &g).unwrap_err(),
+            ApiKeyError::Unknown
+        );
+    }
+}

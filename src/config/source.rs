@@ -323,13 +323,18 @@ fn interpolate_table(table: &mut DeTable<'_>, path: &KeyPath, errs: &mut Vec<Env
     }
 }
 
+/// What opens a variable in a string value.
+const ENV_OPEN: &str = "${";
+
 fn interpolate_value(v: &mut Spanned<DeValue<'_>>, path: &KeyPath, errs: &mut Vec<EnvError>) {
     let span = v.span();
     match v.get_mut() {
-        DeValue::String(s) if s.contains("${") => match expand_env(s, |n| std::env::var(n).ok()) {
-            Ok(expanded) => *s = expanded.into(),
-            Err(msg) => errs.push((span, path.clone(), msg)),
-        },
+        DeValue::String(s) if s.contains(ENV_OPEN) => {
+            match expand_env(s, |n| std::env::var(n).ok()) {
+                Ok(expanded) => *s = expanded.into(),
+                Err(msg) => errs.push((span, path.clone(), msg)),
+            }
+        }
         DeValue::Table(t) => interpolate_table(t, path, errs),
         DeValue::Array(a) => {
             for (i, item) in a.iter_mut().enumerate() {
@@ -347,12 +352,12 @@ pub(crate) fn expand_env(
 ) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
-    while let Some(start) = rest.find("${") {
+    while let Some(start) = rest.find(ENV_OPEN) {
         out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
+        let after = &rest[start + ENV_OPEN.len()..];
         let end = after
             .find('}')
-            .ok_or_else(|| "unterminated `${` in string".to_string())?;
+            .ok_or_else(|| format!("unterminated `{ENV_OPEN}` in string"))?;
         let name = &after[..end];
         let valid =
             !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');

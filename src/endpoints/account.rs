@@ -8,10 +8,11 @@ use serde_json::{json, Value};
 
 use super::paths::AccountEndpoint;
 use super::{fields, identify, pair_response, to_json, EndpointRequest};
+use crate::accounts::db::keys::KeyRow;
 use crate::accounts::service::NewKey;
 use crate::auth::AuthMethod;
 use crate::error::GatewayError;
-use crate::login::account::Me;
+use crate::login::account::{Me, SessionView};
 use crate::login::{Login, Refused};
 use crate::policy::CredentialKind;
 use crate::units::rfc3339;
@@ -49,21 +50,7 @@ pub(super) async fn answer(
             Ok(pair_response(&pair, login.settings)?)
         }
         AccountEndpoint::Sessions => {
-            let sessions: Vec<Value> = login
-                .sessions(&me)
-                .await?
-                .into_iter()
-                .map(|s| {
-                    json!({
-                        "sid": s.info.sid,
-                        "created_at": rfc3339(s.info.created_at),
-                        "last_used_at": rfc3339(s.info.last_used_at),
-                        "client_ip": s.info.client_ip,
-                        "user_agent": s.info.user_agent,
-                        "current": s.current,
-                    })
-                })
-                .collect();
+            let sessions: Vec<Value> = login.sessions(&me).await?.iter().map(session).collect();
             Ok(json_response(
                 StatusCode::OK,
                 json!({ "sessions": sessions }),
@@ -75,22 +62,7 @@ pub(super) async fn answer(
         }
         AccountEndpoint::ApiKeys if req.method == Method::POST => create_key(req, login, &me).await,
         AccountEndpoint::ApiKeys => {
-            let keys: Vec<Value> = login
-                .keys(&me)
-                .await?
-                .into_iter()
-                .map(|k| {
-                    json!({
-                        "id": k.id,
-                        "name": k.name,
-                        "prefix": k.prefix,
-                        "roles": k.roles,
-                        "created_at": rfc3339(k.created_at),
-                        "expires_at": k.expires_at.map(rfc3339),
-                        "last_used_at": k.last_used_at.map(rfc3339),
-                    })
-                })
-                .collect();
+            let keys: Vec<Value> = login.keys(&me).await?.iter().map(key).collect();
             Ok(json_response(StatusCode::OK, json!({ "api_keys": keys })))
         }
         AccountEndpoint::ApiKey => {
@@ -121,6 +93,31 @@ pub(super) async fn answer(
             Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
         }
     }
+}
+
+/// A session as its owner's list shows it.
+fn session(s: &SessionView) -> Value {
+    json!({
+        "sid": s.info.sid,
+        "created_at": rfc3339(s.info.created_at),
+        "last_used_at": rfc3339(s.info.last_used_at),
+        "client_ip": s.info.client_ip,
+        "user_agent": s.info.user_agent,
+        "current": s.current,
+    })
+}
+
+/// A key as its owner's list shows it: never the key or its digest.
+fn key(k: &KeyRow) -> Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "roles": k.roles,
+        "created_at": rfc3339(k.created_at),
+        "expires_at": k.expires_at.map(rfc3339),
+        "last_used_at": k.last_used_at.map(rfc3339),
+    })
 }
 
 #[derive(Deserialize)]

@@ -256,7 +256,7 @@ impl Drop for Daemon {
     }
 }
 
-/// `run -d` (the README's systemd unit): the gateway forks into the background, and what owns
+/// `run -d` (the systemd unit of docs/OPERATIONS.md): the gateway forks into the background, and what owns
 /// threads (the password workers, the log writer) must be started in the child.
 #[tokio::test]
 async fn run_in_the_background_serves_logins_and_logs() {

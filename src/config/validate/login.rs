@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{root, Validator};
@@ -40,71 +41,15 @@ impl Validator<'_> {
                 "the login endpoints issue tokens: they need a valid [tokens] section",
             );
         }
-        let base_path = raw.base_path.clone().unwrap_or_else(|| "/auth".into());
-        let segments_ok = base_path
-            .split('/')
-            .skip(1)
-            .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains(['{', '}', '*', '%']));
-        if !base_path.starts_with('/') || base_path.len() < 2 || !segments_ok {
-            self.err(
-                &p.key("base_path"),
-                "must be a path such as \"/auth\": no trailing slash, no patterns or escapes",
-            );
-        }
-        let max_failed_attempts = match raw.max_failed_attempts {
-            None => DEFAULT_MAX_FAILED_ATTEMPTS,
-            Some(0) => {
-                self.err(&p.key("max_failed_attempts"), "must be at least 1");
-                DEFAULT_MAX_FAILED_ATTEMPTS
-            }
-            Some(n) => n,
-        };
-        let lockout = self
-            .duration(&p.key("lockout"), raw.lockout.as_deref(), DEFAULT_LOCKOUT)
-            .as_secs();
-        if lockout == 0 {
-            self.err(&p.key("lockout"), "must be at least one second");
-        }
+        let base_path = self.base_path(&raw, &p);
+        let (max_failed_attempts, lockout) = self.attempts(&raw, &p);
         let rate_limit =
             self.login_rate_limit(raw.rate_limit.as_deref(), &p.key("rate_limit"), shared);
         let cookie = raw
             .cookie
             .as_ref()
             .map(|c| self.cookie(c, &p.key("cookie")));
-
-        let users_db = raw
-            .users_db
-            .as_deref()
-            .and_then(|url| self.users_db(url, raw.db_key.as_deref(), &p));
-        if raw.users_db.is_some() && raw.users_file.is_some() {
-            self.err(
-                &p.key("users_db"),
-                "users_db and users_file exclude each other: one user store",
-            );
-        }
-        if raw.users_db.is_none() {
-            for (key, given) in [
-                ("db_key", raw.db_key.is_some()),
-                ("registration", raw.registration.is_some()),
-                ("password_policy", raw.password_policy.is_some()),
-            ] {
-                if given {
-                    self.err(&p.key(key), "needs users_db (a writable user store)");
-                }
-            }
-        }
-        let (users_file, users) = if raw.users_db.is_some() {
-            (None, Users::default())
-        } else {
-            let file = self.resolve(raw.users_file.as_deref().unwrap_or("users.toml"));
-            let at = if raw.users_file.is_some() {
-                p.key("users_file")
-            } else {
-                p.clone()
-            };
-            let users = self.users_file(&file, &at, roles);
-            (Some(file), users)
-        };
+        let (users_file, users, users_db) = self.user_store(&raw, &p, roles);
         let registration = raw
             .registration
             .as_ref()
@@ -137,6 +82,79 @@ impl Validator<'_> {
             rate_limit,
             cookie,
         })
+    }
+
+    /// `base_path`: a literal path of its own, `/auth` by default.
+    fn base_path(&self, raw: &RawLogin, p: &KeyPath) -> String {
+        let base_path = raw.base_path.clone().unwrap_or_else(|| "/auth".into());
+        let segments_ok = base_path
+            .split('/')
+            .skip(1)
+            .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains(['{', '}', '*', '%']));
+        if !base_path.starts_with('/') || base_path.len() < 2 || !segments_ok {
+            self.err(
+                &p.key("base_path"),
+                "must be a path such as \"/auth\": no trailing slash, no patterns or escapes",
+            );
+        }
+        base_path
+    }
+
+    /// `max_failed_attempts` and `lockout` (seconds).
+    fn attempts(&self, raw: &RawLogin, p: &KeyPath) -> (u32, u64) {
+        let max_failed_attempts = match raw.max_failed_attempts {
+            None => DEFAULT_MAX_FAILED_ATTEMPTS,
+            Some(0) => {
+                self.err(&p.key("max_failed_attempts"), "must be at least 1");
+                DEFAULT_MAX_FAILED_ATTEMPTS
+            }
+            Some(n) => n,
+        };
+        let lockout = self
+            .duration(&p.key("lockout"), raw.lockout.as_deref(), DEFAULT_LOCKOUT)
+            .as_secs();
+        if lockout == 0 {
+            self.err(&p.key("lockout"), "must be at least one second");
+        }
+        (max_failed_attempts, lockout)
+    }
+
+    /// The one user store: `users_db`, or the users file (and what only `users_db` takes).
+    fn user_store(
+        &self,
+        raw: &RawLogin,
+        p: &KeyPath,
+        roles: &HashSet<String>,
+    ) -> (Option<PathBuf>, Users, Option<UsersDb>) {
+        let users_db = raw
+            .users_db
+            .as_deref()
+            .and_then(|url| self.users_db(url, raw.db_key.as_deref(), p));
+        if raw.users_db.is_some() && raw.users_file.is_some() {
+            self.err(
+                &p.key("users_db"),
+                "users_db and users_file exclude each other: one user store",
+            );
+        }
+        if raw.users_db.is_some() {
+            return (None, Users::default(), users_db);
+        }
+        for (key, given) in [
+            ("db_key", raw.db_key.is_some()),
+            ("registration", raw.registration.is_some()),
+            ("password_policy", raw.password_policy.is_some()),
+        ] {
+            if given {
+                self.err(&p.key(key), "needs users_db (a writable user store)");
+            }
+        }
+        let file = self.resolve(raw.users_file.as_deref().unwrap_or("users.toml"));
+        let at = match raw.users_file.is_some() {
+            true => p.key("users_file"),
+            false => p.clone(),
+        };
+        let users = self.users_file(&file, &at, roles);
+        (Some(file), users, users_db)
     }
 
     /// `users_db` and its `db_key`: a relative SQLite path is read from the config's

@@ -131,7 +131,7 @@ async fn a_user_disabled_on_one_instance_is_refused_on_the_other_within_a_second
 }
 
 /// Without notifications (SQLite has none), the poll carries a change: two gateways on one
-/// SQLite file, which the README keeps to one instance, show the backstop on its own.
+/// SQLite file, which docs/CONFIG.md keeps to one instance, show the backstop on its own.
 #[tokio::test]
 async fn without_notifications_the_poll_carries_changes_within_a_second() {
     let dir = tempfile::tempdir().unwrap();

@@ -313,3 +313,72 @@ async fn decisions_are_logged_and_counted_as_decisions() {
     assert!(logs.contains(r#""event":"refused""#) && logs.contains(r#""decision":true"#));
     assert!(!logs.contains(&viewer[7..]), "no token in the logs");
 }
+
+/// Browsers behind a front proxy get what they would get directly: a preflight described to
+/// the decision listener is allowed without a credential (200, with the `Access-Control-*`
+/// headers to copy), and every decision answer to an allowed origin carries the CORS headers.
+#[tokio::test]
+async fn browsers_behind_the_front_proxy_get_cors_answers() {
+    let (upstream, _) = counting_upstream().await;
+    let decision: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let toml = config(decision).replace(
+        "[admin]",
+        "[cors]\nallowed_origins = [\"https://app.example.com\"]\n\n[admin]",
+    );
+    let _gw = Gateway::start(&toml, upstream).await;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(decision).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let origin = "https://app.example.com";
+    let mut checks = Checks::new();
+    let preflight = |origin: &'static str| {
+        vec![
+            ("X-Forwarded-Method", "OPTIONS"),
+            ("X-Forwarded-Uri", "/api/orders"),
+            ("Origin", origin),
+            ("Access-Control-Request-Method", "GET"),
+        ]
+    };
+    let r = call(decision, "GET", "/", &preflight(origin)).await;
+    checks.eq("a preflight's status", r.status, 200);
+    checks.eq(
+        "its allowed origin",
+        r.header("access-control-allow-origin"),
+        Some(origin),
+    );
+    checks.eq(
+        "its methods",
+        r.header("access-control-allow-methods").is_some(),
+        true,
+    );
+    let r = call(decision, "GET", "/", &preflight("https://evil.example")).await;
+    checks.eq("a foreign origin's preflight", r.status, 200);
+    checks.eq(
+        "with nothing to allow",
+        r.header("access-control-allow-origin"),
+        None,
+    );
+    // A refusal and an allowed decision, both to the allowed origin.
+    let viewer = bearer(&token("alice", &["viewer"]));
+    for (what, auth, status) in [("refused", "", 401), ("allowed", viewer.as_str(), 200)] {
+        let mut h = vec![
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-Uri", "/api/orders"),
+            ("Origin", origin),
+        ];
+        if !auth.is_empty() {
+            h.push(("Authorization", auth));
+        }
+        let r = call(decision, "GET", "/", &h).await;
+        checks.eq(format!("{what}: status"), r.status, status);
+        checks.eq(
+            format!("{what}: the CORS origin"),
+            r.header("access-control-allow-origin"),
+            Some(origin),
+        );
+        checks.eq(format!("{what}: Vary"), r.header("vary"), Some("Origin"));
+    }
+}
