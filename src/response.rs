@@ -4,11 +4,31 @@
 //! each writes the result its own way.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, REFERRER_POLICY, RETRY_AFTER,
+    STRICT_TRANSPORT_SECURITY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use crate::error::GatewayError;
 use crate::headers::X_REQUEST_ID;
+
+/// What every answer Portcullis writes itself carries: no content sniffing, no framing, no
+/// referrer; on a TLS listener HSTS too (browsers ignore it over plain HTTP).
+pub(crate) fn security_headers(tls: bool) -> impl Iterator<Item = (HeaderName, HeaderValue)> {
+    let always = [
+        (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        (X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    ];
+    let hsts = tls.then(|| {
+        (
+            STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        )
+    });
+    always.into_iter().chain(hsts)
+}
 
 /// A complete response the gateway answers itself.
 #[derive(Debug, Clone)]
@@ -62,6 +82,10 @@ impl LocalResponse {
         if let Ok(id) = HeaderValue::from_str(request_id) {
             b = b.header(X_REQUEST_ID, id);
         }
+        // The admin listener is plain HTTP.
+        for (name, value) in security_headers(false) {
+            b = b.header(name, value);
+        }
         b.body(self.body.to_vec())
             .expect("names and values made here are valid")
     }
@@ -75,7 +99,8 @@ pub(crate) struct Refusal {
     pub mfa_token: Option<String>,
     /// Seconds, for `Retry-After` (a lockout).
     pub retry_after: Option<u64>,
-    /// On the RFC 6749 token endpoint: 400 with its codes (405, 413, 429 and 503 stay).
+    /// On the RFC 6749 token endpoint: 400 with its codes (405, 413, 429, 503 and a foreign
+    /// origin's 403 stay).
     pub oauth: bool,
     /// Instead of the error's fixed description: which rule a weak password broke, made by
     /// the gateway (never from what the client sent).
@@ -114,6 +139,8 @@ impl Refusal {
         let err = self.logged_error();
         let status = match err.status().as_u16() {
             405 | 413 | 429 | 503 => err.status(),
+            // Not an OAuth error: a foreign page's form (login CSRF), refused as everywhere.
+            _ if err == GatewayError::InvalidOrigin => err.status(),
             _ if self.oauth => StatusCode::BAD_REQUEST,
             _ => err.status(),
         };

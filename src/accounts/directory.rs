@@ -162,12 +162,25 @@ impl Directory {
             .await
     }
 
-    /// A new API key of `owner`: in the database, and in this instance's memory at once.
-    pub(crate) async fn insert_key(&self, row: KeyRow, owner: &UserRow) -> Result<(), DbError> {
+    /// A new API key of `owner` (at most `max` per user): in the database, and in this
+    /// instance's memory at once.
+    pub(crate) async fn insert_key(
+        &self,
+        row: KeyRow,
+        owner: &UserRow,
+        max: usize,
+    ) -> Result<Result<(), keys::NotStored>, DbError> {
         let stored = row.clone();
-        self.db
-            .run(move |pool, kind| async move { keys::insert(&pool, kind, &stored).await })
+        let subject = owner.subject.clone();
+        let inserted = self
+            .db
+            .run(move |pool, kind| async move {
+                keys::insert(&pool, kind, &stored, &subject, max).await
+            })
             .await?;
+        if let Err(refused) = inserted {
+            return Ok(Err(refused));
+        }
         let id = row.id.clone();
         self.keys.set(
             &id,
@@ -177,14 +190,33 @@ impl Directory {
                 owner_roles: owner.roles.clone(),
             }),
         );
-        Ok(())
+        Ok(Ok(()))
     }
 
-    pub(crate) async fn keys_of(&self, username: &str) -> Result<Vec<KeyRow>, DbError> {
+    /// A page of `username`'s keys after the key `after`.
+    pub(crate) async fn keys_page(
+        &self,
+        username: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<KeyRow>, DbError> {
+        let (name, after) = (username.to_string(), after.map(str::to_string));
+        self.db
+            .run(move |pool, _| async move {
+                keys::page_of_user(&pool, &name, after.as_deref(), limit).await
+            })
+            .await
+    }
+
+    /// Deletes every key of `username`, here at once and on the other instances through the
+    /// change log.
+    pub(crate) async fn delete_keys_of(&self, username: &str, now: u64) -> Result<(), DbError> {
         let name = username.to_string();
         self.db
-            .run(move |pool, _| async move { keys::of_user(&pool, &name).await })
-            .await
+            .run(move |pool, kind| async move { keys::delete_of_user(&pool, kind, &name, now).await })
+            .await?;
+        self.keys.set_owner(username, Vec::new());
+        Ok(())
     }
 
     /// Deletes `username`'s key `id`; whether it was theirs.

@@ -21,8 +21,9 @@ const FLUSH: Duration = Duration::from_secs(30);
 const PRUNE: Duration = Duration::from_secs(3600);
 /// The decoys follow the users' hashes (imports, rehashes) this often.
 const DECOYS: Duration = Duration::from_secs(600);
-/// How long the change log keeps a row: far longer than any instance is behind.
-const KEEP: u64 = 86400;
+/// How long the change log keeps a row: far longer than any instance is behind. A deleted
+/// key's revocation is kept as long: by then every instance has dropped the key.
+pub(crate) const KEEP: u64 = 86400;
 
 impl Directory {
     /// Follows the change log until `stop` resolves. Runs on the database's runtime (started

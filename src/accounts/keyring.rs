@@ -195,6 +195,7 @@ fn insert(keys: &mut Keys, live: LiveKey) {
         permissions: Vec::new(),
         allowed_ips,
         expires_at: row.expires_at,
+        issued_at: Some(row.created_at),
         rate_limit: None,
         claims: subject_claims(&live.subject),
     };

@@ -5,7 +5,7 @@
 pub(crate) mod db;
 pub(crate) mod decoy;
 pub(crate) mod directory;
-mod follow;
+pub(crate) mod follow;
 pub(crate) mod keyring;
 pub(crate) mod mfa;
 pub(crate) mod password;

@@ -226,12 +226,17 @@ impl AdminApp {
                 sid: sid.into(),
                 until,
             },
-            (None, None, Some(subject), None) => Revocation::Subject {
+            // Every credential of the subject, the keys its user made included: held as long
+            // as a key made before now may live.
+            (None, None, Some(subject), None) => Revocation::Owner {
                 subject: subject.into(),
                 at: now,
-                until,
+                until: until.max(now + runtime.config.account_rules().key_ttl),
             },
-            (None, None, None, Some(id)) => Revocation::ApiKey { id: id.into() },
+            (None, None, None, Some(id)) => Revocation::ApiKey {
+                id: id.into(),
+                until: None,
+            },
             _ => {
                 return Err(GatewayError::InvalidRequest(
                     "give exactly one of jti, sid, subject, api_key_id (a string)",

@@ -32,6 +32,9 @@ pub struct ApiKey {
     pub allowed_ips: Vec<IpNet>,
     /// Unix seconds.
     pub expires_at: Option<u64>,
+    /// When a user made it (`None`: a configured key, which counts as made at the epoch):
+    /// revocations of its owner made after that spare it.
+    pub issued_at: Option<u64>,
     /// The key's own `rate_limit`, checked after the route's policies.
     pub rate_limit: Option<PolicyId>,
     /// Its effective roles and permissions, expanded at load.
@@ -164,6 +167,7 @@ mod tests {
             permissions: vec![],
             allowed_ips: allowed.iter().map(|s| s.parse().unwrap()).collect(),
             expires_at,
+            issued_at: None,
             rate_limit: None,
             grants: Default::default(),
             claims: subject_claims("svc"),

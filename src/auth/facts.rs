@@ -39,6 +39,7 @@ impl<'a> TokenFacts<'a> {
             subject,
             iat: self.iat,
             api_key: None,
+            user_key: false,
         }
     }
 }

@@ -66,6 +66,15 @@ impl Identity {
         claim_at(&self.claims, path)
     }
 
+    /// Whether the credential shows a second factor: its `amr` (RFC 8176) holds `mfa`, as
+    /// Portcullis's own tokens after a TOTP or backup code do, and as other issuers say.
+    pub fn shows_second_factor(&self) -> bool {
+        self.claims
+            .get("amr")
+            .and_then(|v| v.as_array())
+            .is_some_and(|amr| amr.iter().any(|m| m.as_str() == Some("mfa")))
+    }
+
     /// What rate-limit keys read of the caller.
     pub fn caller(&self) -> Caller<'_> {
         Caller {

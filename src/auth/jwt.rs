@@ -350,15 +350,19 @@ impl Signer {
         self.sign(&claims)
     }
 
-    /// A refresh token of session `sid`, identified by `jti`, for `refresh_ttl`.
+    /// A refresh token of session `sid`, identified by `jti`, for `ttl` seconds, with the
+    /// session's `extra` claims (`auth_time`, `amr`).
     pub fn refresh_token(
         &self,
         sub: &str,
         sid: &str,
         jti: &str,
+        ttl: u64,
         now: u64,
+        extra: &Map<String, Value>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let claims = self.registered(sub, "refresh", self.refresh_ttl, now, jti, Some(sid));
+        let mut claims = extra.clone();
+        claims.extend(self.registered(sub, "refresh", ttl, now, jti, Some(sid)));
         self.sign(&claims)
     }
 

@@ -21,8 +21,8 @@ use crate::upstream::UpstreamSettings;
 
 pub use settings::IdentitySettings;
 pub(crate) use settings::{
-    Backend, CookieSettings, DecisionSettings, LoginSettings, OnFailure, SameSite, Secret,
-    ServerSettings, StoreSettings, TlsFiles, UsersDb,
+    Backend, CookieSettings, DecisionSettings, Forwarded, LoginSettings, OnFailure, SameSite,
+    Secret, ServerSettings, StoreSettings, TlsFiles, UsersDb, REFRESH_SUFFIX,
 };
 pub use source::ConfigErrors;
 pub(crate) use validate::users_file;
@@ -81,6 +81,8 @@ impl Config {
             roles: &self.roles,
             revocation_memory: self.revocation_until(0),
             issuer: self.signer.as_ref().map_or("", |s| s.issuer.as_str()),
+            max_keys: self.login.as_ref().map_or(25, |l| l.max_api_keys_per_user),
+            key_ttl: self.login.as_ref().map_or(90 * 86400, |l| l.api_key_ttl),
         }
     }
 

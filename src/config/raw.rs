@@ -62,6 +62,18 @@ choice!(OnFailure { "closed" => OnFailure::Closed, "open" => OnFailure::Open });
 choice!(SameSite { "Strict" => SameSite::Strict, "Lax" => SameSite::Lax, "None" => SameSite::None });
 choice!(BackendKind { "memory" => BackendKind::Memory, "redis" => BackendKind::Redis });
 choice!(Scope { "local" => Scope::Local, "global" => Scope::Global });
+choice!(Forwarded { "x-forwarded" => Forwarded::XForwardedHeaders, "x-original" => Forwarded::XOriginal, "path" => Forwarded::Path });
+
+/// `[decision] forwarded`: the one place a decision request describes the request judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forwarded {
+    /// `X-Forwarded-Method` and `X-Forwarded-Uri` (Traefik, Caddy).
+    XForwardedHeaders,
+    /// `X-Original-Method` and `X-Original-URI` (nginx, set by the operator).
+    XOriginal,
+    /// The decision request's own method and path, less `path_prefix` (Envoy `ext_authz`).
+    Path,
+}
 
 impl Choose for Algorithm {
     fn choose(s: &str) -> Result<Self, String> {
@@ -184,6 +196,12 @@ pub(crate) struct RawLogin {
     pub rate_limit: Option<String>,
     pub cookie: Option<RawCookie>,
     pub refresh_reuse_grace: Option<String>,
+    pub reauth_within: Option<String>,
+    pub max_api_keys_per_user: Option<usize>,
+    pub api_key_ttl: Option<String>,
+    pub session_idle_timeout: Option<String>,
+    pub session_max_lifetime: Option<String>,
+    pub max_sessions_per_user: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,6 +266,15 @@ pub(crate) struct RawIdentity {
     #[serde(default)]
     pub forward_credentials: bool,
     pub internal_token: Option<RawInternalToken>,
+    pub issuer_header: Option<String>,
+}
+
+/// `[response]`: headers added to every upstream answer that lacks them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawResponse {
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -315,6 +342,11 @@ pub(crate) struct RawRoute {
     pub owner: Option<RawOwner>,
     /// `false`: the route answers no cross-origin request.
     pub cors: Option<bool>,
+    #[serde(default)]
+    pub require_mfa: bool,
+    /// Added to the route's upstream answers that lack them, over `[response] headers`.
+    #[serde(default)]
+    pub response_headers: BTreeMap<String, String>,
 }
 
 /// `[decision]` (docs/DECISION.md).
@@ -322,6 +354,8 @@ pub(crate) struct RawRoute {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDecision {
     pub listen: Vec<String>,
+    pub forwarded: Option<Choice<Forwarded>>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub path_prefix: Option<String>,
 }
 

@@ -8,7 +8,8 @@ use http::HeaderName;
 use crate::accounts::policy::PasswordPolicy;
 use crate::accounts::users::Users;
 use crate::auth::internal::InternalTokenSettings;
-use crate::headers::ClientHeaders;
+pub(crate) use crate::config::raw::Forwarded;
+use crate::headers::{ClientHeaders, TrustedProxies};
 use crate::ratelimit::PolicyId;
 use crate::store::RedisSettings;
 
@@ -117,6 +118,9 @@ pub struct IdentitySettings {
     pub forward_credentials: bool,
     /// `internal_token`: a signed identity for the upstream.
     pub internal_token: Option<InternalTokenSettings>,
+    /// `issuer_header`: the verified token's `iss` (`api_key` for keys), so that upstreams key
+    /// users by issuer and subject.
+    pub issuer: Option<HeaderName>,
     /// Every header above: stripped from each incoming request.
     pub all: Vec<HeaderName>,
     /// What pipeline step 3 removes from every request: these headers, their `_` aliases, and
@@ -146,13 +150,29 @@ pub(crate) struct LoginSettings {
     /// Seconds after a refresh token is spent during which it still yields its successor
     /// (two tabs, a retried request), instead of revoking the session.
     pub refresh_reuse_grace: u64,
+    /// Seconds: how recent a login must be to make keys and change MFA.
+    pub reauth_within: u64,
+    pub max_api_keys_per_user: usize,
+    /// Seconds: the lifetime of a key made without `expires_at`, and the longest allowed.
+    pub api_key_ttl: u64,
+    /// Seconds without a refresh after which a session ends (0: never).
+    pub session_idle_timeout: u64,
+    /// Seconds after its login after which no refresh succeeds.
+    pub session_max_lifetime: u64,
+    /// Live sessions a user may hold (0: no cap); the oldest is ended to make room.
+    pub max_sessions_per_user: usize,
 }
 
 /// `[decision]` (docs/DECISION.md).
 #[derive(Debug, Clone)]
 pub(crate) struct DecisionSettings {
     pub listen: Vec<SocketAddr>,
-    /// Envoy's `ext_authz` puts this before the path of the request it asks about.
+    /// Where the judged request is described; the other forms are ignored.
+    pub forwarded: Forwarded,
+    /// The front proxies that may ask (apart from `[server] trusted_proxies`): their
+    /// `X-Forwarded-For`, `-Proto` and `-Host` describe the client.
+    pub trusted_proxies: TrustedProxies,
+    /// With `forwarded = "path"`: Envoy's `ext_authz` puts this before the path.
     pub path_prefix: Option<String>,
 }
 
@@ -181,12 +201,54 @@ pub(crate) enum SameSite {
     None,
 }
 
+/// The refresh cookie is the session cookie's name and this.
+pub(crate) const REFRESH_SUFFIX: &str = "_refresh";
+
 impl CookieSettings {
-    /// `Set-Cookie` carrying `token` for `max_age` seconds; an empty token clears it. The name
-    /// and path are checked at load and tokens are ours (ASCII): a value that still is no
-    /// header value is refused as a fault, never sent mangled.
+    /// `Set-Cookie` carrying the access token `token` for `max_age` seconds; an empty token
+    /// clears it.
     pub(crate) fn set_cookie(
         &self,
+        token: &str,
+        max_age: u64,
+    ) -> Result<http::HeaderValue, crate::error::GatewayError> {
+        self.cookie(&self.name, token, max_age)
+    }
+
+    /// The refresh cookie's name.
+    pub(crate) fn refresh_name(&self) -> String {
+        format!("{}{REFRESH_SUFFIX}", self.name)
+    }
+
+    /// `Set-Cookie` carrying the refresh token (same attributes).
+    pub(crate) fn set_refresh_cookie(
+        &self,
+        token: &str,
+        max_age: u64,
+    ) -> Result<http::HeaderValue, crate::error::GatewayError> {
+        self.cookie(&self.refresh_name(), token, max_age)
+    }
+
+    /// Both cookies of a token pair.
+    pub(crate) fn set_pair(
+        &self,
+        access: &str,
+        access_max_age: u64,
+        refresh: &str,
+        refresh_max_age: u64,
+    ) -> Result<[http::HeaderValue; 2], crate::error::GatewayError> {
+        Ok([
+            self.set_cookie(access, access_max_age)?,
+            self.set_refresh_cookie(refresh, refresh_max_age)?,
+        ])
+    }
+
+    /// `name=token` with the attributes. The name and path are checked at load and tokens
+    /// are ours (ASCII): a value that still is no header value is refused as a fault, never
+    /// sent mangled.
+    fn cookie(
+        &self,
+        name: &str,
         token: &str,
         max_age: u64,
     ) -> Result<http::HeaderValue, crate::error::GatewayError> {
@@ -197,8 +259,8 @@ impl CookieSettings {
         };
         let secure = if self.secure { "; Secure" } else { "" };
         let text = format!(
-            "{}={token}; Path={}; Max-Age={max_age}; HttpOnly{secure}; SameSite={same_site}",
-            self.name, self.path
+            "{name}={token}; Path={}; Max-Age={max_age}; HttpOnly{secure}; SameSite={same_site}",
+            self.path
         );
         http::HeaderValue::try_from(text).map_err(|_| {
             tracing::error!("a session cookie is not a header value: not set");

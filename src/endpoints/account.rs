@@ -57,13 +57,20 @@ pub(super) async fn answer(
             ))
         }
         AccountEndpoint::Session => {
-            login.end_session(&me, last_segment(req.sub_path)).await?;
+            login
+                .end_own_session(&me, last_segment(req.sub_path))
+                .await?;
             Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
         }
         AccountEndpoint::ApiKeys if req.method == Method::POST => create_key(req, login, &me).await,
         AccountEndpoint::ApiKeys => {
-            let keys: Vec<Value> = login.keys(&me).await?.iter().map(key).collect();
-            Ok(json_response(StatusCode::OK, json!({ "api_keys": keys })))
+            let (limit, after) = page(req.query)?;
+            let (keys, next) = login.keys(&me, after.as_deref(), limit).await?;
+            let keys: Vec<Value> = keys.iter().map(key).collect();
+            Ok(json_response(
+                StatusCode::OK,
+                json!({ "api_keys": keys, "next": next }),
+            ))
         }
         AccountEndpoint::ApiKey => {
             login.delete_key(&me, last_segment(req.sub_path)).await?;
@@ -93,6 +100,29 @@ pub(super) async fn answer(
             Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
         }
     }
+}
+
+/// The most keys a page lists.
+const MAX_PAGE: u32 = 100;
+
+/// `?limit=&after=` of a list: at most [`MAX_PAGE`] (the default), after an id.
+fn page(query: Option<&str>) -> Result<(u32, Option<String>), GatewayError> {
+    let mut limit = MAX_PAGE;
+    let mut after = None;
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or(GatewayError::InvalidRequest("limit: 1 to 100"))?;
+            }
+            "after" if !v.is_empty() => after = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    Ok((limit, after))
 }
 
 /// A session as its owner's list shows it.

@@ -55,6 +55,8 @@ impl EndpointRequest<'_> {
             client_ip: self.client_ip,
             site: self.site,
             authority: self.authority,
+            renewed: None,
+            sets_cookies: false,
         }
     }
 }
@@ -132,6 +134,9 @@ async fn run(
     if !endpoint.allows(req.method) {
         return Err(GatewayError::MethodNotAllowed.into());
     }
+    if endpoint.signs_in() {
+        caller::check_login_origin(runtime, &req.asked())?;
+    }
     if let (true, Some(id)) = (endpoint.is_rate_limited(), settings.rate_limit) {
         let input = KeyInput {
             client_ip: req.limit_ip,
@@ -195,7 +200,9 @@ async fn answer(
             login.logout(&caller, query_flag(req.query, "all")).await?;
             let mut resp = LocalResponse::empty(StatusCode::NO_CONTENT);
             if let Some(cookie) = &settings.cookie {
-                resp = resp.header(SET_COOKIE, cookie.set_cookie("", 0)?);
+                for clear in cookie.set_pair("", 0, "", 0)? {
+                    resp = resp.header(SET_COOKIE, clear);
+                }
             }
             Ok(resp)
         }
@@ -270,6 +277,8 @@ fn userinfo(caller: &Identity) -> Vec<u8> {
         "typ",
         "roles",
         "permissions",
+        "auth_time",
+        "amr",
     ];
     let claims: Map<String, Value> = caller
         .claims
@@ -292,18 +301,25 @@ fn query_flag(query: Option<&str>, name: &str) -> bool {
     })
 }
 
+/// A token pair, and with the session cookie configured both cookies: the access token's
+/// and the refresh token's, which renews the first in passing.
 fn pair_response(
     pair: &TokenPair,
     settings: &LoginSettings,
 ) -> Result<LocalResponse, GatewayError> {
-    let resp = LocalResponse::json(StatusCode::OK, to_json(pair));
-    Ok(match &settings.cookie {
-        Some(cookie) => resp.header(
-            SET_COOKIE,
-            cookie.set_cookie(&pair.access_token, pair.expires_in)?,
-        ),
-        None => resp,
-    })
+    let mut resp = LocalResponse::json(StatusCode::OK, to_json(pair));
+    if let Some(cookie) = &settings.cookie {
+        let cookies = cookie.set_pair(
+            &pair.access_token,
+            pair.expires_in,
+            &pair.refresh_token,
+            pair.refresh_expires_in,
+        )?;
+        for c in cookies {
+            resp = resp.header(SET_COOKIE, c);
+        }
+    }
+    Ok(resp)
 }
 
 /// How a login step's refusal is rendered.

@@ -86,6 +86,12 @@ impl Endpoint {
         self.allowed().split(", ").any(|m| m == method.as_str())
     }
 
+    /// The endpoints that sign a browser in (the session cookie is set on their answer):
+    /// guarded against login CSRF.
+    pub(super) fn signs_in(self) -> bool {
+        self.is_rate_limited()
+    }
+
     /// Login, token, mfa and register share the `[login].rate_limit` budget.
     pub(super) fn is_rate_limited(self) -> bool {
         use SessionEndpoint as S;

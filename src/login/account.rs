@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use super::{Login, Refused, TokenPair};
+use super::{Authn, Login, Refused, TokenPair};
 use crate::accounts::db::keys::KeyRow;
 use crate::accounts::db::users::UserRow;
 use crate::accounts::service::{Accounts, Actor, NewKey, NewUser};
 use crate::accounts::users::User;
 use crate::auth::Identity;
 use crate::error::GatewayError;
-use crate::store::{Presented, Revocation, SessionInfo};
+use crate::store::SessionInfo;
 
 /// The caller of a self-service endpoint: a login's access token and its user.
 pub(crate) struct Me {
@@ -84,25 +84,17 @@ impl Login<'_> {
     ) -> Result<TokenPair, Refused> {
         let user = self.check_password(me, current).await?;
         self.accounts()?.set_password(&me.user, new).await?;
-        let (_, pair) = self.new_session(&user).await?;
+        let (_, pair) = self
+            .new_session(&user, &Authn::password(self.now, None))
+            .await?;
         Ok(pair)
     }
 
     /// `GET /auth/sessions`.
     pub(crate) async fn sessions(&self, me: &Me) -> Result<Vec<SessionView>, Refused> {
-        let store = self.store();
-        let all = store.sessions(&me.user.subject, self.now).await?;
-        Ok(all
+        let live = self.live_sessions(&me.user.subject).await?;
+        Ok(live
             .into_iter()
-            .filter(|s| {
-                let p = Presented {
-                    sid: Some(&s.sid),
-                    subject: &s.subject,
-                    iat: Some(s.last_used_at),
-                    ..Presented::default()
-                };
-                !store.is_revoked(&p, self.now)
-            })
             .map(|info| SessionView {
                 current: Some(info.sid.as_str()) == me.sid(),
                 info,
@@ -111,7 +103,7 @@ impl Login<'_> {
     }
 
     /// `DELETE /auth/sessions/{sid}`: 404 for a sid that is not the caller's.
-    pub(crate) async fn end_session(&self, me: &Me, sid: &str) -> Result<(), Refused> {
+    pub(crate) async fn end_own_session(&self, me: &Me, sid: &str) -> Result<(), Refused> {
         let mine = self
             .sessions(me)
             .await?
@@ -120,12 +112,7 @@ impl Login<'_> {
         if !mine {
             return Err(GatewayError::NotFound.into());
         }
-        self.store()
-            .revoke(Revocation::Session {
-                sid: sid.to_string(),
-                until: self.session_memory(),
-            })
-            .await?;
+        self.end_session(sid).await?;
         tracing::info!(target: "audit", event = "account", action = "session_ended", username = %me.user.username, by = "self", request_id = self.request_id);
         Ok(())
     }
@@ -136,11 +123,18 @@ impl Login<'_> {
         me: &Me,
         req: NewKey,
     ) -> Result<(KeyRow, String), Refused> {
+        self.recent_login(me)?;
         Ok(self.accounts()?.create_key(&me.user, req).await?)
     }
 
-    pub(crate) async fn keys(&self, me: &Me) -> Result<Vec<KeyRow>, Refused> {
-        Ok(self.accounts()?.keys(&me.user).await?)
+    /// `GET /auth/api-keys`: a page of the caller's keys, and where the next one starts.
+    pub(crate) async fn keys(
+        &self,
+        me: &Me,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<KeyRow>, Option<String>), Refused> {
+        Ok(self.accounts()?.keys(&me.user, after, limit).await?)
     }
 
     /// `DELETE /auth/api-keys/{id}`.
@@ -150,11 +144,13 @@ impl Login<'_> {
 
     /// `POST /auth/mfa/setup`: a new secret and its `otpauth://` URI.
     pub(crate) async fn mfa_setup(&self, me: &Me) -> Result<(String, String), Refused> {
+        self.recent_login(me)?;
         Ok(self.accounts()?.mfa_setup(&me.user).await?)
     }
 
     /// `POST /auth/mfa/enable`: the backup codes, shown once.
     pub(crate) async fn mfa_enable(&self, me: &Me, code: &str) -> Result<Vec<String>, Refused> {
+        self.recent_login(me)?;
         Ok(self.accounts()?.mfa_enable(&me.user, code).await?)
     }
 
@@ -166,15 +162,27 @@ impl Login<'_> {
         code: &str,
     ) -> Result<(), Refused> {
         let accounts = self.accounts()?;
+        self.recent_login(me)?;
         let user = self.check_password(me, password).await?;
         if !user.has_mfa() {
             return Err(GatewayError::InvalidRequest("MFA is not on").into());
         }
-        if !self.accept_code(&user, code).await? {
+        if self.accept_code(&user, code).await?.is_none() {
             self.failed(&user.username, "invalid_code").await?;
             return Err(GatewayError::InvalidCode.into());
         }
         Ok(accounts.remove_mfa(&user.username).await?)
+    }
+
+    /// A change a stolen token must not make (a key that outlives the session, a second factor
+    /// of the thief's): the caller's login within `reauth_within`, else RFC 9470's 401.
+    fn recent_login(&self, me: &Me) -> Result<(), Refused> {
+        let within = self.settings.reauth_within;
+        let login = Authn::of(&me.identity.claims).at;
+        match self.now <= login.saturating_add(within) {
+            true => Ok(()),
+            false => Err(GatewayError::RecentLoginRequired(within).into()),
+        }
     }
 
     /// The caller's password, checked as a login checks it (counted, locked out).

@@ -9,19 +9,19 @@ use sha2::{Digest, Sha256};
 use crate::accounts::mfa;
 use crate::accounts::password::{self, PasswordPool};
 use crate::accounts::users::User;
-use crate::auth::facts::TokenFacts;
-use crate::auth::jwt::{new_jti, Signer, TokenUse};
-use crate::auth::Identity;
+use crate::auth::jwt::Signer;
 use crate::config::LoginSettings;
 use crate::error::GatewayError;
 use crate::runtime::Runtime;
 use crate::services::Services;
-use crate::store::{Attempt, Revocation, Rotation, SessionInfo, Store, StoreError};
+use crate::store::{Attempt, Store, StoreError};
+pub(crate) use session::{Authn, Factor};
 
 /// Longer usernames are refused before any work.
 pub(crate) const MAX_USERNAME_BYTES: usize = 256;
 
 pub(crate) mod account;
+mod session;
 mod users;
 /// How long an `mfa_token` lives, and how many wrong codes kill it.
 pub(crate) const MFA_TOKEN_TTL: u64 = 300;
@@ -36,6 +36,9 @@ pub(crate) struct TokenPair {
     pub token_type: &'static str,
     pub expires_in: u64,
     pub refresh_token: String,
+    /// Seconds the refresh token lives: the refresh cookie's `Max-Age`.
+    #[serde(skip)]
+    pub refresh_expires_in: u64,
 }
 
 /// Why a login step did not produce tokens.
@@ -138,6 +141,7 @@ impl Login<'_> {
         if let Some(password) = rehash {
             self.rehash(user, password).await;
         }
+        let mut factor = None;
         if user.has_mfa() {
             match code {
                 None => {
@@ -150,14 +154,15 @@ impl Login<'_> {
                     return Err(self.give_back(username, refused).await);
                 }
                 Some(code) => {
-                    if !self.accept_code(user, code).await? {
+                    factor = self.accept_code(user, code).await?;
+                    if factor.is_none() {
                         self.failed(username, "invalid_code").await?;
                         return Err(GatewayError::InvalidCode.into());
                     }
                 }
             }
         }
-        self.succeeded(user).await
+        self.succeeded(user, factor).await
     }
 
     /// `POST /auth/mfa`: the second step of a login that answered `mfa_required`.
@@ -177,123 +182,17 @@ impl Login<'_> {
             Err(refused) => return Err(self.give_back(&username, refused).await),
         };
         let user = &user;
-        if !self.accept_code(user, code).await? {
+        let Some(factor) = self.accept_code(user, code).await? else {
             self.store()
                 .mfa_attempt_failed(&id, MFA_MAX_WRONG_CODES)
                 .await?;
             self.failed(&username, "invalid_code").await?;
             return Err(GatewayError::InvalidCode.into());
-        }
+        };
         if !self.store().take_mfa(&id).await? {
             return Err(self.give_back(&username, unknown.into()).await);
         }
-        self.succeeded(user).await
-    }
-
-    /// `POST /auth/refresh` (and the refresh_token grant): rotates the refresh token. A spent
-    /// one presented again revokes its whole session.
-    pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, Refused> {
-        let token = self
-            .runtime
-            .verifier
-            .verify_as(refresh_token, self.now, TokenUse::Refresh)
-            .map_err(|e| GatewayError::InvalidGrant(e.description()))?;
-        let facts = TokenFacts::of(&token.claims);
-        let (Some(sid), Some(jti)) = (facts.sid, facts.jti) else {
-            return Err(GatewayError::InvalidGrant("refresh token without a session").into());
-        };
-        if self
-            .store()
-            .is_revoked(&facts.presented(&token.subject), self.now)
-        {
-            return Err(GatewayError::InvalidGrant("refresh token revoked").into());
-        }
-        let user = match self.find_by_subject(&token.subject).await? {
-            Some(u) if !u.disabled => u,
-            _ => return Err(GatewayError::InvalidGrant("the user is no longer allowed").into()),
-        };
-        let next = new_jti();
-        let until = self.now + self.signer.refresh_ttl;
-        match self
-            .store()
-            .rotate_refresh(
-                sid,
-                jti,
-                &next,
-                until,
-                self.now,
-                self.settings.refresh_reuse_grace,
-            )
-            .await?
-        {
-            Rotation::Rotated => {
-                tracing::info!(target: "audit", event = "refresh", subject = %user.subject, sid, request_id = self.request_id);
-                Ok(self.pair(&user, sid, &next)?)
-            }
-            Rotation::Successor(successor) => {
-                // Within refresh_reuse_grace: the same successor again, not a theft.
-                tracing::info!(target: "audit", event = "refresh", grace = true, subject = %user.subject, sid, request_id = self.request_id);
-                Ok(self.pair(&user, sid, &successor)?)
-            }
-            Rotation::Reused => {
-                self.store()
-                    .revoke(Revocation::Session {
-                        sid: sid.to_string(),
-                        until: self.session_memory(),
-                    })
-                    .await?;
-                tracing::warn!(
-                    target: "audit",
-                    event = "refresh_reuse",
-                    subject = %user.subject,
-                    sid,
-                    request_id = self.request_id,
-                    "a spent refresh token was presented again: session revoked"
-                );
-                Err(GatewayError::InvalidGrant("refresh token reused: session revoked").into())
-            }
-            Rotation::Unknown => Err(GatewayError::InvalidGrant("session ended").into()),
-        }
-    }
-
-    /// `POST /auth/logout`: the caller's session (or, with `all`, every token of its subject).
-    pub(crate) async fn logout(&self, token: &Identity, all: bool) -> Result<(), Refused> {
-        let facts = TokenFacts::of(&token.claims);
-        let revocation = if all {
-            Revocation::Subject {
-                subject: token.subject.clone(),
-                at: self.now,
-                until: self.session_memory(),
-            }
-        } else if let Some(sid) = facts.sid {
-            Revocation::Session {
-                sid: sid.to_string(),
-                until: self.session_memory(),
-            }
-        } else if let Some(jti) = facts.jti {
-            Revocation::Jti {
-                jti: jti.to_string(),
-                until: self.session_memory(),
-            }
-        } else {
-            // Nothing names this token alone: revoke it with everything of its subject.
-            Revocation::Subject {
-                subject: token.subject.clone(),
-                at: self.now,
-                until: self.session_memory(),
-            }
-        };
-        let kind = revocation.kind();
-        self.store().revoke(revocation).await?;
-        tracing::info!(
-            target: "audit",
-            event = "logout",
-            subject = %token.subject,
-            all,
-            revoked = kind,
-            request_id = self.request_id,
-        );
-        Ok(())
+        self.succeeded(user, Some(factor)).await
     }
 
     /// Counts the attempt before anything is evaluated; refuses it while the username is
@@ -333,9 +232,10 @@ impl Login<'_> {
         Ok(())
     }
 
-    async fn succeeded(&self, user: &User) -> Result<TokenPair, Refused> {
+    async fn succeeded(&self, user: &User, factor: Option<Factor>) -> Result<TokenPair, Refused> {
         self.store().clear_failures(&user.username).await?;
-        let (sid, pair) = self.new_session(user).await?;
+        let authn = Authn::password(self.now, factor);
+        let (sid, pair) = self.new_session(user, &authn).await?;
         tracing::info!(
             target: "audit",
             event = "login",
@@ -346,58 +246,6 @@ impl Login<'_> {
             request_id = self.request_id,
         );
         Ok(pair)
-    }
-
-    /// A new session of `user` and its first token pair.
-    async fn new_session(&self, user: &User) -> Result<(String, TokenPair), Refused> {
-        let sid = uuid::Uuid::new_v4().to_string();
-        let refresh_jti = new_jti();
-        let info = SessionInfo {
-            sid: sid.clone(),
-            subject: user.subject.clone(),
-            created_at: self.now,
-            last_used_at: self.now,
-            client_ip: self.client_ip.map(|ip| ip.to_string()),
-            // Bounded: it is stored for the session's life.
-            user_agent: self.user_agent.map(|ua| ua.chars().take(256).collect()),
-        };
-        self.store()
-            .start_session(&refresh_jti, self.now + self.signer.refresh_ttl, &info)
-            .await?;
-        let pair = self.pair(user, &sid, &refresh_jti)?;
-        Ok((sid, pair))
-    }
-
-    /// A new access token and the refresh token `refresh_jti` of session `sid`.
-    fn pair(&self, user: &User, sid: &str, refresh_jti: &str) -> Result<TokenPair, GatewayError> {
-        let grants = self.runtime.config.roles.grants(&user.roles, &[]);
-        let permissions: Vec<String> = grants.permissions.iter().cloned().collect();
-        let signing_failed = |e: jsonwebtoken::errors::Error| {
-            tracing::error!(error = %e, "could not sign a token");
-            GatewayError::Unavailable
-        };
-        let access_token = self
-            .signer
-            .access_token_with(
-                &user.subject,
-                &user.roles,
-                &permissions,
-                &user.claims,
-                self.signer.access_ttl,
-                self.now,
-                Some(sid),
-            )
-            .map_err(signing_failed)?;
-        let refresh_token = self
-            .signer
-            .refresh_token(&user.subject, sid, refresh_jti, self.now)
-            .map_err(signing_failed)?;
-        Ok(TokenPair {
-            access_token,
-            token_type: "Bearer",
-            expires_in: self.signer.access_ttl,
-            refresh_token,
-        })
     }
 
     /// A pending MFA login: the token is returned once; the store keeps only its digest.
@@ -414,14 +262,15 @@ impl Login<'_> {
         Ok(token)
     }
 
-    /// A TOTP code (once per time step) or an unused backup code.
-    async fn accept_code(&self, user: &User, code: &str) -> Result<bool, Refused> {
+    /// A TOTP code (once per time step) or an unused backup code: which of them, or `None`.
+    async fn accept_code(&self, user: &User, code: &str) -> Result<Option<Factor>, Refused> {
         let code = code.trim();
         if let Some(totp) = &user.totp {
             if let Some(step) = totp.matching_step(code, self.now) {
                 let marker = format!("totp:{}:{step}", user.username);
                 let window_end = (step + 2) * mfa::STEP;
-                return Ok(self.store().spend(&marker, window_end).await?);
+                let first = self.store().spend(&marker, window_end).await?;
+                return Ok(first.then_some(Factor::Totp));
             }
         }
         if let Some(digest) = mfa::matching_backup_code(&user.backup_codes, code) {
@@ -433,15 +282,9 @@ impl Login<'_> {
             if first {
                 self.forget_backup_code(user, &digest).await?;
             }
-            return Ok(first);
+            return Ok(first.then_some(Factor::BackupCode));
         }
-        Ok(false)
-    }
-
-    /// Until when a revocation made now must be remembered: past it, every token it could
-    /// refuse has expired (no accepted token lives longer than `max_ttl`).
-    fn session_memory(&self) -> u64 {
-        self.runtime.config.revocation_until(self.now)
+        Ok(None)
     }
 }
 

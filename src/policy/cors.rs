@@ -67,12 +67,15 @@ impl Cors {
         }
     }
 
-    /// The request's `Origin`, when it is one of the allowed ones.
-    pub(crate) fn allowed_origin<'h>(&self, headers: &'h HeaderMap) -> Option<&'h HeaderValue> {
-        let origin = headers.get(ORIGIN)?;
-        self.allows(origin.to_str().ok()?).then_some(origin)
+    /// The request's `Origin` in its serialised form (RFC 6454: what the browser compares,
+    /// never the raw header), when it is one of the allowed ones.
+    pub(crate) fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let origin = origin_of(headers.get(ORIGIN)?.to_str().ok()?)?;
+        let allowed = self.any_origin || self.origins.contains(&origin);
+        allowed.then(|| HeaderValue::from_str(&origin).ok())?
     }
 
+    #[cfg(test)]
     fn allows(&self, origin: &str) -> bool {
         match origin_of(origin) {
             Some(o) => self.any_origin || self.origins.contains(&o),
@@ -87,9 +90,9 @@ impl Cors {
 
     /// The headers every answer to `origin` (an allowed one) carries. `Vary: Origin` is the
     /// caller's to add, beside any `Vary` already there.
-    pub(crate) fn response_headers(&self, origin: &HeaderValue) -> Vec<(HeaderName, HeaderValue)> {
+    pub(crate) fn response_headers(&self, origin: HeaderValue) -> Vec<(HeaderName, HeaderValue)> {
         let mut out = vec![
-            (ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()),
+            (ACCESS_CONTROL_ALLOW_ORIGIN, origin),
             (ACCESS_CONTROL_EXPOSE_HEADERS, self.expose_value.clone()),
         ];
         if self.credentials {
@@ -126,7 +129,7 @@ impl Cors {
             return Vec::new();
         }
         let mut out = vec![
-            (ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()),
+            (ACCESS_CONTROL_ALLOW_ORIGIN, origin),
             (ACCESS_CONTROL_ALLOW_METHODS, self.methods_value.clone()),
             (ACCESS_CONTROL_ALLOW_HEADERS, self.headers_value.clone()),
             (ACCESS_CONTROL_MAX_AGE, self.max_age_value.clone()),
@@ -267,6 +270,20 @@ mod tests {
         assert!(!c.allows("https://app.example.com.evil.test"));
         assert!(!c.allows("http://app.example.com"));
         assert!(cors(&["*"], false).allows("https://anything.test"));
+    }
+
+    /// The answer names the origin as a browser serialises it, never the header as sent: a
+    /// case or a default port the browser would not write makes the browser refuse it.
+    #[test]
+    fn the_allowed_origin_is_answered_serialised() {
+        let c = cors(&["https://app.example.com"], false);
+        let h = headers(&[("origin", "HTTPS://App.Example.com:443")]);
+        assert_eq!(
+            c.allowed_origin(&h).unwrap(),
+            HeaderValue::from_static("https://app.example.com")
+        );
+        let h = headers(&[("origin", "https://evil.test")]);
+        assert_eq!(c.allowed_origin(&h), None);
     }
 
     #[test]

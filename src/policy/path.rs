@@ -20,6 +20,19 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// Refuses a target as received that holds a raw `#` (a fragment never reaches a server, and
+/// upstreams cut the path there: `/admin#/../public` would be judged `/public` and served as
+/// `/admin`), a space or a control byte.
+pub(crate) fn refuse_raw(target: &[u8]) -> Result<(), GatewayError> {
+    match target
+        .iter()
+        .any(|&b| b == b'#' || b == b' ' || b < 0x20 || b == 0x7f)
+    {
+        true => Err(REFUSED),
+        false => Ok(()),
+    }
+}
+
 /// Normalises a request path (no query). Errors are 400 `invalid_request`.
 ///
 /// `semicolons`: `[server] allow_path_semicolons`. Off (the default), a `;` (raw or `%3B`) is
@@ -29,15 +42,19 @@ pub fn normalize(raw: &str, semicolons: bool) -> Result<String, GatewayError> {
     if is_normal(raw) {
         return Ok(raw.to_string());
     }
+    refuse_raw(raw.as_bytes())?;
     normalize_slow(raw, semicolons)
 }
 
-/// Already in normal form: nothing escaped, no backslash or semicolon, no empty segment, no
-/// segment starting with a dot. Most requests are, and skip the segment work.
+/// Already in normal form: visible ASCII, nothing escaped, no backslash, semicolon or `#`, no
+/// empty segment, no segment starting with a dot. Most requests are, and skip the segment
+/// work.
 fn is_normal(raw: &str) -> bool {
     let b = raw.as_bytes();
     b.first() == Some(&b'/')
-        && !b.iter().any(|&c| c == b'%' || c == b'\\' || c == b';')
+        && !b.iter().any(|&c| {
+            c == b'%' || c == b'\\' || c == b';' || c == b'#' || !(0x21..0x7f).contains(&c)
+        })
         && !b
             .windows(2)
             .any(|w| w[0] == b'/' && (w[1] == b'/' || w[1] == b'.'))
@@ -66,7 +83,10 @@ fn normalize_slow(raw: &str, semicolons: bool) -> Result<String, GatewayError> {
                 };
                 let c = h * 16 + l;
                 match c {
-                    b'/' | b'\\' | 0 => return Err(REFUSED),
+                    // An encoded control byte is refused as a raw one is: Pingora escapes a
+                    // raw control byte (or space) of an HTTP/1.1 target before it is read.
+                    b'/' | b'\\' => return Err(REFUSED),
+                    c if c < 0x20 || c == 0x7f => return Err(REFUSED),
                     b';' if !semicolons => return Err(REFUSED),
                     c if is_unreserved(c) => decoded.push(c as char),
                     _ => {
@@ -77,6 +97,11 @@ fn normalize_slow(raw: &str, semicolons: bool) -> Result<String, GatewayError> {
                     }
                 }
                 i += 3;
+            }
+            // Not ASCII (a described target never is): kept escaped, never as a stray char.
+            b if !b.is_ascii() => {
+                decoded.push_str(&format!("%{b:02X}"));
+                i += 1;
             }
             b => {
                 decoded.push(b as char);
@@ -118,7 +143,24 @@ fn normalize_slow(raw: &str, semicolons: bool) -> Result<String, GatewayError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_normal, normalize, normalize_slow};
+    use super::{is_normal, normalize, normalize_slow, refuse_raw, REFUSED};
+
+    #[test]
+    fn fragments_spaces_and_controls_are_refused_raw() {
+        for raw in [
+            "/admin#/../public",
+            "/a b",
+            "/a\tb",
+            "/a\u{7f}",
+            "/a\u{0}",
+            "/#",
+        ] {
+            assert_eq!(normalize(raw, false), Err(REFUSED), "{raw:?}");
+            assert_eq!(refuse_raw(raw.as_bytes()), Err(REFUSED), "{raw:?}");
+        }
+        assert_eq!(refuse_raw(b"/a/%23/b?x=1").map(|_| ()), Ok(()));
+        assert_eq!(normalize("/a/%23", false).unwrap(), "/a/%23");
+    }
 
     #[test]
     fn the_fast_path_agrees_with_the_full_one() {

@@ -180,6 +180,10 @@ pub struct Route {
     pub rate_limits: Vec<PolicyId>,
     /// `cors = false`: no cross-origin request is answered for it.
     pub cors: bool,
+    /// The credential must show a second factor (`amr` holds `mfa`).
+    pub require_mfa: bool,
+    /// Added to its upstream answers that lack them (`[response] headers` merged in).
+    pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// A route chosen for a request, with the segments its captures matched.

@@ -3,7 +3,7 @@
 //! answer of the request carries (the request id, the `RateLimit-*` and CORS headers).
 
 use bytes::{Bytes, BytesMut};
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, SET_COOKIE};
 use http::{HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
@@ -12,7 +12,7 @@ use super::ctx::{RequestCtx, RequestId};
 use crate::endpoints::body::MAX_BODY;
 use crate::error::GatewayError;
 use crate::headers::{self, X_REQUEST_ID};
-use crate::response::LocalResponse;
+use crate::response::{security_headers, LocalResponse};
 
 /// Step 1: keeps the client's request id, or makes one.
 pub(super) fn request_id(session: &Session, ctx: &mut RequestCtx) {
@@ -38,6 +38,8 @@ pub(super) async fn respond(
     };
     response.headers.extend(ctx.judged.rate_limit.headers());
     response.headers.extend(ctx.browser.cors.iter().cloned());
+    let renewed = ctx.browser.set_cookies.iter().cloned();
+    response.headers.extend(renewed.map(|c| (SET_COOKIE, c)));
     if ctx.browser.upgrade {
         // A refused upgrade ends the connection: nothing the client sends after it is read
         // as another request, let alone tunnelled.
@@ -79,9 +81,15 @@ pub(super) async fn write(
     resp: LocalResponse,
     request_id: &RequestId,
 ) -> pingora::Result<()> {
-    let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len() + 2))?;
-    for (name, value) in resp.headers {
-        header.insert_header(name, value)?;
+    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len() + 6))?;
+    for (name, value) in resp.headers.into_iter().chain(security_headers(tls)) {
+        // Each cookie is a header of its own; anything else is one value.
+        if name == SET_COOKIE {
+            header.append_header(name, value)?;
+        } else {
+            header.insert_header(name, value)?;
+        }
     }
     // RFC 9110 section 8.6: no Content-Length on a 204.
     if resp.status != StatusCode::NO_CONTENT {

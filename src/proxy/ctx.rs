@@ -109,6 +109,8 @@ pub(crate) struct Browser {
     pub cors: Vec<(HeaderName, HeaderValue)>,
     /// An HTTP/1.1 upgrade (a WebSocket handshake): a refusal closes the connection.
     pub upgrade: bool,
+    /// The session's cookies, renewed in passing: set on the answer, whoever writes it.
+    pub set_cookies: Vec<HeaderValue>,
 }
 
 pub(crate) struct Timing {

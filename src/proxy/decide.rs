@@ -16,6 +16,7 @@ use crate::caller::Asked;
 use crate::endpoints::{self, EndpointRequest};
 use crate::error::GatewayError;
 use crate::policy::cors::Site;
+use crate::policy::path;
 use crate::response::LocalResponse;
 
 /// What the pipeline decided for a request.
@@ -31,6 +32,12 @@ impl Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Decision, GatewayError> {
         pipeline::check_header_size(&session.req_header().headers)?;
+        // Step 4 on the target as the client sent it: Pingora drops a fragment from an
+        // HTTP/1.x target as it parses it. (Over HTTP/2 the `http` crate has cut `:path` at a
+        // `#` already, and a space or a control byte resets the stream.)
+        if !session.is_http2() {
+            path::refuse_raw(received_target(&session.to_h1_raw()))?;
+        }
         let runtime = ctx.runtime.clone();
         let config = &runtime.config;
         let now = self.services.clock.now();
@@ -40,6 +47,7 @@ impl Gateway {
             .map(|a| a.ip());
         let described = Described {
             forwarded: None,
+            proxies: &config.trusted_proxies,
             peer,
             trusted: peer.is_some_and(|p| config.trusted_proxies.contains(&p)),
             tls: session.digest().is_some_and(|d| d.ssl_digest.is_some()),
@@ -69,6 +77,8 @@ impl Gateway {
             client_ip: ctx.client.ip,
             site: site(ctx),
             authority: req.uri.authority().map(|a| a.as_str()),
+            renewed: None,
+            sets_cookies: true,
         };
         judge::check_caller(&self.services, &runtime, ctx, &matched, &asked, now).await?;
 
@@ -76,7 +86,7 @@ impl Gateway {
         let path = ctx.judged.path.as_deref().unwrap_or_default();
         let uri = forward::upstream_uri(matched.route, req.raw_path(), path, req.uri.query());
         if let Some(uri) = uri {
-            session.req_header_mut().set_uri(uri?);
+            forward::set_uri_keeping_host(session.req_header_mut(), uri?);
         }
         Ok(Decision::Forward)
     }
@@ -113,10 +123,40 @@ impl Gateway {
     }
 }
 
+/// The request-target of an HTTP/1.x request line, as received (a space inside it shows as
+/// part of it).
+fn received_target(head: &[u8]) -> &[u8] {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let start = line
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(line.len(), |i| i + 1);
+    let end = line.iter().rposition(|&b| b == b' ').unwrap_or(line.len());
+    line.get(start..end).unwrap_or_default()
+}
+
 /// How the gateway's own origin is told for this connection.
 fn site(ctx: &RequestCtx) -> Site {
     Site {
         tls: ctx.client.tls,
         peer_trusted: ctx.client.trusted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::received_target;
+
+    #[test]
+    fn the_target_is_read_off_the_request_line() {
+        let t = |head: &[u8]| received_target(head).to_vec();
+        assert_eq!(t(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n"), b"/a?b=1");
+        assert_eq!(
+            t(b"GET /admin#/../public HTTP/1.1\r\n"),
+            b"/admin#/../public"
+        );
+        assert_eq!(t(b"GET /a b HTTP/1.1\r\n"), b"/a b");
+        assert_eq!(t(b"GET\r\n"), b"");
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::header::{CONNECTION, UPGRADE};
+use http::header::{SEC_WEBSOCKET_KEY, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -19,18 +19,11 @@ use super::judge::{self, Described, Routed};
 use super::pipeline::{self, Destination};
 use super::{answer, log, Door};
 use crate::caller::Asked;
+use crate::config::{DecisionSettings, Forwarded};
 use crate::error::GatewayError;
 use crate::policy::cors::Site;
 use crate::response::LocalResponse;
 use crate::services::Services;
-
-/// Where the proxies put the method and target of the request they ask about.
-const FORWARDED: [(&str, &str); 2] = [
-    // Traefik, Caddy.
-    ("x-forwarded-method", "x-forwarded-uri"),
-    // nginx (`proxy_set_header X-Original-URI $request_uri`, as its docs show).
-    ("x-original-method", "x-original-uri"),
-];
 
 /// The decision listener: every request is answered, none forwarded.
 pub(crate) struct Decider {
@@ -51,8 +44,14 @@ impl ProxyHttp for Decider {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<bool> {
         answer::request_id(session, ctx);
-        let decided = self.decide(session, ctx).await;
-        answer::respond(session, ctx, decided).await?;
+        let decided = match self.decide(session, ctx).await {
+            Ok(answer) => answer,
+            Err(refusal) => {
+                ctx.refused(refusal);
+                refused(&refusal, &ctx.id.text)
+            }
+        };
+        answer::respond(session, ctx, Ok(decided)).await?;
         Ok(true)
     }
 
@@ -84,21 +83,23 @@ impl Decider {
         let runtime = ctx.runtime.clone();
         let config = &runtime.config;
         let now = self.services.clock.now();
-        // The forwarded method, target and addresses are believed from trusted proxies only:
-        // anyone else could describe any request.
+        let Some(settings) = &config.decision else {
+            // A reload removed the section: the listener stays until a restart, answering
+            // nothing.
+            return Err(GatewayError::NotFound);
+        };
+        // The described method, target and addresses are believed from the listed front
+        // proxies only: anyone else could describe any request.
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let Some(peer) = peer.filter(|p| config.trusted_proxies.contains(p)) else {
+        let Some(peer) = peer.filter(|p| settings.trusted_proxies.contains(p)) else {
             return Err(GatewayError::UntrustedProxy);
         };
-        let prefix = config
-            .decision
-            .as_ref()
-            .and_then(|d| d.path_prefix.as_deref());
         let described = Described {
-            forwarded: Some(described(session, prefix)?),
+            forwarded: Some(described(session, settings)?),
+            proxies: &settings.trusted_proxies,
             peer: Some(peer),
             trusted: true,
             // The client's scheme is the proxy's X-Forwarded-Proto.
@@ -132,9 +133,26 @@ impl Decider {
                 peer_trusted: true,
             },
             authority: None,
+            renewed: None,
+            sets_cookies: false,
         };
         judge::check_caller(&self.services, &runtime, ctx, &matched, &asked, now).await?;
         Ok(allowed(&runtime, ctx, now))
+    }
+}
+
+/// The header that repeats a refusal's JSON body: nginx's `auth_request` keeps the headers of
+/// its subrequest's answer but not its body, so the example relays the refusal from it
+/// instead of asking twice.
+const REFUSAL_HEADER: &str = "x-portcullis-refusal";
+
+/// A refused decision: the refusal as the proxy would answer it, its body repeated in
+/// [`REFUSAL_HEADER`].
+fn refused(refusal: &GatewayError, request_id: &str) -> LocalResponse {
+    let answer = LocalResponse::refusal(refusal, request_id);
+    match HeaderValue::from_bytes(&answer.body) {
+        Ok(body) => answer.header(http::HeaderName::from_static(REFUSAL_HEADER), body),
+        Err(_) => answer,
     }
 }
 
@@ -170,67 +188,82 @@ fn allowed(runtime: &crate::runtime::Runtime, ctx: &RequestCtx, now: u64) -> Loc
     answer
 }
 
-/// The method and target of the request a decision is about: from the forwarded headers, else
-/// the decision request's own, less `path_prefix` (Envoy's `ext_authz`).
-fn described(session: &Session, prefix: Option<&str>) -> Result<(Method, String), GatewayError> {
+/// The method and target of the request a decision is about, from the one source `forwarded`
+/// names: its two headers (both required), or the decision request's own method and target
+/// less `path_prefix` (Envoy's `ext_authz`). The target is refused unless it is origin-form
+/// visible ASCII: a `#`, a space, a control or a non-ASCII byte would let the front proxy and
+/// the upstream read another path than the one judged.
+fn described(
+    session: &Session,
+    settings: &DecisionSettings,
+) -> Result<(Method, String), GatewayError> {
     let req = session.req_header();
-    let text = |name: &str| -> Result<Option<&str>, GatewayError> {
-        match req.headers.get(name) {
-            None => Ok(None),
-            Some(v) => v.to_str().map(Some).map_err(|_| {
-                GatewayError::InvalidRequest("a forwarded method or target is not text")
-            }),
+    let pair = match settings.forwarded {
+        Forwarded::XForwardedHeaders => ("x-forwarded-method", "x-forwarded-uri"),
+        Forwarded::XOriginal => ("x-original-method", "x-original-uri"),
+        Forwarded::Path => {
+            let target = own_target(req.raw_path(), settings.path_prefix.as_deref())?;
+            return Ok((req.method.clone(), target));
         }
     };
-    for (method_header, uri_header) in FORWARDED {
-        let Some(uri) = text(uri_header)? else {
-            continue;
-        };
-        let method = match text(method_header)? {
-            Some(m) => Method::from_bytes(m.trim().as_bytes())
-                .map_err(|_| GatewayError::InvalidRequest("malformed forwarded method"))?,
-            None => req.method.clone(),
-        };
-        return Ok((method, origin_form(uri.trim())?));
-    }
-    let own = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let target = match prefix {
-        Some(p) => match own.strip_prefix(p) {
-            Some(rest) if rest.is_empty() || rest.starts_with('?') => format!("/{rest}"),
-            Some(rest) if rest.starts_with('/') => rest.to_string(),
-            _ => return Err(GatewayError::NotFound),
-        },
-        None => own.to_string(),
+    let one = |name: &str| -> Result<&[u8], GatewayError> {
+        let mut values = req.headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(v), None) => Ok(v.as_bytes()),
+            (None, _) => Err(INCOMPLETE),
+            (Some(_), Some(_)) => Err(GatewayError::InvalidRequest(
+                "a forwarded method or target is repeated",
+            )),
+        }
     };
-    Ok((req.method.clone(), target))
+    let (method, target) = (one(pair.0)?, one(pair.1)?);
+    let method = Method::from_bytes(method)
+        .map_err(|_| GatewayError::InvalidRequest("malformed forwarded method"))?;
+    Ok((method, origin_form(target)?))
 }
 
-/// A target as a path and query: an absolute URI (some proxies forward one) loses its scheme
-/// and authority; anything else must start with `/`.
-fn origin_form(uri: &str) -> Result<String, GatewayError> {
-    if uri.starts_with('/') {
-        return Ok(uri.to_string());
-    }
-    let parsed: http::Uri = uri
-        .parse()
-        .map_err(|_| GatewayError::InvalidRequest("malformed forwarded target"))?;
-    match (parsed.scheme(), parsed.path_and_query()) {
-        (Some(_), Some(pq)) => Ok(pq.as_str().to_string()),
-        _ => Err(GatewayError::InvalidRequest("malformed forwarded target")),
+/// A forwarded source without its method or its target.
+const INCOMPLETE: GatewayError =
+    GatewayError::InvalidRequest("the forwarded method and target are both required");
+
+/// The decision request's own target less `prefix`: a target elsewhere is refused.
+fn own_target(raw: &[u8], prefix: Option<&str>) -> Result<String, GatewayError> {
+    let own = origin_form(raw)?;
+    let Some(p) = prefix else {
+        return Ok(own);
+    };
+    match own.strip_prefix(p) {
+        Some(rest) if rest.is_empty() || rest.starts_with('?') => Ok(format!("/{rest}")),
+        Some(rest) if rest.starts_with('/') => Ok(rest.to_string()),
+        _ => Err(GatewayError::InvalidRequest(
+            "the path is not under path_prefix",
+        )),
     }
 }
 
-/// A WebSocket (or other) upgrade, as relayed: `Connection: upgrade` and an `Upgrade`.
+/// A described target: origin-form (`/` first), visible ASCII only.
+fn origin_form(target: &[u8]) -> Result<String, GatewayError> {
+    if target.first() != Some(&b'/') {
+        return Err(GatewayError::InvalidRequest(
+            "a forwarded target must be a path (origin-form)",
+        ));
+    }
+    if target
+        .iter()
+        .any(|&b| !(0x21..0x7f).contains(&b) || b == b'#')
+    {
+        return Err(GatewayError::InvalidRequest(
+            "a forwarded target holds a fragment, a space, a control or a non-ASCII byte",
+        ));
+    }
+    // Visible ASCII: UTF-8 already.
+    Ok(String::from_utf8_lossy(target).into_owned())
+}
+
+/// A WebSocket (or other) upgrade, as a front proxy relays it: front proxies do not relay
+/// `Connection`, so `Sec-WebSocket-Key` or `Upgrade` alone tells it.
 fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(UPGRADE)
-        && headers
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
+    headers.contains_key(UPGRADE) || headers.contains_key(SEC_WEBSOCKET_KEY)
 }
 
 #[cfg(test)]
@@ -238,19 +271,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_are_taken_in_origin_form() {
-        assert_eq!(origin_form("/a/b?c=1").unwrap(), "/a/b?c=1");
-        assert_eq!(origin_form("https://x.test/a?b").unwrap(), "/a?b");
-        assert!(origin_form("a/b").is_err());
-        assert!(origin_form("").is_err());
+    fn targets_are_origin_form_visible_ascii() {
+        assert_eq!(origin_form(b"/a/b?c=1").unwrap(), "/a/b?c=1");
+        for bad in [
+            &b"https://x.test/a?b"[..],
+            b"a/b",
+            b"",
+            b"/admin/secret#/../../public/x",
+            b"/a b",
+            b"/a\tb",
+            b"/a\x7f",
+            "/caf\u{e9}".as_bytes(),
+        ] {
+            assert!(
+                origin_form(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
-    fn upgrades_are_told_by_both_headers() {
+    fn the_own_target_must_be_under_the_prefix() {
+        assert_eq!(
+            own_target(b"/check/api/x?y", Some("/check")).unwrap(),
+            "/api/x?y"
+        );
+        assert_eq!(own_target(b"/check?y", Some("/check")).unwrap(), "/?y");
+        assert_eq!(own_target(b"/api/x", None).unwrap(), "/api/x");
+        assert!(own_target(b"/checking/api", Some("/check")).is_err());
+        assert!(own_target(b"/api", Some("/check")).is_err());
+    }
+
+    #[test]
+    fn upgrades_are_told_without_connection() {
+        let mut h = HeaderMap::new();
+        assert!(!is_upgrade(&h));
+        h.insert(
+            SEC_WEBSOCKET_KEY,
+            "dGhlIHNhbXBsZSBub25jZQ==".parse().unwrap(),
+        );
+        assert!(is_upgrade(&h));
         let mut h = HeaderMap::new();
         h.insert(UPGRADE, "websocket".parse().unwrap());
-        assert!(!is_upgrade(&h));
-        h.insert(CONNECTION, "keep-alive, Upgrade".parse().unwrap());
         assert!(is_upgrade(&h));
     }
 }

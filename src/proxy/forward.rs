@@ -12,7 +12,7 @@ use crate::auth::credentials;
 use crate::auth::internal::InternalToken;
 use crate::auth::Identity;
 use crate::claims::claim_header_value;
-use crate::config::IdentitySettings;
+use crate::config::{IdentitySettings, REFRESH_SUFFIX};
 use crate::error::GatewayError;
 use crate::headers::{self, wire, X_API_KEY, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 use crate::policy::Route;
@@ -43,6 +43,7 @@ pub fn rewrite_upstream_request(
     if !ids.forward_credentials {
         strip_credentials(req, f.session_cookie);
     }
+    join_cookies(req);
     write_identity(req, ids, f)?;
     if let Some(id) = f.request_id {
         req.insert_header(wire::X_REQUEST_ID, id.clone())?;
@@ -87,7 +88,8 @@ pub fn rewrite_upstream_request(
 }
 
 /// Removes the credentials Portcullis consumes: a Bearer/ApiKey `Authorization` (other schemes
-/// are not ours and pass untouched), `X-API-Key`, and the session cookie (other cookies stay).
+/// are not ours and pass untouched), `X-API-Key`, and the session cookies, access and refresh
+/// (other cookies stay).
 fn strip_credentials(req: &mut RequestHeader, session_cookie: Option<&str>) {
     if let Some(name) = session_cookie {
         strip_cookie(req, name);
@@ -103,11 +105,44 @@ fn strip_credentials(req: &mut RequestHeader, session_cookie: Option<&str>) {
     headers::strip_all(req, [&X_API_KEY]);
 }
 
-/// Rewrites every `Cookie` header without the pairs named `name`.
+/// Several `Cookie` fields (HTTP/2 splits them) as the one line HTTP/1.1 upstreams expect,
+/// joined with `; ` (RFC 9113 section 8.2.3).
+fn join_cookies(req: &mut RequestHeader) {
+    let mut cookies = req.headers.get_all(COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = req
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let joined = joined.join(&b"; "[..]);
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        let _ = req.insert_header(COOKIE, value);
+    }
+}
+
+/// Replaces the request's target with `uri`, keeping its authority as `Host`: an HTTP/2
+/// request names its host in `:authority`, part of the URI it replaces.
+pub(crate) fn set_uri_keeping_host(req: &mut RequestHeader, uri: http::Uri) {
+    if !req.headers.contains_key(HOST) {
+        let authority = req.uri.authority().map(|a| a.as_str());
+        if let Some(host) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+            // A valid name and value: inserting cannot fail.
+            let _ = req.insert_header(HOST, host);
+        }
+    }
+    req.set_uri(uri);
+}
+
+/// Rewrites every `Cookie` header without the pairs named `name` or `<name>_refresh`.
 fn strip_cookie(req: &mut RequestHeader, name: &str) {
+    let ours = |k: &str| k == name || k.strip_prefix(name) == Some(REFRESH_SUFFIX);
     let has_it = |v: &str| {
         v.split(';')
-            .any(|p| p.trim().split_once('=').is_some_and(|(k, _)| k == name))
+            .any(|p| p.trim().split_once('=').is_some_and(|(k, _)| ours(k)))
     };
     let values: Vec<String> = req
         .headers
@@ -123,7 +158,7 @@ fn strip_cookie(req: &mut RequestHeader, name: &str) {
         let kept: Vec<&str> = v
             .split(';')
             .map(str::trim)
-            .filter(|p| !p.is_empty() && p.split_once('=').is_none_or(|(k, _)| k != name))
+            .filter(|p| !p.is_empty() && p.split_once('=').is_none_or(|(k, _)| !ours(k)))
             .collect();
         if !kept.is_empty() {
             // Built from a valid header value minus some pairs: still a valid value.
@@ -190,12 +225,27 @@ fn set_identity(
         }
     }
     req.insert_header(ids.method.clone(), id.method.as_str())?;
+    if let Some(issuer) = &ids.issuer {
+        insert_checked(req, issuer, issuer_of(id))?;
+    }
     for (path, header) in &ids.claims {
         if let Some(value) = id.claim(path).and_then(claim_header_value) {
             insert_checked(req, header, &value)?;
         }
     }
     Ok(())
+}
+
+/// Who vouches for the caller: the verified token's `iss`, or `api_key` for a key.
+fn issuer_of(id: &Identity) -> &str {
+    match id.method {
+        crate::auth::AuthMethod::ApiKey => "api_key",
+        crate::auth::AuthMethod::Jwt | crate::auth::AuthMethod::Cookie => id
+            .claims
+            .get("iss")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default(),
+    }
 }
 
 /// Sets a header whose value came from a token; a value that cannot be a header value (a

@@ -10,10 +10,12 @@ use pingora::http::RequestHeader;
 
 use super::ctx::{Answered, Client, RequestCtx};
 use super::pipeline::{self, Destination};
+use super::renew;
 use crate::auth::Identity;
 use crate::caller::{self, Accept, Asked};
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::headers::TrustedProxies;
 use crate::policy::cors;
 use crate::policy::path;
 use crate::policy::route::RouteMatch;
@@ -23,9 +25,11 @@ use crate::runtime::Runtime;
 use crate::services::Services;
 
 /// The request a door asks the pipeline about.
-pub(super) struct Described {
+pub(super) struct Described<'c> {
     /// The method and target (origin-form) of the request judged; `None`: the request's own.
     pub forwarded: Option<(Method, String)>,
+    /// The proxies whose `X-Forwarded-For` is believed (step 2).
+    pub proxies: &'c TrustedProxies,
     /// The connection's peer, and whether it may speak for the client (forwarding headers).
     pub peer: Option<IpAddr>,
     pub trusted: bool,
@@ -48,14 +52,14 @@ pub(super) enum Routed<'c> {
 pub(super) fn front<'c>(
     config: &'c Config,
     req: &mut RequestHeader,
-    described: &Described,
+    described: &Described<'_>,
     ctx: &mut RequestCtx,
 ) -> Result<Routed<'c>, GatewayError> {
     // 2. the client, 3. the headers a client may not send
     ctx.client = Client {
         ip: described
             .peer
-            .map(|peer| config.trusted_proxies.client_ip(peer, &req.headers)),
+            .map(|peer| described.proxies.client_ip(peer, &req.headers)),
         trusted: described.trusted,
         tls: described.tls,
     };
@@ -63,9 +67,14 @@ pub(super) fn front<'c>(
     ctx.browser.upgrade = described.upgrade;
     let (method, target) = match &described.forwarded {
         Some((method, target)) => (method.clone(), target.as_str()),
-        None => (req.method.clone(), req.uri.path()),
+        None => {
+            // 4, on the target as received: what Pingora parsed may be re-encoded already.
+            path::refuse_raw(req.raw_path())?;
+            (req.method.clone(), req.uri.path())
+        }
     };
-    let routed = route(config, &method, target, &req.headers, ctx);
+    let forwarded = described.forwarded.is_some();
+    let routed = route(config, &method, target, forwarded, &req.headers, ctx);
     ctx.judged.method = Some(method);
     ctx.browser.cors = cors_headers(config, &req.headers, routed.as_ref().ok());
     routed
@@ -76,11 +85,20 @@ fn route<'c>(
     config: &'c Config,
     method: &Method,
     target: &str,
+    forwarded: bool,
     headers: &HeaderMap,
     ctx: &mut RequestCtx,
 ) -> Result<Routed<'c>, GatewayError> {
     let raw_path = target.split('?').next().unwrap_or_default();
     let path = path::normalize(raw_path, config.server.allow_path_semicolons)?;
+    // A described request goes upstream as the front proxy forwards it, not as normalised
+    // here: a path normalising would change (`/admin/x/../../public`) is refused, so that
+    // what is judged is what the upstream gets.
+    if forwarded && path != raw_path {
+        return Err(GatewayError::InvalidRequest(
+            "a described path must be in normal form",
+        ));
+    }
     // A preflight is routed as the method it asks about.
     let preflight = config.cors.is_some() && cors::is_preflight(method, headers);
     let routed_as = match preflight {
@@ -168,7 +186,19 @@ pub(super) async fn check_caller(
     let store = services.store.as_ref();
     let keys = services.directory.as_deref().map(|d| d.keys.as_ref());
     let accept = Accept::route(route);
-    match caller::identify(runtime, store, keys, asked, accept, now) {
+    let mut outcome = caller::identify(runtime, store, keys, asked, accept, now);
+    if asked.sets_cookies {
+        let headers = asked.headers;
+        let renewed = renew::renewed(services, runtime, ctx, headers, &outcome, accept, now).await;
+        if let Some(token) = renewed {
+            let again = Asked {
+                renewed: Some(&token),
+                ..*asked
+            };
+            outcome = caller::identify(runtime, store, keys, &again, accept, now);
+        }
+    }
+    match outcome {
         Ok(identity) => ctx.judged.identity = identity,
         Err(refused) => {
             ctx.judged.identity = refused.identity;

@@ -10,6 +10,7 @@ pub(crate) mod forward;
 mod judge;
 mod log;
 pub(crate) mod pipeline;
+mod renew;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -127,6 +128,17 @@ impl ProxyHttp for Gateway {
                 None => upstream_response.insert_header(name, value)?,
             }
         }
+        // The route's (and `[response]`'s) headers, where the upstream set none of its own.
+        if let Some(route) = ctx.judged.answered.route() {
+            for (name, value) in &route.response_headers {
+                if !upstream_response.headers.contains_key(name) {
+                    upstream_response.insert_header(name.clone(), value.clone())?;
+                }
+            }
+        }
+        for cookie in &ctx.browser.set_cookies {
+            upstream_response.append_header(http::header::SET_COOKIE, cookie.clone())?;
+        }
         // Ours replace whatever CORS headers the upstream set; `Vary` is added to.
         for (name, value) in &ctx.browser.cors {
             if name == VARY {
@@ -149,6 +161,9 @@ impl ProxyHttp for Gateway {
                 ctx.refused(r);
                 let mut resp = LocalResponse::refusal(&r, &ctx.id.text);
                 resp.headers.extend(ctx.browser.cors.iter().cloned());
+                let renewed = ctx.browser.set_cookies.iter().cloned();
+                resp.headers
+                    .extend(renewed.map(|c| (http::header::SET_COOKIE, c)));
                 if let Err(err) = answer::write(session, resp, &ctx.id).await {
                     tracing::debug!(error = %err, "could not send the error response");
                 }

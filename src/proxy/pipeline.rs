@@ -65,14 +65,21 @@ pub(crate) fn authorize(
     captures: &[String],
     identity: Option<&Identity>,
 ) -> Result<(), GatewayError> {
-    let needs_identity =
-        !route.roles_any.is_empty() || !route.permissions_all.is_empty() || route.owner.is_some();
+    let needs_identity = !route.roles_any.is_empty()
+        || !route.permissions_all.is_empty()
+        || route.owner.is_some()
+        || route.require_mfa;
     if !needs_identity {
         return Ok(());
     }
     let Some(id) = identity else {
         return Err(GatewayError::MissingCredentials);
     };
+    // Who the caller is comes before what it may do: a missing second factor is a 401 that
+    // asks for a stronger login (RFC 9470), before any 403.
+    if route.require_mfa && !id.shows_second_factor() {
+        return Err(GatewayError::SecondFactorRequired);
+    }
     if !route.roles_any.is_empty() && !id.grants.has_any_role(&route.roles_any) {
         return Err(GatewayError::InsufficientScope(
             "a required role is missing",
@@ -158,6 +165,8 @@ mod tests {
             owner: None,
             rate_limits: vec![],
             cors: true,
+            require_mfa: false,
+            response_headers: vec![],
         };
         authorize(&route, &[], id)
     }

@@ -28,14 +28,24 @@ pub enum Revocation {
     Jti { jti: String, until: u64 },
     /// Every token of a session (`sid`): one login, across its refreshes.
     Session { sid: String, until: u64 },
-    /// Every token of a subject issued at or before the second `at`.
+    /// Every token of a subject issued at or before the second `at` (a new password, a
+    /// logout of every session): the keys the user made stay.
     Subject {
         subject: String,
         at: u64,
         until: u64,
     },
-    /// An API key, by id. Remembered until restart or until the key leaves the config.
-    ApiKey { id: String },
+    /// Every credential of a subject made at or before `at`, the keys its user made included
+    /// (a user disabled or deleted, an operator's revocation of the subject).
+    Owner {
+        subject: String,
+        at: u64,
+        until: u64,
+    },
+    /// An API key, by id: for ever (`None`: a configured key, until restart or until it
+    /// leaves the config), or `until` (a key a user made and deleted: every instance has
+    /// dropped it by then).
+    ApiKey { id: String, until: Option<u64> },
 }
 
 impl Revocation {
@@ -45,6 +55,7 @@ impl Revocation {
             Revocation::Jti { .. } => "jti",
             Revocation::Session { .. } => "session",
             Revocation::Subject { .. } => "subject",
+            Revocation::Owner { .. } => "owner",
             Revocation::ApiKey { .. } => "api_key",
         }
     }
@@ -56,9 +67,13 @@ pub struct Presented<'a> {
     pub jti: Option<&'a str>,
     pub sid: Option<&'a str>,
     pub subject: &'a str,
-    /// `iat`; a token without one counts as issued at the epoch (any revoke-all covers it).
+    /// `iat` (for a key a user made: when it was made); without one, a credential counts as
+    /// issued at the epoch (any revoke-all covers it).
     pub iat: Option<u64>,
     pub api_key: Option<&'a str>,
+    /// A key a user made: a revoke-all of the subject's tokens spares it, its owner's
+    /// revocation does not.
+    pub user_key: bool,
 }
 
 /// What a session is, for its owner's list (docs/CONFIG.md, "Users in a database"): kept beside the refresh state,

@@ -1,7 +1,7 @@
 //! The revocations this process knows, as pipeline step 8 reads them on every request: a local
 //! view, written by revocations (and, with Redis, by what other instances publish).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
@@ -28,9 +28,12 @@ struct Revoked {
     /// id -> until
     jtis: HashMap<String, u64>,
     sessions: HashMap<String, u64>,
-    /// subject -> (at, until)
+    /// subject -> (at, until): its tokens
     subjects: HashMap<String, (u64, u64)>,
-    api_keys: HashSet<String>,
+    /// subject -> (at, until): every credential, its user's keys included
+    owners: HashMap<String, (u64, u64)>,
+    /// id -> until (`None`: for ever)
+    api_keys: HashMap<String, Option<u64>>,
 }
 
 impl RevocationView {
@@ -42,12 +45,16 @@ impl RevocationView {
         }
         let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
         let live = |until: &u64| *until > now;
+        let covers = |(at, until): &(u64, u64)| p.iat.unwrap_or(0) <= *at && live(until);
         p.jti.is_some_and(|j| r.jtis.get(j).is_some_and(live))
             || p.sid.is_some_and(|s| r.sessions.get(s).is_some_and(live))
-            || r.subjects
-                .get(p.subject)
-                .is_some_and(|(at, until)| p.iat.unwrap_or(0) <= *at && live(until))
-            || p.api_key.is_some_and(|k| r.api_keys.contains(k))
+            || (!p.user_key && r.subjects.get(p.subject).is_some_and(covers))
+            || r.owners.get(p.subject).is_some_and(covers)
+            || p.api_key.is_some_and(|k| {
+                r.api_keys
+                    .get(k)
+                    .is_some_and(|until| until.is_none_or(|u| u > now))
+            })
     }
 
     pub(crate) fn insert(&self, revocation: Revocation) {
@@ -66,8 +73,17 @@ impl RevocationView {
                 let entry = r.subjects.entry(subject).or_insert((at, until));
                 *entry = (entry.0.max(at), entry.1.max(until));
             }
-            Revocation::ApiKey { id } => {
-                r.api_keys.insert(id);
+            Revocation::Owner { subject, at, until } => {
+                let entry = r.owners.entry(subject).or_insert((at, until));
+                *entry = (entry.0.max(at), entry.1.max(until));
+            }
+            Revocation::ApiKey { id, until } => {
+                // For ever wins over any `until`; else the later one.
+                let e = r.api_keys.entry(id).or_insert(until);
+                *e = match (*e, until) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    _ => None,
+                };
             }
         }
         self.none.store(false, Ordering::Release);
@@ -79,9 +95,12 @@ impl RevocationView {
         r.jtis.retain(|_, until| *until > now);
         r.sessions.retain(|_, until| *until > now);
         r.subjects.retain(|_, (_, until)| *until > now);
+        r.owners.retain(|_, (_, until)| *until > now);
+        r.api_keys.retain(|_, until| until.is_none_or(|u| u > now));
         let empty = r.jtis.is_empty()
             && r.sessions.is_empty()
             && r.subjects.is_empty()
+            && r.owners.is_empty()
             && r.api_keys.is_empty();
         self.none.store(empty, Ordering::Release);
     }
@@ -108,15 +127,24 @@ impl RevocationView {
                 }),
         );
         all.extend(
-            r.api_keys
+            r.owners
                 .iter()
-                .map(|id| Revocation::ApiKey { id: id.clone() }),
+                .map(|(subject, &(at, until))| Revocation::Owner {
+                    subject: subject.clone(),
+                    at,
+                    until,
+                }),
         );
+        all.extend(r.api_keys.iter().map(|(id, &until)| Revocation::ApiKey {
+            id: id.clone(),
+            until,
+        }));
         all
     }
 
+    /// Whether an API-key revocation holds for ever: the shared keys' lifetime is renewed.
     pub(crate) fn has_api_keys(&self) -> bool {
         let r = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
-        !r.api_keys.is_empty()
+        r.api_keys.values().any(Option::is_none)
     }
 }

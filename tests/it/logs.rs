@@ -19,7 +19,7 @@ async fn a_full_session_leaves_no_secret_in_any_output() {
     let digest = hex::encode(Sha256::digest(API_KEY.as_bytes()));
     let toml = toml()
         .admin(Some(ADMIN_TOKEN))
-        .table("[login]\nrate_limit = \"1000/s\"\ncookie = { name = \"sess\" }")
+        .table("[login]\nrate_limit = \"1000/s\"\ncookie = { name = \"sess\" }\nrefresh_reuse_grace = \"0s\"")
         .table(VIEWER)
         .table(&format!(
             "[[api_keys]]\nid = \"session-key\"\nkey_sha256 = \"{digest}\"\nroles = [\"viewer\"]"

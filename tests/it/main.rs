@@ -4,6 +4,7 @@ mod support;
 
 mod accounts;
 mod admin;
+mod answers;
 mod apikey;
 mod attempts;
 mod browsers;
@@ -19,6 +20,7 @@ mod pipeline;
 mod ratelimit;
 mod redis;
 mod reload;
+mod sessions;
 mod tls;
 mod upstream;
 

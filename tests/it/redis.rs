@@ -550,3 +550,72 @@ async fn an_emptied_redis_gets_api_key_revocations_back() {
         .await
         .assert_refusal(401, "invalid_token");
 }
+
+/// A revocation decided while Redis hangs (SIGSTOP: the command times out) is kept, in force
+/// on the instance that decided it at once, and written when Redis answers again: the other
+/// instance refuses the token within a second of Redis's return. Logout and an operator's
+/// revocation alike.
+#[tokio::test]
+async fn a_revocation_made_while_redis_hangs_reaches_every_instance() {
+    let redis = RedisServer::start().await;
+    let toml = toml()
+        .admin(Some("outage-admin-token-0123456789"))
+        .table(&format!(
+            "[store]\nbackend = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"paused:\"",
+            redis.url()
+        ))
+        .table("[login]\nrate_limit = \"1000/s\"")
+        .table("[roles]\nviewer = {}")
+        .route("api", "/api/**", r#"roles_any = ["viewer"]"#)
+        .build();
+    let files = [("users.toml", users())];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let a = Gateway::start_with_files(&toml, start_echo().await, &files).await;
+    let b = Gateway::start_with_files(&toml, start_echo().await, &files).await;
+    wait_until_connected(&a).await;
+    wait_until_connected(&b).await;
+    let (by_logout, _) = pair(&login(&a, "alice", PASSWORD).await);
+    let by_admin_claims = access_claims("bert", &["viewer"]);
+    let by_admin = hs_token(&by_admin_claims);
+    for t in [&by_logout, &by_admin] {
+        assert_eq!(call(&b, t).await.status, 200);
+    }
+
+    redis.pause();
+    let r = a
+        .request(
+            "POST",
+            "/auth/logout",
+            &[("Authorization", &bearer(&by_logout))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let r = a
+        .admin_request(
+            "POST",
+            "/admin/revoke",
+            &[
+                ("Authorization", "Bearer outage-admin-token-0123456789"),
+                ("Content-Type", "application/json"),
+            ],
+            &json!({ "jti": by_admin_claims["jti"] }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    // In force where it was decided, at once.
+    for t in [&by_logout, &by_admin] {
+        assert_eq!(call(&a, t).await.status, 401);
+    }
+    redis.resume();
+    let back = Instant::now();
+    for t in [&by_logout, &by_admin] {
+        let took = time_until_refused(&b, t, Duration::from_secs(3)).await;
+        assert!(
+            back.elapsed() < Duration::from_secs(1),
+            "{:?} after Redis came back",
+            back.elapsed()
+        );
+        eprintln!("REDIS a revocation made while Redis hung: refused on the other instance {took:?} after asking, {:?} after Redis's return", back.elapsed());
+    }
+}

@@ -65,8 +65,51 @@ fn read_live(row: &AnyRow) -> Result<LiveKey, DbError> {
     })
 }
 
-pub(crate) async fn insert(pool: &AnyPool, kind: DbKind, key: &KeyRow) -> Result<(), DbError> {
+/// Why a key was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotStored {
+    /// The owner is gone, disabled, or another user of that name now.
+    Owner,
+    /// The owner holds `max` keys already.
+    Full,
+}
+
+/// Stores `key` for its owner, whose subject is `subject`, in one transaction: only while
+/// that owner exists, is enabled and has that subject (a key made while its owner is being
+/// deleted never becomes live for a later user of the name), and holds fewer than `max`
+/// unexpired keys. The owner's row is written first, so that concurrent insertions for one user are
+/// counted one after the other (a row lock in PostgreSQL, the write lock in SQLite).
+pub(crate) async fn insert(
+    pool: &AnyPool,
+    kind: DbKind,
+    key: &KeyRow,
+    subject: &str,
+    max: usize,
+) -> Result<Result<(), NotStored>, DbError> {
     let mut tx = pool.begin().await?;
+    let owner = sqlx::query(
+        "UPDATE portcullis_users SET updated_at = updated_at \
+         WHERE username = $1 AND subject = $2 AND disabled = 0",
+    )
+    .bind(&key.username)
+    .bind(subject)
+    .execute(&mut *tx)
+    .await?;
+    if owner.rows_affected() == 0 {
+        return Ok(Err(NotStored::Owner));
+    }
+    // Expired keys hold no place: they are kept for the list, not counted.
+    let held: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM portcullis_api_keys \
+         WHERE username = $1 AND (expires_at IS NULL OR expires_at > $2)",
+    )
+    .bind(&key.username)
+    .bind(secs(key.created_at))
+    .fetch_one(&mut *tx)
+    .await?;
+    if held as usize >= max {
+        return Ok(Err(NotStored::Full));
+    }
     sqlx::query(
         "INSERT INTO portcullis_api_keys (id, username, name, prefix, key_sha256, roles, \
          allowed_ips, expires_at, created_at, last_used_at) \
@@ -86,16 +129,73 @@ pub(crate) async fn insert(pool: &AnyPool, kind: DbKind, key: &KeyRow) -> Result
     .await?;
     changes::record(&mut tx, kind, ChangeKind::Key, &key.id, key.created_at).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// A user's keys, oldest first.
+#[cfg(test)]
 pub(crate) async fn of_user(pool: &AnyPool, username: &str) -> Result<Vec<KeyRow>, DbError> {
     let sql = format!(
         "SELECT {COLUMNS} FROM portcullis_api_keys k WHERE k.username = $1 ORDER BY k.created_at, k.id"
     );
     let rows = sqlx::query(&sql).bind(username).fetch_all(pool).await?;
     rows.iter().map(read).collect()
+}
+
+/// Up to `limit` of a user's keys, oldest first, after the key `after` (keyset pagination;
+/// an id that is not the user's starts nowhere).
+pub(crate) async fn page_of_user(
+    pool: &AnyPool,
+    username: &str,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<KeyRow>, DbError> {
+    let rows = match after {
+        None => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM portcullis_api_keys k WHERE k.username = $1 \
+                 ORDER BY k.created_at, k.id LIMIT $2"
+            );
+            sqlx::query(&sql)
+                .bind(username)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        }
+        Some(after) => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM portcullis_api_keys k \
+                 JOIN portcullis_api_keys a ON a.id = $2 AND a.username = $1 \
+                 WHERE k.username = $1 \
+                 AND (k.created_at > a.created_at OR (k.created_at = a.created_at AND k.id > a.id)) \
+                 ORDER BY k.created_at, k.id LIMIT $3"
+            );
+            sqlx::query(&sql)
+                .bind(username)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    rows.iter().map(read).collect()
+}
+
+/// Deletes every key of `username` (a user disabled: its keys end for good).
+pub(crate) async fn delete_of_user(
+    pool: &AnyPool,
+    kind: DbKind,
+    username: &str,
+    now: u64,
+) -> Result<(), DbError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM portcullis_api_keys WHERE username = $1")
+        .bind(username)
+        .execute(&mut *tx)
+        .await?;
+    changes::record(&mut tx, kind, ChangeKind::User, username, now).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Deletes `username`'s key `id`; whether there was one (another user's key is none).

@@ -87,8 +87,21 @@ async fn users_keys_and_changes_round_trip_through_sqlite() {
         assert_eq!(names(users::list(&pool, "al_", "", 10).await?), ["al_x"]);
         assert_eq!(names(users::list(&pool, "", "al_x", 1).await?), ["alice"]);
 
-        keys::insert(&pool, kind, &key("k1", "bob")).await?;
-        keys::insert(&pool, kind, &key("k22", "alice")).await?;
+        keys::insert(&pool, kind, &key("k1", "bob"), "u-bob", 25)
+            .await?
+            .unwrap();
+        // Alice is disabled: no key is stored for her; one made before stays, not live.
+        let refused = keys::insert(&pool, kind, &key("k22", "alice"), "u-alice", 25).await?;
+        assert_eq!(refused, Err(keys::NotStored::Owner));
+        let toggle = |disabled| UserPatch {
+            disabled: Some(disabled),
+            ..UserPatch::default()
+        };
+        users::update(&pool, kind, "alice", &toggle(false), 2000).await?;
+        keys::insert(&pool, kind, &key("k22", "alice"), "u-alice", 25)
+            .await?
+            .unwrap();
+        users::update(&pool, kind, "alice", &toggle(true), 2000).await?;
         assert_eq!(keys::of_user(&pool, "bob").await?, vec![key("k1", "bob")]);
         // Alice is disabled: her key is not live.
         let live = keys::all_live(&pool).await?;
@@ -122,7 +135,9 @@ async fn users_keys_and_changes_round_trip_through_sqlite() {
                 (User, "bob"),
                 (User, "alice"),
                 (Key, "k1"),
+                (User, "alice"),
                 (Key, "k22"),
+                (User, "alice"),
                 (Key, "k1"),
                 (User, "alice")
             ]
@@ -196,4 +211,48 @@ async fn unknown_names_get_a_decoy_of_the_users_cost() {
     for name in ["nobody", "zed", "x"] {
         assert_eq!(directory.decoy(name).cost_class(), class, "{name}");
     }
+}
+
+/// A key is stored only for the owner it was asked for, enabled, under the cap: one asked for
+/// a user deleted since (and a new user of the name) or disabled is not.
+#[tokio::test]
+async fn a_key_is_stored_only_for_its_live_owner_under_the_cap() {
+    use super::keys::NotStored;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
+    let db = Db::new(&url);
+    db.check_and_load().await.unwrap();
+    db.run(|pool, kind| async move {
+        users::insert(&pool, kind, &user("vlad")).await?;
+        users::delete(&pool, kind, "vlad", 1001).await?;
+        let mut later = user("vlad");
+        later.subject = "u-vlad-2".into();
+        users::insert(&pool, kind, &later).await?;
+        let stale = keys::insert(&pool, kind, &key("k1", "vlad"), "u-vlad", 25).await?;
+        assert_eq!(stale, Err(NotStored::Owner), "the deleted owner's key");
+        let disabled = UserPatch {
+            disabled: Some(true),
+            ..UserPatch::default()
+        };
+        users::update(&pool, kind, "vlad", &disabled, 1002).await?;
+        let off = keys::insert(&pool, kind, &key("k2", "vlad"), "u-vlad-2", 25).await?;
+        assert_eq!(off, Err(NotStored::Owner), "a disabled owner's key");
+        let enabled = UserPatch {
+            disabled: Some(false),
+            ..UserPatch::default()
+        };
+        users::update(&pool, kind, "vlad", &enabled, 1003).await?;
+        keys::insert(&pool, kind, &key("k3", "vlad"), "u-vlad-2", 2)
+            .await?
+            .unwrap();
+        keys::insert(&pool, kind, &key("k44", "vlad"), "u-vlad-2", 2)
+            .await?
+            .unwrap();
+        let full = keys::insert(&pool, kind, &key("k555", "vlad"), "u-vlad-2", 2).await?;
+        assert_eq!(full, Err(NotStored::Full));
+        assert_eq!(keys::of_user(&pool, "vlad").await?.len(), 2);
+        Ok::<(), DbError>(())
+    })
+    .await
+    .unwrap();
 }

@@ -4,10 +4,11 @@
 //! commands and the login flows (a rehash, a spent backup code) are adapters over it: they
 //! say who acts and what they ask; the rules are here.
 //!
-//! What a change revokes, on every instance:
+//! What a change revokes, on every instance (through the store: within a second, whether the
+//! database answers then or not):
 //! - a new password: every session and token of the user (its API keys stay);
-//! - disabling: every session and token, and its API keys leave every key ring;
-//! - deletion: every session, token and API key (each key revoked by id);
+//! - disabling: every session, token and API key of the user (the keys are deleted too);
+//! - deletion: every session, token and API key;
 //! - roles: the user's keys keep only the roles the user still has;
 //! - MFA, claims, enabling: nothing.
 
@@ -103,6 +104,9 @@ pub(crate) struct Rules<'a> {
     pub revocation_memory: u64,
     /// The `iss` of issued tokens: the issuer authenticator apps show.
     pub issuer: &'a str,
+    /// How many keys a user may hold, and how long a key lives at most (seconds).
+    pub max_keys: usize,
+    pub key_ttl: u64,
 }
 
 /// A new user's password: one to check and hash, or a hash made elsewhere (an import).
@@ -246,7 +250,8 @@ impl Accounts<'_> {
             None => None,
             Some(p) => Some(self.new_hash(&user.username, p).await?),
         };
-        let ends_sessions = c.disabled == Some(true) || password_hash.is_some();
+        let disables = c.disabled == Some(true);
+        let new_password = password_hash.is_some();
         let what: Vec<&str> = [
             ("roles", c.roles.is_some()),
             ("claims", c.claims.is_some()),
@@ -269,7 +274,12 @@ impl Accounts<'_> {
             .update(&user.username, patch, self.now)
             .await?
             .ok_or(GatewayError::NotFound)?;
-        if ends_sessions {
+        if disables {
+            self.end_owner(&user.subject).await?;
+            self.directory
+                .delete_keys_of(&user.username, self.now)
+                .await?;
+        } else if new_password {
             self.end_everything(&user.subject).await?;
         }
         let changed_fields = what.join(",");
@@ -280,11 +290,7 @@ impl Accounts<'_> {
     /// Deletes `user`: revoked first (sessions, tokens, every key), deleted last, so that a
     /// failure on the way leaves a user to delete again rather than live credentials.
     pub(crate) async fn delete(&self, user: &UserRow) -> Result<(), Denied> {
-        let keys = self.directory.keys_of(&user.username).await?;
-        self.end_everything(&user.subject).await?;
-        for k in keys {
-            self.store.revoke(Revocation::ApiKey { id: k.id }).await?;
-        }
+        self.end_owner(&user.subject).await?;
         if !self.directory.delete(&user.username, self.now).await? {
             return Err(GatewayError::NotFound.into());
         }
@@ -320,14 +326,35 @@ impl Accounts<'_> {
             Actor::User => self.now.saturating_sub(1),
             Actor::Admin | Actor::Command => self.now,
         };
-        for s in self.store.sessions(subject, self.now).await? {
-            self.store
-                .revoke(Revocation::Session { sid: s.sid, until })
-                .await?;
+        // Without the list (the store away), the revoke-all still ends every token issued
+        // before `at`: only those of this very second would slip through.
+        match self.store.sessions(subject, self.now).await {
+            Ok(sessions) => {
+                for s in sessions {
+                    self.store
+                        .revoke(Revocation::Session { sid: s.sid, until })
+                        .await?;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a user's sessions could not be listed: its tokens are revoked by time")
+            }
         }
         let subject = subject.to_string();
         self.store
             .revoke(Revocation::Subject { subject, at, until })
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every credential of `subject` made until now, the keys its user made included:
+    /// remembered for as long as a token, or a key made before now, may live.
+    async fn end_owner(&self, subject: &str) -> Result<(), Denied> {
+        let until = self.now + self.rules.revocation_memory.max(self.rules.key_ttl);
+        let subject = subject.to_string();
+        let at = self.now;
+        self.store
+            .revoke(Revocation::Owner { subject, at, until })
             .await?;
         Ok(())
     }

@@ -60,6 +60,7 @@ impl Validator<'_> {
                 permissions: raw.permissions,
                 allowed_ips,
                 expires_at,
+                issued_at: None,
                 rate_limit,
                 // An invalid [roles] has its own errors, and no config comes of it.
                 grants: Arc::new(grants.unwrap_or_default()),

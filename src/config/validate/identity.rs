@@ -28,6 +28,10 @@ impl Validator<'_> {
             "X-User-Permissions",
         );
         let method = self.header("method_header", &raw.method_header, "X-Auth-Method");
+        let issuer = match &raw.issuer_header {
+            Some(h) => Some(self.header("issuer_header", &raw.issuer_header, h)?),
+            None => None,
+        };
         let p = root("identity");
         let mut claims = Vec::new();
         for (claim, h) in &raw.claims {
@@ -52,6 +56,7 @@ impl Validator<'_> {
         ];
         all.extend(claims.iter().map(|(_, h)| h.clone()));
         all.extend(internal_token.iter().map(|t| t.header.clone()));
+        all.extend(issuer.iter().cloned());
         let mut seen = HashSet::new();
         for h in &all {
             if !seen.insert(h.clone()) {
@@ -66,6 +71,7 @@ impl Validator<'_> {
             claims,
             forward_credentials: raw.forward_credentials,
             internal_token,
+            issuer,
             client_headers: ClientHeaders::new(&all),
             all,
         })

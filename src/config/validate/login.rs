@@ -18,6 +18,22 @@ use crate::units::parse_rate;
 const DEFAULT_RATE: &str = "10/min";
 const DEFAULT_LOCKOUT: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_MAX_FAILED_ATTEMPTS: u32 = 5;
+const DEFAULT_COOKIE_REUSE_GRACE: Duration = Duration::from_secs(10);
+const DEFAULT_REAUTH: Duration = Duration::from_secs(5 * 60);
+const DEFAULT_MAX_API_KEYS: usize = 25;
+const DEFAULT_API_KEY_TTL: Duration = Duration::from_secs(90 * 86400);
+const DEFAULT_SESSION_MAX_LIFETIME: Duration = Duration::from_secs(30 * 86400);
+
+/// `[login]`'s session and key lifetimes, in seconds.
+struct Lifetimes {
+    reauth_within: u64,
+    max_api_keys_per_user: usize,
+    api_key_ttl: u64,
+    session_idle_timeout: u64,
+    session_max_lifetime: u64,
+    max_sessions_per_user: usize,
+}
+
 /// A longer grace would let a stolen refresh token be used beside its owner's.
 const MAX_REFRESH_REUSE_GRACE: u64 = 60;
 
@@ -59,18 +75,30 @@ impl Validator<'_> {
             .as_ref()
             .map(|pp| self.password_policy(pp, &p.key("password_policy")))
             .unwrap_or_default();
+        // With the cookie, a page's concurrent requests renew one session at once.
+        let default_grace = match cookie {
+            Some(_) => DEFAULT_COOKIE_REUSE_GRACE,
+            None => Duration::ZERO,
+        };
         let refresh_reuse_grace = self
             .duration(
                 &p.key("refresh_reuse_grace"),
                 raw.refresh_reuse_grace.as_deref(),
-                Duration::ZERO,
+                default_grace,
             )
             .as_secs();
         if refresh_reuse_grace > MAX_REFRESH_REUSE_GRACE {
             self.err(&p.key("refresh_reuse_grace"), "at most 60s");
         }
+        let sessions = self.sessions(&raw, &p);
         Some(LoginSettings {
             refresh_reuse_grace,
+            reauth_within: sessions.reauth_within,
+            max_api_keys_per_user: sessions.max_api_keys_per_user,
+            api_key_ttl: sessions.api_key_ttl,
+            session_idle_timeout: sessions.session_idle_timeout,
+            session_max_lifetime: sessions.session_max_lifetime,
+            max_sessions_per_user: sessions.max_sessions_per_user,
             base_path,
             users_file,
             users,
@@ -82,6 +110,45 @@ impl Validator<'_> {
             rate_limit,
             cookie,
         })
+    }
+
+    /// The lifetimes of sessions and keys, and how recent a login must be.
+    fn sessions(&self, raw: &RawLogin, p: &KeyPath) -> Lifetimes {
+        let secs = |key: &str, value: &Option<String>, default: Duration, min: u64| {
+            let v = self
+                .duration(&p.key(key), value.as_deref(), default)
+                .as_secs();
+            if v < min {
+                self.err(&p.key(key), "must be at least one second");
+            }
+            v
+        };
+        let max_api_keys_per_user = match raw.max_api_keys_per_user {
+            Some(0) => {
+                self.err(&p.key("max_api_keys_per_user"), "must be at least 1");
+                DEFAULT_MAX_API_KEYS
+            }
+            Some(n) => n,
+            None => DEFAULT_MAX_API_KEYS,
+        };
+        Lifetimes {
+            reauth_within: secs("reauth_within", &raw.reauth_within, DEFAULT_REAUTH, 1),
+            max_api_keys_per_user,
+            api_key_ttl: secs("api_key_ttl", &raw.api_key_ttl, DEFAULT_API_KEY_TTL, 1),
+            session_idle_timeout: secs(
+                "session_idle_timeout",
+                &raw.session_idle_timeout,
+                Duration::ZERO,
+                0,
+            ),
+            session_max_lifetime: secs(
+                "session_max_lifetime",
+                &raw.session_max_lifetime,
+                DEFAULT_SESSION_MAX_LIFETIME,
+                1,
+            ),
+            max_sessions_per_user: raw.max_sessions_per_user.unwrap_or(0),
+        }
     }
 
     /// `base_path`: a literal path of its own, `/auth` by default.
@@ -143,6 +210,9 @@ impl Validator<'_> {
             ("db_key", raw.db_key.is_some()),
             ("registration", raw.registration.is_some()),
             ("password_policy", raw.password_policy.is_some()),
+            ("reauth_within", raw.reauth_within.is_some()),
+            ("max_api_keys_per_user", raw.max_api_keys_per_user.is_some()),
+            ("api_key_ttl", raw.api_key_ttl.is_some()),
         ] {
             if given {
                 self.err(&p.key(key), "needs users_db (a writable user store)");

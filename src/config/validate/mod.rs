@@ -8,6 +8,7 @@ mod identity;
 mod issuers;
 mod login;
 mod rate_limits;
+mod response;
 mod routes;
 mod server;
 mod store;
@@ -51,6 +52,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "cors",
     "decision",
+    "response",
 ];
 
 /// Reads, validates and compiles a gateway.toml (and the files it names).
@@ -247,9 +249,22 @@ impl<'a> Validator<'a> {
         let api_keys = self.api_keys(&role_names, roles.as_ref());
         let login = self.login(&role_names, tokens.signer.is_some(), shared);
         let configured = self.credential_kinds(login.as_ref().is_some_and(|l| l.cookie.is_some()));
-        let routes = self.routes(&upstreams, &role_names, &configured, &named);
-        let decision = self.decision(!trusted_proxies.0.is_empty());
+        let response_headers = self.response_headers();
+        let routes = self.routes(
+            &upstreams,
+            &role_names,
+            &configured,
+            &named,
+            &response_headers,
+        );
+        let decision = self.decision();
         self.warn_unused(&named, &routes);
+        if tokens.issuers.len() > 1 && identity.as_ref().is_some_and(|i| i.issuer.is_none()) {
+            self.warn(
+                &root("identity"),
+                "several issuers are trusted without issuer_header: an upstream that keys users by subject alone could mix two users of one subject",
+            );
+        }
         Some(Config {
             path: self.src.path.clone(),
             server: server?,

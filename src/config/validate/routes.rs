@@ -7,6 +7,7 @@ use std::sync::Arc;
 use http::Method;
 
 use super::rate_limits::Policies;
+use super::response::Headers;
 use super::upstreams::Upstreams;
 use super::{root, Validator};
 use crate::config::raw::{Choice, RawOwner, RawRoute};
@@ -20,14 +21,21 @@ impl Validator<'_> {
         roles: &HashSet<String>,
         configured: &[CredentialKind],
         policies: &Policies,
+        response_headers: &Headers,
     ) -> Vec<Arc<Route>> {
         let p = root("routes");
         let mut routes: Vec<(usize, Arc<Route>)> = Vec::new();
         for (i, raw) in self.array::<RawRoute>(self.table.get("routes"), &p) {
             let rp = p.index(i);
-            let Some(route) = self.route(&raw, &rp, upstreams, roles, configured, policies) else {
+            let route = self.route(&raw, &rp, upstreams, roles, configured, policies);
+            let Some(mut route) = route else {
                 continue;
             };
+            route.response_headers = self.route_response_headers(
+                &raw.response_headers,
+                &rp.key("response_headers"),
+                response_headers,
+            );
             self.warn_if_shadowed(&route, &routes, &rp);
             routes.push((i, Arc::new(route)));
         }
@@ -95,6 +103,8 @@ impl Validator<'_> {
             owner,
             rate_limits,
             cors: raw.cors.unwrap_or(true),
+            require_mfa: raw.require_mfa,
+            response_headers: Vec::new(),
         })
     }
 

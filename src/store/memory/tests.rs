@@ -14,6 +14,7 @@ fn token<'a>(jti: &'a str, sid: &'a str, sub: &'a str, iat: u64) -> Presented<'a
         subject: sub,
         iat: Some(iat),
         api_key: None,
+        user_key: false,
     }
 }
 
@@ -51,21 +52,77 @@ async fn revocations_by_jti_session_subject_and_api_key() {
     assert!(s.is_revoked(&token("j4", "s4", "carol", now - 100), clock.now()));
     assert!(!s.is_revoked(&token("j5", "s5", "carol", now + 1), clock.now()));
 
-    s.revoke(Revocation::ApiKey { id: "k1".into() })
-        .await
-        .unwrap();
+    s.revoke(Revocation::ApiKey {
+        id: "k1".into(),
+        until: None,
+    })
+    .await
+    .unwrap();
     let key = Presented {
         subject: "svc",
         api_key: Some("k1"),
         ..Presented::default()
     };
     assert!(s.is_revoked(&key, clock.now()));
+    // A deleted user key's revocation lasts until every instance dropped the key.
+    s.revoke(Revocation::ApiKey {
+        id: "k2".into(),
+        until: Some(now + 30),
+    })
+    .await
+    .unwrap();
+    let deleted = Presented {
+        api_key: Some("k2"),
+        ..key
+    };
+    assert!(s.is_revoked(&deleted, clock.now()));
 
-    // Expired revocations are forgotten; the key's is not.
+    // Expired revocations are forgotten; the configured key's is not.
     clock.advance(61);
     s.prune();
     assert!(!s.is_revoked(&token("j1", "s1", "carol", now), clock.now()));
+    assert!(!s.is_revoked(&deleted, clock.now()));
     assert!(s.is_revoked(&key, clock.now()));
+}
+
+/// A revoke-all of a subject's tokens spares the keys its user made; its owner's revocation
+/// (disabled, deleted, revoked by an operator) ends them too, made before it, not after.
+#[tokio::test]
+async fn a_users_keys_end_with_their_owner_not_with_its_tokens() {
+    let (s, clock) = store();
+    let now = clock.now();
+    let user_key = |made: u64| Presented {
+        subject: "dana",
+        api_key: Some("key_1"),
+        iat: Some(made),
+        user_key: true,
+        ..Presented::default()
+    };
+    s.revoke(Revocation::Subject {
+        subject: "dana".into(),
+        at: now,
+        until: now + 60,
+    })
+    .await
+    .unwrap();
+    assert!(
+        !s.is_revoked(&user_key(now - 10), now),
+        "a new password keeps the keys"
+    );
+    assert!(s.is_revoked(&token("j", "s", "dana", now), now));
+    s.revoke(Revocation::Owner {
+        subject: "dana".into(),
+        at: now,
+        until: now + 60,
+    })
+    .await
+    .unwrap();
+    assert!(s.is_revoked(&user_key(now - 10), now));
+    assert!(s.is_revoked(&user_key(now), now));
+    assert!(
+        !s.is_revoked(&user_key(now + 1), now),
+        "a key made afterwards"
+    );
 }
 
 fn info(sid: &str, subject: &str, at: u64) -> SessionInfo {

@@ -35,6 +35,10 @@ const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 const BACKOFF: Duration = Duration::from_secs(1);
 /// The epoch key lives this long, renewed while any instance runs.
 const EPOCH_TTL: u64 = 86400;
+/// Revocations kept while Redis is away, at most: past it the oldest are written off (each is
+/// still in force on this instance).
+const MAX_PENDING: usize = 1_000_000;
+
 /// API-key revocations have no token expiry to follow: the revocation keys live at least this
 /// long after the last instance holding one stopped renewing them.
 const API_KEY_REVOCATION: u64 = 400 * 86400;
@@ -87,6 +91,9 @@ pub(crate) struct RedisStore {
     origin: Instant,
     /// The current outage has been logged.
     outage: AtomicBool,
+    /// Revocations decided while Redis could not be written: in force here at once, written
+    /// (and so published to every instance) as soon as Redis answers again.
+    pending: std::sync::Mutex<std::collections::VecDeque<Revocation>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -106,7 +113,14 @@ fn encode(r: &Revocation) -> (String, u64) {
         Revocation::Subject { subject, at, until } => {
             (format!("u\t{until}\t{at}\t{subject}"), *until)
         }
-        Revocation::ApiKey { id } => (format!("k\t0\t0\t{id}"), u64::MAX),
+        Revocation::Owner { subject, at, until } => {
+            (format!("o\t{until}\t{at}\t{subject}"), *until)
+        }
+        // `until` 0: for ever (as written before keys a user made could expire).
+        Revocation::ApiKey { id, until } => (
+            format!("k\t{}\t0\t{id}", until.unwrap_or(0)),
+            until.unwrap_or(u64::MAX),
+        ),
     }
 }
 
@@ -123,7 +137,15 @@ fn decode(member: &str) -> Option<Revocation> {
             at: at.parse().ok()?,
             until,
         },
-        "k" => Revocation::ApiKey { id },
+        "o" => Revocation::Owner {
+            subject: id,
+            at: at.parse().ok()?,
+            until,
+        },
+        "k" => Revocation::ApiKey {
+            id,
+            until: (until != 0).then_some(until),
+        },
         _ => return None,
     })
 }
@@ -143,6 +165,7 @@ impl RedisStore {
             down_until: AtomicU64::new(0),
             origin: Instant::now(),
             outage: AtomicBool::new(false),
+            pending: std::sync::Mutex::default(),
         }
     }
 
@@ -211,7 +234,7 @@ impl RedisStore {
     /// never passes; its keys' TTL is renewed while any instance holds one.
     fn expiry(&self, r: &Revocation) -> (String, u64) {
         match r {
-            Revocation::ApiKey { .. } => ("+inf".to_string(), API_KEY_REVOCATION),
+            Revocation::ApiKey { until: None, .. } => ("+inf".to_string(), API_KEY_REVOCATION),
             _ => {
                 let (_, until) = encode(r);
                 (until.to_string(), self.ttl(until))
@@ -240,7 +263,19 @@ mod tests {
                 at: 5,
                 until: 12,
             },
-            Revocation::ApiKey { id: "k".into() },
+            Revocation::Owner {
+                subject: "bob".into(),
+                at: 6,
+                until: 13,
+            },
+            Revocation::ApiKey {
+                id: "k".into(),
+                until: None,
+            },
+            Revocation::ApiKey {
+                id: "k2".into(),
+                until: Some(14),
+            },
         ] {
             assert_eq!(decode(&encode(&r).0), Some(r));
         }

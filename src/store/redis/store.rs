@@ -22,31 +22,14 @@ impl Store for RedisStore {
     }
 
     async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError> {
-        // This instance refuses at once, whatever Redis says.
+        // This instance refuses at once, whatever Redis says; what Redis could not take is
+        // kept and written when it is back: a revocation, once answered, is never lost.
         self.view.insert(revocation.clone());
-        let mut conn = self.conn()?;
-        if let Revocation::Session { sid, .. } = &revocation {
-            self.forget_session(sid).await?;
+        if let Err(e) = self.write_revocation(&revocation).await {
+            self.keep_pending(revocation, &e);
         }
-        let (member, _) = encode(&revocation);
-        let (score, ttl) = self.expiry(&revocation);
-        self.query::<u64>(
-            "revoke",
-            self.scripts
-                .revoke
-                .key(&self.keys.version)
-                .key(&self.keys.by_until)
-                .key(&self.keys.by_version)
-                .arg(&member)
-                .arg(score)
-                .arg(&self.keys.channel)
-                .arg(ttl)
-                .invoke_async(&mut conn),
-        )
-        .await?;
         Ok(())
     }
-
     async fn start_session(
         &self,
         refresh_jti: &str,
@@ -361,6 +344,70 @@ impl SharedBuckets for RedisStore {
 /// owner's index `usess:<subject>` (sids scored by expiry). Separate keys, written after the
 /// refresh state: in a cluster they live on different slots.
 impl RedisStore {
+    /// Writes a revocation to Redis (and ends a revoked session's refresh state there).
+    pub(super) async fn write_revocation(&self, revocation: &Revocation) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        if let Revocation::Session { sid, .. } = revocation {
+            self.forget_session(sid).await?;
+        }
+        let (member, _) = encode(revocation);
+        let (score, ttl) = self.expiry(revocation);
+        self.query::<u64>(
+            "revoke",
+            self.scripts
+                .revoke
+                .key(&self.keys.version)
+                .key(&self.keys.by_until)
+                .key(&self.keys.by_version)
+                .arg(&member)
+                .arg(score)
+                .arg(&self.keys.channel)
+                .arg(ttl)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn keep_pending(&self, revocation: Revocation, e: &StoreError) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.len() >= super::MAX_PENDING {
+            pending.pop_front();
+            tracing::error!("too many revocations waiting for redis: the oldest is written off");
+        }
+        pending.push_back(revocation);
+        tracing::warn!(error = %e, waiting = pending.len(), "revocation kept: written to redis when it is back");
+    }
+
+    /// Writes what waited for Redis, in order; what still fails waits on.
+    pub(super) async fn flush_pending(&self) {
+        loop {
+            let next = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop_front();
+            let Some(revocation) = next else {
+                return;
+            };
+            if let Err(e) = self.write_revocation(&revocation).await {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push_front(revocation);
+                tracing::debug!(error = %e, "revocations still waiting for redis");
+                return;
+            }
+            tracing::info!(
+                kind = revocation.kind(),
+                "a revocation that waited for redis is written"
+            );
+        }
+    }
+
     async fn describe_session(&self, info: &SessionInfo, until: u64) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let ttl = self.ttl(until);

@@ -38,8 +38,9 @@ impl RedisStore {
                     tokio::spawn(self.clone().follow(shutdown.clone()));
                     subscribed = true;
                 }
-                if let Err(e) = self.poll().await {
-                    tracing::debug!(error = %e, "revocation poll failed");
+                match self.poll().await {
+                    Ok(()) => self.flush_pending().await,
+                    Err(e) => tracing::debug!(error = %e, "revocation poll failed"),
                 }
                 if polls.is_multiple_of(40) {
                     self.prune_shared().await;

@@ -17,7 +17,7 @@ use crate::login::{login, pair};
 /// A TCP relay to PostgreSQL on a fixed local port: `cut` drops every connection and
 /// refuses new ones until `restore`. It runs on a runtime of its own: the test's is busy
 /// while an in-process gateway is built.
-struct Relay {
+pub(super) struct Relay {
     addr: SocketAddr,
     target: SocketAddr,
     runtime: Option<tokio::runtime::Runtime>,
@@ -37,7 +37,7 @@ impl Drop for Relay {
 }
 
 impl Relay {
-    async fn start(target: SocketAddr) -> Relay {
+    pub(super) async fn start(target: SocketAddr) -> Relay {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -76,7 +76,7 @@ impl Relay {
         *self.running.lock().unwrap() = Some((accept, pipes));
     }
 
-    fn cut(&self) {
+    pub(super) fn cut(&self) {
         if let Some((accept, pipes)) = self.running.lock().unwrap().take() {
             accept.abort();
             for p in pipes.lock().unwrap().drain(..) {
@@ -85,14 +85,14 @@ impl Relay {
         }
     }
 
-    fn restore(&self) {
+    pub(super) fn restore(&self) {
         let listener = std::net::TcpListener::bind(self.addr).unwrap();
         listener.set_nonblocking(true).unwrap();
         self.serve(listener);
     }
 }
 
-fn postgres_addr(db: &PgDatabase) -> SocketAddr {
+pub(super) fn postgres_addr(db: &PgDatabase) -> SocketAddr {
     let url = url::Url::parse(&db.url()).unwrap();
     let host = url.host_str().unwrap();
     let port = url.port().unwrap_or(5432);
@@ -100,7 +100,7 @@ fn postgres_addr(db: &PgDatabase) -> SocketAddr {
 }
 
 /// The database's URL through the relay.
-fn through(db: &PgDatabase, relay: &Relay) -> String {
+pub(super) fn through(db: &PgDatabase, relay: &Relay) -> String {
     let mut url = url::Url::parse(&db.url()).unwrap();
     url.set_port(Some(relay.addr.port())).unwrap();
     url.set_host(Some("127.0.0.1")).unwrap();

@@ -1,10 +1,11 @@
-//! Users in a database (SPEC section 7) through the real gateway: SQLite files in the test's
+//! Users in a database (docs/CONFIG.md, "Users in a database") through the real gateway: SQLite files in the test's
 //! directory and a PostgreSQL database of each test's own. Cases that hold for both run on
 //! both (`both!`).
 
 mod admin;
 mod check;
 mod faults;
+mod hardened;
 mod self_service;
 mod shared;
 

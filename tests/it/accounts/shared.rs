@@ -9,8 +9,12 @@ use serde_json::json;
 use super::*;
 use crate::login::{login, pair};
 
-async fn gateway(db: &PgDatabase, redis: &RedisServer) -> Gateway {
-    let backend_url = db.url();
+pub(super) async fn gateway(db: &PgDatabase, redis: &RedisServer) -> Gateway {
+    gateway_on(&db.url(), redis).await
+}
+
+/// As `gateway`, on the database at `backend_url` (a relay's, say).
+pub(super) async fn gateway_on(backend_url: &str, redis: &RedisServer) -> Gateway {
     let toml = toml()
         .admin(Some(ADMIN))
         .tokens("access_ttl = \"15m\"")
@@ -36,7 +40,7 @@ async fn gateway(db: &PgDatabase, redis: &RedisServer) -> Gateway {
 }
 
 /// How long until `status` of `check` is `want` (polled every 5 ms), at most 5 s.
-async fn until_status<F, Fut>(want: u16, mut check: F) -> Duration
+pub(super) async fn until_status<F, Fut>(want: u16, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = u16>,

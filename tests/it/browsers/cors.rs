@@ -266,3 +266,25 @@ cors = false
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
     }
 }
+
+/// The answer names the origin as the browser serialises it, never the header as sent: a
+/// browser compares the serialised form, and refuses an answer that echoes another spelling.
+#[tokio::test]
+async fn the_allowed_origin_is_answered_in_its_serialised_form() {
+    let gw = start().await;
+    let token = bearer(&alice());
+    for sent in [
+        "HTTPS://APP.TEST",
+        "https://app.test:443",
+        "https://App.Test",
+    ] {
+        let r = gw
+            .get(
+                "/api/orders",
+                &[("Origin", sent), ("Authorization", &token)],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{sent}");
+        assert_eq!(r.header(ALLOW_ORIGIN), Some(APP), "{sent}");
+    }
+}

@@ -191,3 +191,30 @@ async fn http1_is_still_offered_beside_h2() {
     let _ = tls.read_to_end(&mut buf).await;
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
 }
+
+/// A target the gateway rewrites (normalised here) keeps its `:authority` as `Host` and
+/// `X-Forwarded-Host`, and several `cookie` fields reach an HTTP/1.1 upstream as one line.
+#[tokio::test]
+async fn h2_rewritten_targets_keep_their_host_and_cookies_are_one_line() {
+    let gw = tls_gateway().await;
+    let mut client = h2_client(&gw).await;
+    let token = bearer(&alice());
+    for path in ["/api//orders", "/api/./orders", "/api/orders"] {
+        let r = send(
+            &mut client,
+            "GET",
+            path,
+            &[
+                ("authorization", &token),
+                ("cookie", "a=1"),
+                ("cookie", "b=2"),
+            ],
+        )
+        .await;
+        let echo = r.echo();
+        assert_eq!(echo.path, "/api/orders", "{path}");
+        assert_eq!(echo.headers["host"], ["localhost"], "{path}: {echo:?}");
+        assert_eq!(echo.headers["x-forwarded-host"], ["localhost"], "{path}");
+        assert_eq!(echo.headers["cookie"], ["a=1; b=2"], "{path}");
+    }
+}

@@ -28,7 +28,6 @@ async fn counting_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn the_forwarded_request_is_judged_as_the_proxy_would() {
     let (upstream, connections) = counting_upstream().await;
-    let (_gw, decision) = start(upstream).await;
     let viewer = bearer(&token("alice", &["viewer"]));
     let traefik = |method: &'static str, uri: &'static str| {
         vec![("X-Forwarded-Method", method), ("X-Forwarded-Uri", uri)]
@@ -39,9 +38,10 @@ async fn the_forwarded_request_is_judged_as_the_proxy_would() {
 
     // Allowed: 200, no body, the identity headers as the upstream would get them.
     for (form, mut headers) in [
-        ("Traefik/Caddy", traefik("GET", "/api/orders?x=1")),
-        ("nginx", nginx("GET", "/api/orders?x=1")),
+        ("x-forwarded", traefik("GET", "/api/orders?x=1")),
+        ("x-original", nginx("GET", "/api/orders?x=1")),
     ] {
+        let (_gw, decision) = start(upstream, form).await;
         headers.push(("Authorization", &viewer));
         headers.push(("X-User-Id", "admin"));
         let r = call(decision, "GET", "/", &headers).await;
@@ -62,6 +62,7 @@ async fn the_forwarded_request_is_judged_as_the_proxy_would() {
         assert_eq!(r.header("x-auth-method"), Some("jwt"), "{form}");
         assert!(r.header("x-request-id").is_some(), "{form}");
     }
+    let (_gw, decision) = start(upstream, "x-forwarded").await;
     // An anonymous caller on an open route: every identity header, empty, so that a proxy
     // copying them overwrites what the client sent.
     let r = call(decision, "GET", "/", &traefik("GET", "/public/x")).await;
@@ -119,21 +120,22 @@ async fn the_forwarded_request_is_judged_as_the_proxy_would() {
             403,
             "insufficient_scope",
         ),
+        // The front proxy forwards its own copy: a path normalising would change is refused.
         (
             "a dot-segment trick",
             "GET",
             "/public/../admin/x",
             viewer.as_str(),
-            403,
-            "insufficient_scope",
+            400,
+            "invalid_request",
         ),
         (
             "an encoded one",
             "GET",
             "/public/%2e%2e/admin/x",
             viewer.as_str(),
-            403,
-            "insufficient_scope",
+            400,
+            "invalid_request",
         ),
         (
             "a semicolon",
@@ -182,7 +184,7 @@ async fn the_forwarded_request_is_judged_as_the_proxy_would() {
         r.header("www-authenticate"),
         Some(r#"Bearer realm="portcullis""#),
     );
-    // An absolute URI as the target: its path and query.
+    // An absolute URI as the target: not origin-form.
     let r = call(
         decision,
         "GET",
@@ -194,7 +196,7 @@ async fn the_forwarded_request_is_judged_as_the_proxy_would() {
         ],
     )
     .await;
-    checks.eq("an absolute URI", r.status, 403);
+    checks.eq("an absolute URI", r.status, 400);
     drop(checks);
     assert_eq!(
         connections.load(Ordering::SeqCst),
@@ -208,17 +210,19 @@ async fn the_forwarded_request_is_judged_as_the_proxy_would() {
 async fn envoys_form_is_the_request_itself_less_the_prefix() {
     let (upstream, _) = counting_upstream().await;
     let decision: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let toml = config(decision).replace("[decision]\n", "[decision]\npath_prefix = \"/check\"\n");
-    let gw = Gateway::start(&toml, upstream).await;
+    let toml = config_form(decision, "path")
+        .replace("[decision]\n", "[decision]\npath_prefix = \"/check\"\n");
+    let (gw, decision) = start_toml(upstream, decision, &toml).await;
     let viewer = bearer(&token("alice", &["viewer"]));
     let mut checks = Checks::new();
     for (target, auth, status) in [
         ("/check/api/orders?x=1", viewer.as_str(), 200),
         ("/check/admin/x", viewer.as_str(), 403),
         ("/check/api/orders", "", 401),
-        ("/check/public/../admin/x", viewer.as_str(), 403),
-        ("/checking/api/orders", viewer.as_str(), 404),
-        ("/api/orders", viewer.as_str(), 404),
+        ("/check/public/../admin/x", viewer.as_str(), 400),
+        // Not under the prefix: no request is described.
+        ("/checking/api/orders", viewer.as_str(), 400),
+        ("/api/orders", viewer.as_str(), 400),
     ] {
         let h: Vec<(&str, &str)> = if auth.is_empty() {
             vec![]
@@ -243,7 +247,7 @@ async fn envoys_form_is_the_request_itself_less_the_prefix() {
 #[tokio::test]
 async fn an_untrusted_peer_gets_no_decision() {
     let (upstream, _) = counting_upstream().await;
-    let (_gw, decision) = start(upstream).await;
+    let (_gw, decision) = start(upstream, "x-forwarded").await;
     // From 127.0.0.2: loopback, but not the trusted 127.0.0.1/32.
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
@@ -271,7 +275,7 @@ async fn an_untrusted_peer_gets_no_decision() {
 #[tokio::test]
 async fn decisions_are_logged_and_counted_as_decisions() {
     let (upstream, _) = counting_upstream().await;
-    let (gw, decision) = start(upstream).await;
+    let (gw, decision) = start(upstream, "x-forwarded").await;
     let viewer = bearer(&token("alice", &["viewer"]));
     for auth in [viewer.as_str(), "Bearer nope"] {
         call(
@@ -321,17 +325,11 @@ async fn decisions_are_logged_and_counted_as_decisions() {
 async fn browsers_behind_the_front_proxy_get_cors_answers() {
     let (upstream, _) = counting_upstream().await;
     let decision: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let toml = config(decision).replace(
+    let toml = config_form(decision, "x-forwarded").replace(
         "[admin]",
         "[cors]\nallowed_origins = [\"https://app.example.com\"]\n\n[admin]",
     );
-    let _gw = Gateway::start(&toml, upstream).await;
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(decision).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    let (_gw, decision) = start_toml(upstream, decision, &toml).await;
     let origin = "https://app.example.com";
     let mut checks = Checks::new();
     let preflight = |origin: &'static str| {
@@ -380,5 +378,146 @@ async fn browsers_behind_the_front_proxy_get_cors_answers() {
             Some(origin),
         );
         checks.eq(format!("{what}: Vary"), r.header("vary"), Some("Origin"));
+    }
+}
+
+/// Only the source `forwarded` names describes the judged request: under `x-original`, a
+/// client's own `X-Forwarded-Uri` (nginx relays every client header to its subrequest) is
+/// ignored, and a source without its method or target describes nothing (400).
+#[tokio::test]
+async fn only_the_named_source_describes_the_request() {
+    let (upstream, connections) = counting_upstream().await;
+    let (_gw, decision) = start(upstream, "x-original").await;
+    let viewer = bearer(&token("alice", &["viewer"]));
+    let mut checks = Checks::new();
+    for (case, headers, status) in [
+        (
+            "a spoofed X-Forwarded-Uri beside the real target",
+            vec![
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/admin/secret"),
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Uri", "/public/x"),
+                ("Authorization", viewer.as_str()),
+            ],
+            403,
+        ),
+        (
+            "the other form alone",
+            vec![
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Uri", "/public/x"),
+            ],
+            400,
+        ),
+        (
+            "a target without its method",
+            vec![("X-Original-URI", "/public/x")],
+            400,
+        ),
+        (
+            "a method without its target",
+            vec![("X-Original-Method", "GET")],
+            400,
+        ),
+        (
+            "a repeated target",
+            vec![
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/admin/secret"),
+                ("X-Original-URI", "/public/x"),
+            ],
+            400,
+        ),
+        (
+            "the real target",
+            vec![
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/public/x"),
+            ],
+            200,
+        ),
+    ] {
+        let r = call(decision, "GET", "/", &headers).await;
+        checks.eq(case, r.status, status);
+    }
+    drop(checks);
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+}
+
+/// A target nginx and the upstream would read as another path than the one judged: a
+/// fragment (`/admin/secret#/../../public/x` is judged `/public/x` by RFC 3986 and served as
+/// `/admin/secret`), a space, a control or a non-ASCII byte: 400.
+#[tokio::test]
+async fn targets_that_hide_another_path_are_refused() {
+    let (upstream, _) = counting_upstream().await;
+    let (_gw, decision) = start(upstream, "x-forwarded").await;
+    let mut checks = Checks::new();
+    for target in [
+        "/admin/secret#/../../public/x",
+        "/public/x#frag",
+        "/public/a b",
+        "/public/a\tb",
+        "/public/caf\u{e9}",
+    ] {
+        let r = call(
+            decision,
+            "GET",
+            "/",
+            &[("X-Forwarded-Method", "GET"), ("X-Forwarded-Uri", target)],
+        )
+        .await;
+        checks.eq(target, r.status, 400);
+    }
+}
+
+/// Front proxies do not relay `Connection`: a WebSocket handshake is told by its
+/// `Sec-WebSocket-Key` (or `Upgrade`), and the session cookie's Origin rule applies to it.
+#[tokio::test]
+async fn websocket_handshakes_behind_a_proxy_get_the_cookies_origin_rule() {
+    let (upstream, _) = counting_upstream().await;
+    let decision: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let toml = format!(
+        "{}\n[login]\nusers_file = \"users.toml\"\ncookie = {{ name = \"pc_session\", secure = false }}\n",
+        config_form(decision, "x-forwarded")
+    );
+    let users = "users = []\n";
+    let (_gw, decision) = start_files(upstream, decision, &toml, &[("users.toml", users)]).await;
+    let cookie = format!("pc_session={}", token("alice", &["viewer"]));
+    let mut checks = Checks::new();
+    for (case, extra, status) in [
+        (
+            "a key, another origin",
+            vec![
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("Origin", "https://evil.test"),
+            ],
+            403,
+        ),
+        (
+            "an Upgrade, another origin",
+            vec![("Upgrade", "websocket"), ("Origin", "https://evil.test")],
+            403,
+        ),
+        (
+            "a key, its own origin",
+            vec![
+                ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                ("X-Forwarded-Proto", "http"),
+                ("X-Forwarded-Host", "app.test"),
+                ("Origin", "http://app.test"),
+            ],
+            200,
+        ),
+        ("a plain GET", vec![("Origin", "https://evil.test")], 200),
+    ] {
+        let mut h = vec![
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-Uri", "/api/ws"),
+            ("Cookie", cookie.as_str()),
+        ];
+        h.extend(extra);
+        let r = call(decision, "GET", "/", &h).await;
+        checks.eq(case, r.status, status);
     }
 }

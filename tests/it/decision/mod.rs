@@ -1,7 +1,7 @@
-//! Decision mode (SPEC section 9): Portcullis as the authorizer of another proxy. The
+//! Decision mode (docs/DECISION.md): Portcullis as the authorizer of another proxy. The
 //! listener on its own (the forwarded forms, Envoy's path-prefix form, untrusted peers, what
-//! an answer carries), then real nginx and Caddy in front of the echo upstream, each with the
-//! configuration of examples/decision/, on free ports.
+//! an answer carries, the spoofing attempts), then real nginx, Caddy and Envoy in front of the
+//! echo upstream, each with the configuration of examples/decision/, on free ports.
 
 mod direct;
 mod front;
@@ -10,8 +10,17 @@ use std::net::SocketAddr;
 
 use crate::support::*;
 
-/// examples/decision/gateway.toml on this test's addresses: the decision listener on
-/// `decision`, the test's HS256 secret.
+/// examples/decision/gateway.toml on this test's addresses, described by `form` (its
+/// `forwarded`): the decision listener on `decision`, the test's HS256 secret.
+pub(crate) fn config_form(decision: SocketAddr, form: &str) -> String {
+    config(decision).replace(
+        "forwarded = \"x-original\"",
+        &format!("forwarded = \"{form}\""),
+    )
+}
+
+/// examples/decision/gateway.toml on this test's addresses (nginx's `x-original` form): the
+/// decision listener on `decision`, the test's HS256 secret.
 pub(crate) fn config(decision: SocketAddr) -> String {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -27,10 +36,30 @@ pub(crate) fn config(decision: SocketAddr) -> String {
 
 pub(crate) const ADMIN_TOKEN: &str = "demo-only-admin-token-replace-me";
 
-/// The gateway of examples/decision/gateway.toml and its decision listener's address.
-pub(crate) async fn start(upstream: SocketAddr) -> (Gateway, SocketAddr) {
+/// The gateway of examples/decision/gateway.toml with `forwarded = form`, and its decision
+/// listener's address.
+pub(crate) async fn start(upstream: SocketAddr, form: &str) -> (Gateway, SocketAddr) {
     let decision: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let gw = Gateway::start(&config(decision), upstream).await;
+    start_toml(upstream, decision, &config_form(decision, form)).await
+}
+
+/// A gateway on `toml`, once its decision listener at `decision` accepts connections.
+pub(crate) async fn start_toml(
+    upstream: SocketAddr,
+    decision: SocketAddr,
+    toml: &str,
+) -> (Gateway, SocketAddr) {
+    start_files(upstream, decision, toml, &[]).await
+}
+
+/// As `start_toml`, with more files beside gateway.toml.
+pub(crate) async fn start_files(
+    upstream: SocketAddr,
+    decision: SocketAddr,
+    toml: &str,
+    files: &[(&str, &str)],
+) -> (Gateway, SocketAddr) {
+    let gw = Gateway::start_with_files(toml, upstream, files).await;
     // The decision listener starts beside the proxy's.
     for _ in 0..500 {
         if tokio::net::TcpStream::connect(decision).await.is_ok() {

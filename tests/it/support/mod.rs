@@ -212,6 +212,27 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// `secs` as RFC 3339 (`YYYY-MM-DDTHH:MM:SSZ`), as the gateway writes times.
+pub fn rfc3339(secs: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Claims of a valid Portcullis access token for `sub`, issued now for an hour.
 pub fn access_claims(sub: &str, roles: &[&str]) -> Map<String, Value> {
     let now = now();

@@ -101,6 +101,21 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP: still listening, answering nothing (a Redis that hangs, as under a long fork
+    /// or a network partition), until `resume`.
+    pub fn pause(&self) {
+        if let Some(c) = &self.child {
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGSTOP) };
+        }
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        if let Some(c) = &self.child {
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGCONT) };
+        }
+    }
+
     /// Runs one command through redis-cli and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
