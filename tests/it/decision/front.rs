@@ -126,13 +126,21 @@ async fn caddy(decision: SocketAddr, upstream: SocketAddr) -> Front {
 
 /// The front proxy asked about the request of `r` once: one decision logged with its request
 /// id (a second ask would judge, charge and audit the request again).
-async fn asked_once(gw: &Gateway, r: &Response, name: &str) {
+async fn asked_once(front: &Front, gw: &Gateway, r: &Response, name: &str) {
     let rid = r.header("x-request-id").expect("the refusal's request id");
-    let logs = gw.settled_stdout().await;
+    let line = |id: &str| format!(r#""request_id":"{id}""#);
+    gw.wait_for_log(&line(rid), 1).await;
+    // A second ask would have come before the client's answer: once a later request's
+    // decision is logged, every decision about this one is.
+    let later = call(front.addr, "GET", "/public/sentinel", &[])
+        .await
+        .echo();
+    let later = later.headers["x-request-id"][0].clone();
+    let logs = gw.wait_for_log(&line(&later), 1).await;
     let asked = logs
         .lines()
         .filter(|l| l.contains(r#""target":"access""#) && l.contains(r#""decision":true"#))
-        .filter(|l| l.contains(&format!(r#""request_id":"{rid}""#)))
+        .filter(|l| l.contains(&line(rid)))
         .count();
     assert_eq!(asked, 1, "{name}: decisions about request {rid}");
 }
@@ -230,7 +238,7 @@ async fn judged_through(front: &Front, gw: &Gateway, name: &str) {
     let r = call(at, "GET", "/api/orders", &[]).await;
     let body = r.assert_refusal(401, "missing_credentials");
     eprintln!("{name}: no credential -> 401 {body}");
-    asked_once(gw, &r, name).await;
+    asked_once(front, gw, &r, name).await;
     let r = call(at, "GET", "/admin/settings", &[("Authorization", &auth)]).await;
     let body = r.assert_refusal(403, "insufficient_scope");
     eprintln!("{name}: wrong role -> 403 {body}");
@@ -260,7 +268,7 @@ async fn judged_through(front: &Front, gw: &Gateway, name: &str) {
     let r = call(at, "GET", "/limited/x", &[("Authorization", &limited)]).await;
     let body = r.assert_refusal(429, "rate_limited");
     assert!(r.header("retry-after").is_some(), "{name}: Retry-After");
-    asked_once(gw, &r, name).await;
+    asked_once(front, gw, &r, name).await;
     eprintln!("{name}: over the limit -> 429 {body}");
 
     // A revoked token: refused within a second of the revocation.
