@@ -97,6 +97,7 @@ fn routes() -> Vec<Arc<Route>> {
                 rate_limits: vec![],
                 cors: true,
                 require_mfa: false,
+                unauthenticated: Default::default(),
                 response_headers: vec![],
             })
         })

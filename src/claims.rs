@@ -54,6 +54,9 @@ pub(crate) const RESERVED: &[&str] = &[
     "typ",
     "roles",
     "permissions",
+    "auth_time",
+    "amr",
+    "idp",
 ];
 
 #[cfg(test)]

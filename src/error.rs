@@ -152,6 +152,11 @@ pub enum GatewayError {
     RecentLoginRequired(u64),
     /// 409: the user holds `max_api_keys_per_user` keys already.
     TooManyKeys,
+    /// 401: the OpenID Provider answered the sign-in with an `error`.
+    ProviderDenied,
+    /// 403: signed in at the OpenID Provider, but refused here (a disabled user, an unmet
+    /// `require`).
+    AccessDenied(&'static str),
 }
 
 impl GatewayError {
@@ -185,6 +190,8 @@ impl GatewayError {
                 StatusCode::UNAUTHORIZED
             }
             GatewayError::TooManyKeys => StatusCode::CONFLICT,
+            GatewayError::ProviderDenied => StatusCode::UNAUTHORIZED,
+            GatewayError::AccessDenied(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -218,6 +225,7 @@ impl GatewayError {
                 "insufficient_user_authentication"
             }
             GatewayError::TooManyKeys => "too_many_keys",
+            GatewayError::ProviderDenied | GatewayError::AccessDenied(_) => "access_denied",
         }
     }
 
@@ -225,7 +233,8 @@ impl GatewayError {
         match self {
             GatewayError::InvalidRequest(d)
             | GatewayError::InsufficientScope(d)
-            | GatewayError::InvalidGrant(d) => d,
+            | GatewayError::InvalidGrant(d)
+            | GatewayError::AccessDenied(d) => d,
             GatewayError::InvalidToken(e) => e.description(),
             GatewayError::InvalidApiKey(e) => e.description(),
             GatewayError::MissingCredentials => "authentication required",
@@ -250,6 +259,7 @@ impl GatewayError {
             GatewayError::SecondFactorRequired => "a second factor is required",
             GatewayError::RecentLoginRequired(_) => "a recent login is required",
             GatewayError::TooManyKeys => "the user holds as many API keys as allowed",
+            GatewayError::ProviderDenied => "the identity provider refused the sign-in",
         }
     }
 
@@ -292,7 +302,9 @@ impl GatewayError {
             | GatewayError::UsernameTaken
             | GatewayError::InvalidOrigin
             | GatewayError::UntrustedProxy
-            | GatewayError::TooManyKeys => None,
+            | GatewayError::TooManyKeys
+            | GatewayError::ProviderDenied
+            | GatewayError::AccessDenied(_) => None,
         }
     }
 
@@ -313,7 +325,9 @@ impl GatewayError {
             | GatewayError::InvalidOrigin
             | GatewayError::UntrustedProxy
             | GatewayError::SecondFactorRequired
-            | GatewayError::RecentLoginRequired(_) => true,
+            | GatewayError::RecentLoginRequired(_)
+            | GatewayError::ProviderDenied
+            | GatewayError::AccessDenied(_) => true,
             GatewayError::InvalidRequest(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
@@ -343,7 +357,9 @@ impl GatewayError {
             | GatewayError::InvalidOrigin
             | GatewayError::UntrustedProxy
             | GatewayError::SecondFactorRequired
-            | GatewayError::RecentLoginRequired(_) => Counted::AuthFailure,
+            | GatewayError::RecentLoginRequired(_)
+            | GatewayError::ProviderDenied
+            | GatewayError::AccessDenied(_) => Counted::AuthFailure,
             GatewayError::RateLimited => Counted::RateLimited,
             GatewayError::AccountLocked
             | GatewayError::AdminTokenRequired

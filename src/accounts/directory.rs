@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use super::db::identities::{self, IdentityRow};
 use super::db::keys::{self, KeyRow, LiveKey};
 use super::db::users::{self, UserPatch, UserRow};
 use super::db::{Db, DbError};
@@ -118,6 +119,42 @@ impl Directory {
     pub(crate) async fn insert(&self, row: UserRow) -> Result<(), DbError> {
         self.db
             .run(move |pool, kind| async move { users::insert(&pool, kind, &row).await })
+            .await
+    }
+
+    /// The user linked to a provider's identity (`issuer`, `sub`).
+    pub(crate) async fn identity(
+        &self,
+        issuer: &str,
+        sub: &str,
+    ) -> Result<Option<IdentityRow>, DbError> {
+        let (issuer, sub) = (issuer.to_string(), sub.to_string());
+        self.db
+            .run(move |pool, _| async move { identities::get(&pool, &issuer, &sub).await })
+            .await
+    }
+
+    /// A new user linked to a provider's identity, both or neither.
+    pub(crate) async fn insert_linked(&self, row: UserRow, id: IdentityRow) -> Result<(), DbError> {
+        self.db
+            .run(move |pool, kind| async move {
+                identities::insert_with_user(&pool, kind, &row, &id).await
+            })
+            .await
+    }
+
+    /// What the provider gave at a later login.
+    pub(crate) async fn update_identity(&self, id: IdentityRow) -> Result<(), DbError> {
+        self.db
+            .run(move |pool, _| async move { identities::update(&pool, &id).await })
+            .await
+    }
+
+    /// A link whose user is gone.
+    pub(crate) async fn unlink(&self, issuer: &str, sub: &str) -> Result<(), DbError> {
+        let (issuer, sub) = (issuer.to_string(), sub.to_string());
+        self.db
+            .run(move |pool, _| async move { identities::delete(&pool, &issuer, &sub).await })
             .await
     }
 
@@ -263,7 +300,7 @@ impl Directory {
 
     /// A row as the login flows use it; a row that does not read (a hand-edited database)
     /// is `Corrupt`, refused like an unavailable database rather than half-used.
-    fn to_user(&self, row: &UserRow) -> Result<User, DbError> {
+    pub(crate) fn to_user(&self, row: &UserRow) -> Result<User, DbError> {
         let corrupt = |what: &str| DbError::Corrupt(format!("user {}: {what}", row.username));
         let password = PasswordHash::parse(&row.password_hash).map_err(|e| corrupt(&e))?;
         let totp = match &row.totp_secret {

@@ -42,13 +42,43 @@ pub struct RemoteJwks {
     skipped: Mutex<Vec<String>>,
 }
 
+/// When a document is fetched again: every `refresh` seconds, sooner when wanted (at most
+/// every [`MIN_REFETCH`]), and after a failure with a backoff of 1, 2, 4 ... s.
 #[derive(Debug, Default)]
-struct Schedule {
+pub(crate) struct Schedule {
     /// Clock seconds of the last attempt and of the last success (0: never).
     last_attempt: u64,
     last_success: u64,
     /// Failures in a row, for the backoff.
     failures: u32,
+}
+
+impl Schedule {
+    pub(crate) fn is_due(&self, now: u64, refresh: u64, wanted: bool) -> bool {
+        if self.last_attempt == 0 {
+            return true;
+        }
+        if self.failures > 0 {
+            // 1, 2, 4 ... s, never longer than the refresh interval.
+            let backoff = (1u64 << self.failures.min(10)).min(refresh);
+            return now >= self.last_attempt + backoff;
+        }
+        let since = now.saturating_sub(self.last_attempt);
+        since >= refresh || (wanted && since >= MIN_REFETCH)
+    }
+
+    /// Records an attempt at `now`; the failures in a row before it.
+    pub(crate) fn attempted(&mut self, now: u64, ok: bool) -> u32 {
+        let before = self.failures;
+        self.last_attempt = now;
+        if ok {
+            self.failures = 0;
+            self.last_success = now;
+        } else {
+            self.failures += 1;
+        }
+        before
+    }
 }
 
 impl std::fmt::Debug for RemoteJwks {
@@ -98,17 +128,11 @@ impl RemoteJwks {
     /// Whether a fetch is due at `now` (clock seconds).
     pub fn is_due(&self, now: u64) -> bool {
         let s = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
-        if s.last_attempt == 0 {
-            return true;
-        }
-        if s.failures > 0 {
-            // 1, 2, 4 ... s, never longer than the refresh interval.
-            let backoff = (1u64 << s.failures.min(10)).min(self.source.refresh);
-            return now >= s.last_attempt + backoff;
-        }
-        let since = now.saturating_sub(s.last_attempt);
-        since >= self.source.refresh
-            || (self.wanted.load(Ordering::Acquire) && since >= MIN_REFETCH)
+        s.is_due(
+            now,
+            self.source.refresh,
+            self.wanted.load(Ordering::Acquire),
+        )
     }
 
     /// Fetches and, if the document is good, swaps the keys in.
@@ -116,10 +140,10 @@ impl RemoteJwks {
         self.wanted.store(false, Ordering::Release);
         let result = self.download(client).await;
         let mut s = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
-        s.last_attempt = now;
+        let failures = s.attempted(now, result.is_ok());
         match result {
             Ok(keys) => {
-                if s.failures > 0 {
+                if failures > 0 {
                     tracing::info!(issuer = %self.issuer, keys = keys.len(), "JWKS fetched again");
                 } else {
                     tracing::debug!(issuer = %self.issuer, keys = keys.len(), "JWKS fetched");
@@ -127,12 +151,9 @@ impl RemoteJwks {
                 self.keys.store(Arc::new(keys));
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 self.fetched.store(true, Ordering::Release);
-                s.failures = 0;
-                s.last_success = now;
             }
             Err(e) => {
-                s.failures += 1;
-                if s.failures == 1 {
+                if failures == 0 {
                     tracing::warn!(
                         issuer = %self.issuer,
                         url = %self.source.url,

@@ -93,6 +93,83 @@ struct JoseHeader {
     crit: Option<Value>,
 }
 
+/// A compact JWS, parsed but not verified yet: its claims must not be trusted before
+/// [`Jws::verify`] succeeds.
+pub(crate) struct Jws<'t> {
+    header: JoseHeader,
+    alg: Algorithm,
+    pub claims: Map<String, Value>,
+    /// `header.payload`, what the signature covers.
+    message: &'t str,
+    signature: &'t str,
+}
+
+impl<'t> Jws<'t> {
+    pub(crate) fn parse(token: &'t str) -> Result<Self, TokenError> {
+        if token.is_empty() {
+            return Err(TokenError::Empty);
+        }
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLarge);
+        }
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed);
+        };
+        let header: JoseHeader = decode_json(h64)?;
+        if header.crit.is_some() {
+            return Err(TokenError::CriticalHeader);
+        }
+        let alg = parse_algorithm(&header.alg).map_err(|_| TokenError::UnsupportedAlgorithm)?;
+        let claims: Map<String, Value> = decode_json(p64)?;
+        Ok(Jws {
+            header,
+            alg,
+            claims,
+            message: &token[..h64.len() + 1 + p64.len()],
+            signature,
+        })
+    }
+
+    /// Checks the signature with one of `keys` made for the header's algorithm (and kid).
+    /// `remote`: where the keys were fetched, asked again when the kid is unknown.
+    pub(crate) fn verify(
+        &self,
+        keys: &[VerifyKey],
+        remote: Option<&RemoteJwks>,
+    ) -> Result<(), TokenError> {
+        let kid = &self.header.kid;
+        if let (Some(remote), Some(kid)) = (remote, kid) {
+            let known = keys
+                .iter()
+                .any(|k| k.kid.as_deref().is_none_or(|have| have == kid));
+            if !known {
+                // Perhaps the issuer rotated its keys: fetch again (at most every 10 s).
+                remote.want_refresh();
+                return Err(TokenError::UnknownKeyId);
+            }
+        }
+        let alg = self.alg;
+        let mut candidates = keys.iter().filter(|k| {
+            k.algorithms.contains(&alg)
+                && match (kid, &k.kid) {
+                    (Some(want), Some(have)) => want == have,
+                    _ => true,
+                }
+        });
+        let message = self.message.as_bytes();
+        let verified = candidates.any(|k| {
+            jsonwebtoken::crypto::verify(self.signature, message, &k.key, alg).unwrap_or(false)
+        });
+        if !verified {
+            return Err(TokenError::InvalidSignature);
+        }
+        Ok(())
+    }
+}
+
 impl Verifier {
     /// `remote`: the fetched key sets, one for each issuer with a `jwks_url`.
     pub fn new(issuers: &[Arc<Issuer>], remote: &[Arc<RemoteJwks>], lifetimes: Lifetimes) -> Self {
@@ -128,25 +205,9 @@ impl Verifier {
         now: u64,
         want: TokenUse,
     ) -> Result<VerifiedToken, TokenError> {
-        if token.is_empty() {
-            return Err(TokenError::Empty);
-        }
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::TooLarge);
-        }
-        let mut parts = token.split('.');
-        let (Some(h64), Some(p64), Some(sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header: JoseHeader = decode_json(h64)?;
-        if header.crit.is_some() {
-            return Err(TokenError::CriticalHeader);
-        }
-        let alg = parse_algorithm(&header.alg).map_err(|_| TokenError::UnsupportedAlgorithm)?;
-        let claims: Map<String, Value> = decode_json(p64)?;
-        let iss = claims
+        let jws = Jws::parse(token)?;
+        let iss = jws
+            .claims
             .get("iss")
             .and_then(Value::as_str)
             .ok_or(TokenError::MissingIssuer)?;
@@ -154,33 +215,10 @@ impl Verifier {
         if want == TokenUse::Refresh && !issuer.own {
             return Err(TokenError::NotOurRefreshToken);
         }
-
-        let message = &token[..h64.len() + 1 + p64.len()];
         let fetched = remote.as_ref().map(|r| r.keys());
         let keys: &[VerifyKey] = fetched.as_deref().map_or(&issuer.keys, |k| k.as_slice());
-        if let (Some(remote), Some(kid)) = (remote, &header.kid) {
-            let known = keys
-                .iter()
-                .any(|k| k.kid.as_deref().is_none_or(|have| have == kid));
-            if !known {
-                // Perhaps the issuer rotated its keys: fetch again (at most every 10 s).
-                remote.want_refresh();
-                return Err(TokenError::UnknownKeyId);
-            }
-        }
-        let mut candidates = keys.iter().filter(|k| {
-            k.algorithms.contains(&alg)
-                && match (&header.kid, &k.kid) {
-                    (Some(want), Some(have)) => want == have,
-                    _ => true,
-                }
-        });
-        let verified = candidates.any(|k| {
-            jsonwebtoken::crypto::verify(sig, message.as_bytes(), &k.key, alg).unwrap_or(false)
-        });
-        if !verified {
-            return Err(TokenError::InvalidSignature);
-        }
+        jws.verify(keys, remote.as_deref())?;
+        let claims = jws.claims;
         self.check_claims(issuer, claims, now, want)
     }
 

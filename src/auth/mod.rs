@@ -9,5 +9,6 @@ pub(crate) mod internal;
 pub(crate) mod jwks;
 pub(crate) mod jwt;
 pub(crate) mod keys;
+pub(crate) mod oidc;
 
 pub use identity::{AuthMethod, Identity};

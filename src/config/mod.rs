@@ -21,8 +21,8 @@ use crate::upstream::UpstreamSettings;
 
 pub use settings::IdentitySettings;
 pub(crate) use settings::{
-    Backend, CookieSettings, DecisionSettings, Forwarded, LoginSettings, OnFailure, SameSite,
-    Secret, ServerSettings, StoreSettings, TlsFiles, UsersDb, REFRESH_SUFFIX,
+    Backend, ClientAuth, CookieSettings, DecisionSettings, Forwarded, LoginSettings, OidcSettings,
+    OnFailure, SameSite, Secret, ServerSettings, StoreSettings, TlsFiles, UsersDb, REFRESH_SUFFIX,
 };
 pub use source::ConfigErrors;
 pub(crate) use validate::users_file;
@@ -60,6 +60,8 @@ pub struct Config {
     pub(crate) cors: Option<crate::policy::cors::Cors>,
     /// `[decision]`: the listener other proxies ask.
     pub(crate) decision: Option<DecisionSettings>,
+    /// `[[oidc]]`: the OpenID Providers browsers sign in with.
+    pub(crate) oidc: Vec<Arc<OidcSettings>>,
 }
 
 impl Config {

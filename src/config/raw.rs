@@ -344,9 +344,39 @@ pub(crate) struct RawRoute {
     pub cors: Option<bool>,
     #[serde(default)]
     pub require_mfa: bool,
+    /// `"refuse"` (default) or `"redirect:NAME"`: a browser without a credential is sent to
+    /// the `[[oidc]]` provider NAME.
+    pub unauthenticated: Option<String>,
     /// Added to the route's upstream answers that lack them, over `[response] headers`.
     #[serde(default)]
     pub response_headers: BTreeMap<String, String>,
+}
+
+/// One `[[oidc]]` provider (docs/CONFIG.md, `[[oidc]]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOidc {
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_key_file: Option<String>,
+    pub redirect_uri: String,
+    pub scopes: Option<Vec<String>>,
+    pub subject_claim: Option<String>,
+    pub roles_claim: Option<String>,
+    #[serde(default)]
+    pub roles_map: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    #[serde(default)]
+    pub claims: Vec<String>,
+    #[serde(default)]
+    pub require: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub allowed_redirects: Vec<String>,
+    pub ca_file: Option<String>,
+    pub discovery_refresh: Option<String>,
 }
 
 /// `[decision]` (docs/DECISION.md).

@@ -300,3 +300,64 @@ mod tests {
         assert_eq!(server.limit_ip(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
     }
 }
+
+/// One `[[oidc]]` provider, checked (nothing fetched: discovery is the runtime's).
+#[derive(Debug, Clone)]
+pub(crate) struct OidcSettings {
+    /// In the endpoints' paths: ASCII letters, digits and `-`.
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_auth: ClientAuth,
+    pub redirect_uri: url::Url,
+    /// `openid` first, always.
+    pub scopes: Vec<String>,
+    /// Dotted paths into the ID token (then userinfo) claims.
+    pub subject_claim: Vec<String>,
+    pub roles_claim: Option<Vec<String>>,
+    pub roles_map: Vec<(String, Vec<String>)>,
+    pub default_roles: Vec<String>,
+    pub claims: Vec<String>,
+    /// Claim values a user must have.
+    pub require: Vec<(String, serde_json::Value)>,
+    /// Serialised origins `rd` may name besides the gateway's.
+    pub allowed_redirects: Vec<String>,
+    /// DER CA certificates the provider's TLS is verified with (else the system's roots).
+    pub ca_certs: Option<Vec<Vec<u8>>>,
+    /// Seconds between discovery fetches.
+    pub discovery_refresh: u64,
+}
+
+impl PartialEq for OidcSettings {
+    /// The same provider, as fetched: what a reload may carry over.
+    fn eq(&self, other: &Self) -> bool {
+        self.issuer == other.issuer
+            && self.ca_certs == other.ca_certs
+            && self.name == other.name
+            && self.discovery_refresh == other.discovery_refresh
+    }
+}
+
+/// How Portcullis authenticates to the provider's token endpoint.
+#[derive(Clone)]
+pub(crate) enum ClientAuth {
+    /// `client_secret_basic`.
+    Secret(Secret),
+    /// `private_key_jwt` (RFC 7523), its public key in the gateway's JWKS.
+    PrivateKey {
+        key: jsonwebtoken::EncodingKey,
+        algorithm: jsonwebtoken::Algorithm,
+        kid: String,
+    },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::Secret(_) => f.write_str("client_secret_basic(***)"),
+            ClientAuth::PrivateKey { algorithm, kid, .. } => {
+                write!(f, "private_key_jwt({algorithm:?}, {kid})")
+            }
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 mod account;
 pub(crate) mod body;
+mod oidc;
 mod paths;
 
 use std::net::IpAddr;
@@ -24,7 +25,7 @@ use crate::response::{LocalResponse, Refusal};
 use crate::runtime::Runtime;
 use crate::services::Services;
 use body::Fields;
-use paths::{Endpoint, SessionEndpoint};
+use paths::{Endpoint, OidcEndpoint, SessionEndpoint};
 
 /// A request to a built-in endpoint, as the proxy read it.
 pub(crate) struct EndpointRequest<'a> {
@@ -93,6 +94,14 @@ pub(crate) async fn serve(
             (response, Some(refusal.logged_error()))
         }
     };
+    // A callback, whatever its outcome, ends the sign-in it finished: its binding is spent.
+    if let (Some(Endpoint::Oidc(OidcEndpoint::Callback)), Some(settings)) =
+        (endpoint, runtime.config.login.as_ref())
+    {
+        if let Ok(clear) = oidc::binding_cookie(settings, "", 0) {
+            response = response.header(SET_COOKIE, clear);
+        }
+    }
     if !response.has_header(&CACHE_CONTROL) {
         response = response.header(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -123,6 +132,7 @@ async fn run(
         Endpoint::Session(_) => false,
         Endpoint::Register => services.directory.is_none() || settings.registration.is_none(),
         Endpoint::Account(_) => services.directory.is_none(),
+        Endpoint::Oidc(_) => oidc::provider(req.sub_path, runtime).is_none(),
     };
     if off {
         return Err(GatewayError::NotFound.into());
@@ -134,7 +144,7 @@ async fn run(
     if !endpoint.allows(req.method) {
         return Err(GatewayError::MethodNotAllowed.into());
     }
-    if endpoint.signs_in() {
+    if endpoint.checks_origin() {
         caller::check_login_origin(runtime, &req.asked())?;
     }
     if let (true, Some(id)) = (endpoint.is_rate_limited(), settings.rate_limit) {
@@ -163,6 +173,10 @@ async fn run(
         Endpoint::Session(e) => answer(e, req, &login).await,
         Endpoint::Register => account::register(req, &login).await,
         Endpoint::Account(e) => account::answer(e, req, &login).await,
+        Endpoint::Oidc(e) => {
+            let provider = oidc::provider(req.sub_path, runtime).ok_or(GatewayError::NotFound)?;
+            oidc::answer(e, provider, req, &login).await
+        }
     }
 }
 
@@ -337,6 +351,10 @@ fn refusal(refused: Refused, oauth: bool) -> Refusal {
         Refused::WeakPassword(rule) => Refusal {
             description: Some(rule),
             ..Refusal::new(GatewayError::WeakPassword)
+        },
+        Refused::ProviderError(said) => Refusal {
+            description: Some(said),
+            ..Refusal::new(GatewayError::ProviderDenied)
         },
     };
     r.oauth = oauth;

@@ -11,6 +11,30 @@ pub(super) enum Endpoint {
     Register,
     /// The caller's own account (`users_db`).
     Account(AccountEndpoint),
+    /// `/oidc/{name}/...`: signing in with an `[[oidc]]` provider.
+    Oidc(OidcEndpoint),
+}
+
+/// Signing in and out with an OpenID Provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OidcEndpoint {
+    Start,
+    Callback,
+    Logout,
+    BackchannelLogout,
+}
+
+/// The provider named by `/oidc/{name}/...`, and which of its endpoints.
+pub(super) fn oidc_path(sub_path: &str) -> Option<(&str, OidcEndpoint)> {
+    let (name, rest) = sub_path.strip_prefix("/oidc/")?.split_once('/')?;
+    let endpoint = match rest {
+        "start" => OidcEndpoint::Start,
+        "callback" => OidcEndpoint::Callback,
+        "logout" => OidcEndpoint::Logout,
+        "backchannel-logout" => OidcEndpoint::BackchannelLogout,
+        _ => return None,
+    };
+    Some((name, endpoint))
 }
 
 /// Logins and their tokens.
@@ -64,7 +88,7 @@ impl Endpoint {
             "/mfa/disable" => Endpoint::Account(A::MfaDisable),
             _ if one_below("/sessions/") => Endpoint::Account(A::Session),
             _ if one_below("/api-keys/") => Endpoint::Account(A::ApiKey),
-            _ => return None,
+            _ => Endpoint::Oidc(oidc_path(sub_path)?.1),
         })
     }
 
@@ -74,6 +98,9 @@ impl Endpoint {
         use SessionEndpoint as S;
         match self {
             Endpoint::Session(S::UserInfo) | Endpoint::Account(A::Sessions) => "GET, HEAD",
+            Endpoint::Oidc(OidcEndpoint::Start | OidcEndpoint::Callback) => "GET",
+            Endpoint::Oidc(OidcEndpoint::Logout) => "GET, POST",
+            Endpoint::Oidc(OidcEndpoint::BackchannelLogout) => "POST",
             Endpoint::Account(A::ApiKeys) => "GET, HEAD, POST",
             Endpoint::Account(A::Session | A::ApiKey) => "DELETE",
             Endpoint::Session(S::Login | S::Mfa | S::Refresh | S::Token | S::Logout)
@@ -86,18 +113,31 @@ impl Endpoint {
         self.allowed().split(", ").any(|m| m == method.as_str())
     }
 
-    /// The endpoints that sign a browser in (the session cookie is set on their answer):
-    /// guarded against login CSRF.
-    pub(super) fn signs_in(self) -> bool {
-        self.is_rate_limited()
+    /// The endpoints guarded against login CSRF by the `Origin` (else `Referer`) they come
+    /// from: those that sign a browser in with a form of the page's (the session cookie is
+    /// set on their answer), and a provider's logout. A provider's callback comes from the
+    /// provider's page: its `state` is bound to the browser instead.
+    pub(super) fn checks_origin(self) -> bool {
+        use SessionEndpoint as S;
+        match self {
+            Endpoint::Session(S::Login | S::Token | S::Mfa) | Endpoint::Register => true,
+            Endpoint::Oidc(OidcEndpoint::Logout) => true,
+            Endpoint::Session(S::Refresh | S::Logout | S::UserInfo)
+            | Endpoint::Account(_)
+            | Endpoint::Oidc(_) => false,
+        }
     }
 
-    /// Login, token, mfa and register share the `[login].rate_limit` budget.
+    /// Login, token, mfa, register and a provider's start and callback share the
+    /// `[login].rate_limit` budget.
     pub(super) fn is_rate_limited(self) -> bool {
         use SessionEndpoint as S;
         match self {
             Endpoint::Session(S::Login | S::Token | S::Mfa) | Endpoint::Register => true,
-            Endpoint::Session(S::Refresh | S::Logout | S::UserInfo) | Endpoint::Account(_) => false,
+            Endpoint::Oidc(OidcEndpoint::Start | OidcEndpoint::Callback) => true,
+            Endpoint::Session(S::Refresh | S::Logout | S::UserInfo)
+            | Endpoint::Account(_)
+            | Endpoint::Oidc(OidcEndpoint::Logout | OidcEndpoint::BackchannelLogout) => false,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::{Authn, Login, Refused, TokenPair};
+use super::{Authn, Holder, Login, Refused, TokenPair};
 use crate::accounts::db::keys::KeyRow;
 use crate::accounts::db::users::UserRow;
 use crate::accounts::service::{Accounts, Actor, NewKey, NewUser};
@@ -85,7 +85,7 @@ impl Login<'_> {
         let user = self.check_password(me, current).await?;
         self.accounts()?.set_password(&me.user, new).await?;
         let (_, pair) = self
-            .new_session(&user, &Authn::password(self.now, None))
+            .new_session(&Holder::from(&*user), &Authn::password(self.now, None))
             .await?;
         Ok(pair)
     }

@@ -15,12 +15,13 @@ use crate::error::GatewayError;
 use crate::runtime::Runtime;
 use crate::services::Services;
 use crate::store::{Attempt, Store, StoreError};
-pub(crate) use session::{Authn, Factor};
+pub(crate) use session::{Authn, Factor, Holder};
 
 /// Longer usernames are refused before any work.
 pub(crate) const MAX_USERNAME_BYTES: usize = 256;
 
 pub(crate) mod account;
+pub(crate) mod federated;
 mod session;
 mod users;
 /// How long an `mfa_token` lives, and how many wrong codes kill it.
@@ -52,6 +53,8 @@ pub(crate) enum Refused {
     Locked(u64),
     /// A new password the policy refuses, and which rule.
     WeakPassword(String),
+    /// The OpenID Provider refused the sign-in, in these words (printable, short).
+    ProviderError(String),
 }
 
 impl From<GatewayError> for Refused {
@@ -235,7 +238,7 @@ impl Login<'_> {
     async fn succeeded(&self, user: &User, factor: Option<Factor>) -> Result<TokenPair, Refused> {
         self.store().clear_failures(&user.username).await?;
         let authn = Authn::password(self.now, factor);
-        let (sid, pair) = self.new_session(user, &authn).await?;
+        let (sid, pair) = self.new_session(&Holder::from(user), &authn).await?;
         tracing::info!(
             target: "audit",
             event = "login",

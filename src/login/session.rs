@@ -12,11 +12,56 @@ use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::store::{Presented, Revocation, Rotation, SessionInfo};
 
-/// How a user proved who they are, and when: the session's `auth_time` and `amr` (RFC 8176).
+/// How a user proved who they are, and when: the session's `auth_time` and `amr` (RFC 8176),
+/// and the `[[oidc]]` provider they signed in with (`idp`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Authn {
     pub at: u64,
     pub amr: Vec<String>,
+    pub idp: Option<String>,
+}
+
+/// Whom a session's tokens name: a user's subject, roles and claims.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Holder {
+    pub subject: String,
+    pub roles: Vec<String>,
+    pub claims: Map<String, Value>,
+    /// No user keeps them (a provider's user without `users_db`): the refresh token carries
+    /// the roles and claims to the next pair.
+    pub carried: bool,
+}
+
+impl From<&User> for Holder {
+    fn from(user: &User) -> Self {
+        Holder {
+            subject: user.subject.clone(),
+            roles: user.roles.clone(),
+            claims: user.claims.clone(),
+            carried: false,
+        }
+    }
+}
+
+/// Where a refresh token carries a provider user's roles and claims.
+const CARRIED_ROLES: &str = "fed_roles";
+const CARRIED_CLAIMS: &str = "fed_claims";
+
+impl Holder {
+    /// The roles and claims a refresh token carried, for its subject.
+    pub(crate) fn carried_by(subject: &str, claims: &Map<String, Value>) -> Option<Holder> {
+        let roles = claims.get(CARRIED_ROLES)?.as_array()?;
+        let roles = roles
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect();
+        Some(Holder {
+            subject: subject.to_string(),
+            roles,
+            claims: claims.get(CARRIED_CLAIMS)?.as_object()?.clone(),
+            carried: true,
+        })
+    }
 }
 
 /// A second factor that was accepted.
@@ -37,6 +82,22 @@ impl Authn {
         Authn {
             at,
             amr: amr.iter().map(|s| s.to_string()).collect(),
+            idp: None,
+        }
+    }
+
+    /// A sign-in at the `[[oidc]]` provider `idp`, whose own `amr` showed a second factor
+    /// or not.
+    pub(crate) fn federated(at: u64, idp: &str, second_factor: bool) -> Authn {
+        let amr: &[&str] = if second_factor {
+            &["fed", "mfa"]
+        } else {
+            &["fed"]
+        };
+        Authn {
+            at,
+            amr: amr.iter().map(|s| s.to_string()).collect(),
+            idp: Some(idp.to_string()),
         }
     }
 
@@ -56,13 +117,20 @@ impl Authn {
                 .collect(),
             None => vec!["pwd".to_string()],
         };
-        Authn { at, amr }
+        let idp = claims
+            .get("idp")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Authn { at, amr, idp }
     }
 
     fn claims(&self) -> Map<String, Value> {
         let mut claims = Map::new();
         claims.insert("auth_time".into(), self.at.into());
         claims.insert("amr".into(), self.amr.clone().into());
+        if let Some(idp) = &self.idp {
+            claims.insert("idp".into(), idp.clone().into());
+        }
         claims
     }
 }
@@ -90,10 +158,9 @@ impl Login<'_> {
         let authn = Authn::of(&token.claims);
         self.check_lifetimes(sid, &authn, facts.iat.unwrap_or(0))
             .await?;
-        let user = match self.find_by_subject(&token.subject).await? {
-            Some(u) if !u.disabled => u,
-            _ => return Err(GatewayError::InvalidGrant("the user is no longer allowed").into()),
-        };
+        let user = self
+            .holder_of(&token.subject, &token.claims, &authn)
+            .await?;
         let next = new_jti();
         let until = self.refresh_until(&authn);
         let rotation = self
@@ -132,6 +199,27 @@ impl Login<'_> {
                 Err(GatewayError::InvalidGrant("refresh token reused: session revoked").into())
             }
             Rotation::Unknown => Err(GatewayError::InvalidGrant("session ended").into()),
+        }
+    }
+
+    /// Whom a refresh token's next pair names: the user of its subject, enabled; or, for a
+    /// provider's user without `users_db`, the roles and claims it carries while its
+    /// provider is configured.
+    async fn holder_of(
+        &self,
+        subject: &str,
+        claims: &Map<String, Value>,
+        authn: &Authn,
+    ) -> Result<Holder, Refused> {
+        let gone = GatewayError::InvalidGrant("the user is no longer allowed");
+        if let (Some(idp), None) = (&authn.idp, self.users().directory()) {
+            let configured = self.runtime.provider(idp).is_some();
+            let carried = Holder::carried_by(subject, claims).filter(|_| configured);
+            return carried.ok_or(gone.into());
+        }
+        match self.find_by_subject(subject).await? {
+            Some(u) if !u.disabled => Ok(Holder::from(&*u)),
+            _ => Err(gone.into()),
         }
     }
 
@@ -207,7 +295,7 @@ impl Login<'_> {
     /// user's least recently used session ends to make room.
     pub(super) async fn new_session(
         &self,
-        user: &User,
+        user: &Holder,
         authn: &Authn,
     ) -> Result<(String, TokenPair), Refused> {
         self.make_room(&user.subject).await?;
@@ -266,7 +354,7 @@ impl Login<'_> {
     /// A new access token and the refresh token `refresh_jti` of session `sid`.
     fn pair(
         &self,
-        user: &User,
+        user: &Holder,
         sid: &str,
         refresh_jti: &str,
         authn: &Authn,
@@ -293,16 +381,14 @@ impl Login<'_> {
             )
             .map_err(signing_failed)?;
         let ttl = self.refresh_until(authn).saturating_sub(self.now);
+        let mut carried = authn.claims();
+        if user.carried {
+            carried.insert(CARRIED_ROLES.into(), user.roles.clone().into());
+            carried.insert(CARRIED_CLAIMS.into(), user.claims.clone().into());
+        }
         let refresh_token = self
             .signer
-            .refresh_token(
-                &user.subject,
-                sid,
-                refresh_jti,
-                ttl,
-                self.now,
-                &authn.claims(),
-            )
+            .refresh_token(&user.subject, sid, refresh_jti, ttl, self.now, &carried)
             .map_err(signing_failed)?;
         Ok(TokenPair {
             access_token,

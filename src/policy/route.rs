@@ -182,8 +182,21 @@ pub struct Route {
     pub cors: bool,
     /// The credential must show a second factor (`amr` holds `mfa`).
     pub require_mfa: bool,
+    /// What a browser without a credential gets.
+    pub unauthenticated: Unauthenticated,
     /// Added to its upstream answers that lack them (`[response] headers` merged in).
     pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+/// A route's `unauthenticated`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Unauthenticated {
+    /// 401, as for any client.
+    #[default]
+    Refuse,
+    /// A browser (GET or HEAD, `Accept: text/html`) is sent to the `[[oidc]]` provider of this
+    /// name to sign in.
+    Redirect(String),
 }
 
 /// A route chosen for a request, with the segments its captures matched.

@@ -111,6 +111,8 @@ pub(crate) struct Browser {
     pub upgrade: bool,
     /// The session's cookies, renewed in passing: set on the answer, whoever writes it.
     pub set_cookies: Vec<HeaderValue>,
+    /// The credential refused was the session cookie (expired beyond renewal, revoked).
+    pub cookie_refused: bool,
 }
 
 pub(crate) struct Timing {

@@ -11,6 +11,7 @@ use super::ctx::RequestCtx;
 use super::forward;
 use super::judge::{self, Described, Routed};
 use super::pipeline::{self, Destination};
+use super::sign_in;
 use super::Gateway;
 use crate::caller::Asked;
 use crate::endpoints::{self, EndpointRequest};
@@ -80,7 +81,14 @@ impl Gateway {
             renewed: None,
             sets_cookies: true,
         };
-        judge::check_caller(&self.services, &runtime, ctx, &matched, &asked, now).await?;
+        let checked = judge::check_caller(&self.services, &runtime, ctx, &matched, &asked, now);
+        if let Err(refusal) = checked.await {
+            let req = session.req_header();
+            return match sign_in::redirect(config, matched.route, req, ctx, refusal) {
+                Some(answer) => Ok(Decision::Respond(answer)),
+                None => Err(refusal),
+            };
+        }
 
         // The upstream sees the normalised path, less `strip_prefix`.
         let path = ctx.judged.path.as_deref().unwrap_or_default();

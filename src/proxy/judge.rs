@@ -202,6 +202,7 @@ pub(super) async fn check_caller(
         Ok(identity) => ctx.judged.identity = identity,
         Err(refused) => {
             ctx.judged.identity = refused.identity;
+            ctx.browser.cookie_refused = refused.by_cookie;
             return Err(refused.error);
         }
     }

@@ -11,6 +11,7 @@ mod judge;
 mod log;
 pub(crate) mod pipeline;
 mod renew;
+mod sign_in;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -166,6 +166,7 @@ mod tests {
             rate_limits: vec![],
             cors: true,
             require_mfa: false,
+            unauthenticated: Default::default(),
             response_headers: vec![],
         };
         authorize(&route, &[], id)

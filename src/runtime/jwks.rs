@@ -1,6 +1,7 @@
 //! The background fetch of every `jwks_url` of the current runtime (docs/CONFIG.md): when a set
 //! is due (at start, every `jwks_refresh`, on an unknown kid at most every 10 s), on the
-//! gateway's clock, so that tests move the schedule rather than wait for it.
+//! gateway's clock, so that tests move the schedule rather than wait for it; and of every
+//! `[[oidc]]` provider's discovery document and keys, on the same schedule.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,10 @@ pub(crate) async fn run(
         let sets = runtime.load().remote_jwks.clone();
         for set in sets.iter().filter(|s| s.is_due(now)) {
             set.fetch(&client, now).await;
+        }
+        let providers = runtime.load().providers.clone();
+        for provider in &providers {
+            provider.fetched.upkeep(now).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}

@@ -7,6 +7,7 @@
 //! upstream's health), so that a reload resets no budget and refetches nothing.
 
 pub(crate) mod jwks;
+pub(crate) mod providers;
 pub(crate) mod tasks;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::config::Config;
 use crate::policy::Route;
 use crate::ratelimit::{Policy, PolicyId, SharedBuckets, Stage};
 use crate::upstream::{UpstreamId, UpstreamPool};
+pub(crate) use providers::Provider;
 
 /// Verified tokens kept per runtime: enough for the active tokens of a busy deployment.
 const TOKEN_CACHE_CAPACITY: usize = 16_384;
@@ -38,6 +40,8 @@ pub struct Runtime {
     /// By [`UpstreamId`].
     pub upstreams: Vec<Arc<UpstreamPool>>,
     pub internal_token: Option<InternalToken>,
+    /// The `[[oidc]]` providers, their discovery and keys fetched in the background.
+    pub(crate) providers: Vec<Provider>,
 }
 
 impl Runtime {
@@ -75,7 +79,14 @@ impl Runtime {
             .internal_token
             .as_ref()
             .map(InternalToken::new);
+        let before = previous.map_or(&[][..], |p| p.providers.as_slice());
+        let providers = config
+            .oidc
+            .iter()
+            .map(|settings| Provider::new(settings, before))
+            .collect();
         Runtime {
+            providers,
             config: Arc::new(config),
             verifier,
             remote_jwks,
@@ -108,13 +119,21 @@ impl Runtime {
             .filter(move |(_, p)| p.spec.stage == stage)
     }
 
-    /// Readiness reasons: trusted issuers whose `jwks_url` has not been fetched yet.
+    /// Readiness reasons: trusted issuers whose `jwks_url` has not been fetched yet, and
+    /// providers whose discovery or keys have not.
     pub fn jwks_not_ready(&self) -> Vec<String> {
-        self.remote_jwks
+        let issuers = self
+            .remote_jwks
             .iter()
             .filter(|r| !r.is_ready())
-            .map(|r| format!("jwks: the keys of `{}` have not been fetched yet", r.issuer))
-            .collect()
+            .map(|r| format!("jwks: the keys of `{}` have not been fetched yet", r.issuer));
+        let providers = self.providers.iter().filter_map(Provider::not_ready);
+        issuers.chain(providers).collect()
+    }
+
+    /// The `[[oidc]]` provider named `name`.
+    pub(crate) fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.settings.name == name)
     }
 }
 

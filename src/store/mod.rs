@@ -214,6 +214,20 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Consumes an MFA token after a right code: `true` for exactly one caller.
     async fn take_mfa(&self, id: &str) -> Result<bool, StoreError>;
 
+    /// Keeps `value` under `key` until `until`, for one [`Store::take`] (a sign-in started at
+    /// an OpenID Provider, finished on any instance).
+    async fn keep(&self, key: &str, value: &str, until: u64) -> Result<(), StoreError>;
+
+    /// The value kept under `key`, removed: for exactly one caller, before `until`.
+    async fn take(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Adds `member` to the set `set`, which lives at least until `until` (the sessions
+    /// opened from one provider session, for its back-channel logout).
+    async fn link(&self, set: &str, member: &str, until: u64) -> Result<(), StoreError>;
+
+    /// The members of `set` (none once it expired).
+    async fn linked(&self, set: &str) -> Result<Vec<String>, StoreError>;
+
     /// Drops whatever has expired. Called in the background every few seconds.
     fn prune(&self);
 }

@@ -8,11 +8,18 @@ use sqlx::{Acquire, Executor};
 use super::{DbError, DbKind};
 
 /// (version, SQLite's text, PostgreSQL's text).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    include_str!("migrations/sqlite/0001_accounts.sql"),
-    include_str!("migrations/postgres/0001_accounts.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        include_str!("migrations/sqlite/0001_accounts.sql"),
+        include_str!("migrations/postgres/0001_accounts.sql"),
+    ),
+    (
+        2,
+        include_str!("migrations/sqlite/0002_identities.sql"),
+        include_str!("migrations/postgres/0002_identities.sql"),
+    ),
+];
 
 /// Any number to lock on: instances starting together migrate one after the other.
 const PG_LOCK: i64 = 0x706f_7274_6375;

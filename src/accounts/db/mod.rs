@@ -6,6 +6,7 @@
 //! database slows the endpoints that need it, nothing else.
 
 pub(crate) mod changes;
+pub(crate) mod identities;
 pub(crate) mod keys;
 mod migrate;
 pub(crate) mod users;

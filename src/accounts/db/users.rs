@@ -88,6 +88,17 @@ pub(crate) async fn by_subject(pool: &AnyPool, subject: &str) -> Result<Option<U
 /// inserts of one username, the primary key lets exactly one in.
 pub(crate) async fn insert(pool: &AnyPool, kind: DbKind, user: &UserRow) -> Result<(), DbError> {
     let mut tx = pool.begin().await?;
+    insert_in(&mut tx, kind, user).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`insert`], in the caller's transaction.
+pub(super) async fn insert_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: DbKind,
+    user: &UserRow,
+) -> Result<(), DbError> {
     let sql = format!(
         "INSERT INTO portcullis_users ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     );
@@ -103,17 +114,9 @@ pub(crate) async fn insert(pool: &AnyPool, kind: DbKind, user: &UserRow) -> Resu
         .bind(i64::from(user.disabled))
         .bind(secs(user.created_at))
         .bind(secs(user.updated_at))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    changes::record(
-        &mut tx,
-        kind,
-        ChangeKind::User,
-        &user.username,
-        user.updated_at,
-    )
-    .await?;
-    tx.commit().await?;
+    changes::record(tx, kind, ChangeKind::User, &user.username, user.updated_at).await?;
     Ok(())
 }
 
@@ -181,7 +184,7 @@ pub(crate) async fn update(
     Ok(Some(user))
 }
 
-/// Deletes a user and its API keys; whether it existed.
+/// Deletes a user, its API keys and its link to a provider; whether it existed.
 pub(crate) async fn delete(
     pool: &AnyPool,
     kind: DbKind,
@@ -189,10 +192,12 @@ pub(crate) async fn delete(
     now: u64,
 ) -> Result<bool, DbError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("DELETE FROM portcullis_api_keys WHERE username = $1")
-        .bind(username)
-        .execute(&mut *tx)
-        .await?;
+    for table in ["portcullis_api_keys", "portcullis_identities"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+    }
     let done = sqlx::query("DELETE FROM portcullis_users WHERE username = $1")
         .bind(username)
         .execute(&mut *tx)

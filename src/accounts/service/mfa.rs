@@ -79,7 +79,7 @@ impl Accounts<'_> {
             .await?;
         let action = match self.actor {
             Actor::User => "mfa_disabled",
-            Actor::Admin | Actor::Command => "mfa_reset",
+            Actor::Admin | Actor::Command | Actor::Provider => "mfa_reset",
         };
         self.audit(action, username);
         Ok(())

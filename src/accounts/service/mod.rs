@@ -12,6 +12,7 @@
 //! - roles: the user's keys keep only the roles the user still has;
 //! - MFA, claims, enabling: nothing.
 
+mod federated;
 mod keys;
 mod mfa;
 
@@ -26,6 +27,7 @@ use crate::error::GatewayError;
 use crate::policy::roles::RoleGraph;
 use crate::store::{Revocation, Store, StoreError};
 
+pub(crate) use federated::ProviderUser;
 pub(crate) use keys::NewKey;
 
 /// Who asks for a change: its audit events say so.
@@ -37,6 +39,8 @@ pub(crate) enum Actor {
     Admin,
     /// An operator, through `portcullis users`.
     Command,
+    /// An OpenID Provider's login.
+    Provider,
 }
 
 impl Actor {
@@ -45,6 +49,7 @@ impl Actor {
             Actor::User => "self",
             Actor::Admin => "admin",
             Actor::Command => "command",
+            Actor::Provider => "provider",
         }
     }
 }
@@ -201,7 +206,7 @@ impl Accounts<'_> {
         self.directory.insert(row.clone()).await?;
         let action = match self.actor {
             Actor::User => "register",
-            Actor::Admin | Actor::Command => "user_created",
+            Actor::Admin | Actor::Command | Actor::Provider => "user_created",
         };
         self.audit(action, &row.username);
         Ok(row)
@@ -324,7 +329,7 @@ impl Accounts<'_> {
         let until = self.now + self.rules.revocation_memory;
         let at = match self.actor {
             Actor::User => self.now.saturating_sub(1),
-            Actor::Admin | Actor::Command => self.now,
+            Actor::Admin | Actor::Command | Actor::Provider => self.now,
         };
         // Without the list (the store away), the revoke-all still ends every token issued
         // before `at`: only those of this very second would slip through.

@@ -7,6 +7,7 @@ mod decision;
 mod identity;
 mod issuers;
 mod login;
+mod oidc;
 mod rate_limits;
 mod response;
 mod routes;
@@ -53,6 +54,7 @@ const SECTIONS: &[&str] = &[
     "cors",
     "decision",
     "response",
+    "oidc",
 ];
 
 /// Reads, validates and compiles a gateway.toml (and the files it names).
@@ -250,13 +252,18 @@ impl<'a> Validator<'a> {
         let login = self.login(&role_names, tokens.signer.is_some(), shared);
         let configured = self.credential_kinds(login.as_ref().is_some_and(|l| l.cookie.is_some()));
         let response_headers = self.response_headers();
+        let signs = tokens.signer.is_some();
+        let (oidc, client_keys) = self.oidc(&role_names, login.as_ref(), signs);
+        let providers: Vec<&str> = oidc.iter().map(|o| o.name.as_str()).collect();
         let routes = self.routes(
             &upstreams,
             &role_names,
             &configured,
             &named,
             &response_headers,
+            &providers,
         );
+        let jwks = with_keys(&tokens.jwks, client_keys);
         let decision = self.decision();
         self.warn_unused(&named, &routes);
         if tokens.issuers.len() > 1 && identity.as_ref().is_some_and(|i| i.issuer.is_none()) {
@@ -273,7 +280,7 @@ impl<'a> Validator<'a> {
             lifetimes: tokens.lifetimes,
             api_keys,
             signer: tokens.signer,
-            jwks: tokens.jwks.into(),
+            jwks: jwks.into(),
             roles: std::sync::Arc::new(roles?),
             identity: identity?,
             upstreams: upstreams.settings,
@@ -284,6 +291,7 @@ impl<'a> Validator<'a> {
             admin_token: self.admin_token(raw_server.as_ref()),
             cors: self.cors(),
             decision,
+            oidc: oidc.into_iter().map(std::sync::Arc::new).collect(),
         })
     }
 
@@ -361,6 +369,19 @@ impl<'a> Validator<'a> {
         }
         Some(Secret::new(token))
     }
+}
+
+/// The JWKS document `jwks` with `more` keys (the `[[oidc]]` clients' public keys).
+fn with_keys(jwks: &[u8], more: Vec<jsonwebtoken::jwk::Jwk>) -> Vec<u8> {
+    if more.is_empty() {
+        return jwks.to_vec();
+    }
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(jwks).unwrap_or_else(|_| serde_json::json!({ "keys": [] }));
+    if let Some(keys) = doc.get_mut("keys").and_then(|k| k.as_array_mut()) {
+        keys.extend(more.iter().filter_map(|k| serde_json::to_value(k).ok()));
+    }
+    serde_json::to_vec(&doc).expect("JWKs serialise")
 }
 
 #[cfg(test)]

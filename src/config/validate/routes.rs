@@ -12,7 +12,7 @@ use super::upstreams::Upstreams;
 use super::{root, Validator};
 use crate::config::raw::{Choice, RawOwner, RawRoute};
 use crate::config::source::KeyPath;
-use crate::policy::route::{AuthMode, CredentialKind, Owner, PathPattern, Route};
+use crate::policy::route::{AuthMode, CredentialKind, Owner, PathPattern, Route, Unauthenticated};
 
 impl Validator<'_> {
     pub(super) fn routes(
@@ -22,6 +22,7 @@ impl Validator<'_> {
         configured: &[CredentialKind],
         policies: &Policies,
         response_headers: &Headers,
+        providers: &[&str],
     ) -> Vec<Arc<Route>> {
         let p = root("routes");
         let mut routes: Vec<(usize, Arc<Route>)> = Vec::new();
@@ -36,6 +37,13 @@ impl Validator<'_> {
                 &rp.key("response_headers"),
                 response_headers,
             );
+            route.unauthenticated = self.unauthenticated(&raw, &rp, providers);
+            let redirects = route.unauthenticated != Unauthenticated::Refuse;
+            if redirects && !route.accepts(CredentialKind::Cookie) {
+                let why =
+                    "the provider's login opens a cookie session: the route must accept \"cookie\"";
+                self.err(&rp.key("unauthenticated"), why);
+            }
             self.warn_if_shadowed(&route, &routes, &rp);
             routes.push((i, Arc::new(route)));
         }
@@ -105,7 +113,29 @@ impl Validator<'_> {
             cors: raw.cors.unwrap_or(true),
             require_mfa: raw.require_mfa,
             response_headers: Vec::new(),
+            unauthenticated: Unauthenticated::Refuse,
         })
+    }
+
+    /// `unauthenticated`: `"refuse"`, or `"redirect:NAME"` of a configured `[[oidc]]`.
+    fn unauthenticated(&self, raw: &RawRoute, rp: &KeyPath, providers: &[&str]) -> Unauthenticated {
+        let at = rp.key("unauthenticated");
+        match raw.unauthenticated.as_deref() {
+            None | Some("refuse") => Unauthenticated::Refuse,
+            Some(v) => match v.strip_prefix("redirect:") {
+                Some(name) if providers.contains(&name) => {
+                    Unauthenticated::Redirect(name.to_string())
+                }
+                Some(name) => {
+                    self.err(&at, format!("no [[oidc]] provider is named `{name}`"));
+                    Unauthenticated::Refuse
+                }
+                None => {
+                    self.err(&at, "must be \"refuse\" or \"redirect:NAME\"");
+                    Unauthenticated::Refuse
+                }
+            },
+        }
     }
 
     fn methods(&self, raw: &RawRoute, rp: &KeyPath) -> Vec<Method> {

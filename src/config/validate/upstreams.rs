@@ -99,7 +99,7 @@ impl Validator<'_> {
     }
 
     /// PEM certificates, each checked to parse.
-    fn ca_file(&self, file: &str, at: &KeyPath) -> Option<Vec<Vec<u8>>> {
+    pub(super) fn ca_file(&self, file: &str, at: &KeyPath) -> Option<Vec<Vec<u8>>> {
         let bytes = self.read_file(at, file)?;
         let ders: Vec<Vec<u8>> = rustls_pemfile::certs(&mut bytes.as_slice())
             .filter_map(Result::ok)

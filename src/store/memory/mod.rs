@@ -27,6 +27,10 @@ struct State {
     /// marker -> until
     spent: HashMap<String, u64>,
     mfa: HashMap<String, PendingMfa>,
+    /// key -> (value, until): taken once.
+    kept: HashMap<String, (String, u64)>,
+    /// set -> (members, until)
+    links: HashMap<String, (Vec<String>, u64)>,
 }
 
 #[derive(Debug)]
@@ -254,6 +258,39 @@ impl Store for MemoryStore {
         Ok(self.state().mfa.remove(id).is_some_and(|m| m.until > now))
     }
 
+    async fn keep(&self, key: &str, value: &str, until: u64) -> Result<(), StoreError> {
+        let kept = (value.to_string(), until);
+        self.state().kept.insert(key.to_string(), kept);
+        Ok(())
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now();
+        let taken = self.state().kept.remove(key);
+        Ok(taken.filter(|(_, until)| *until > now).map(|(v, _)| v))
+    }
+
+    async fn link(&self, set: &str, member: &str, until: u64) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        let entry = state.links.entry(set.to_string()).or_default();
+        if entry.1 <= now {
+            *entry = (Vec::new(), 0);
+        }
+        if !entry.0.iter().any(|m| m == member) {
+            entry.0.push(member.to_string());
+        }
+        entry.1 = entry.1.max(until);
+        Ok(())
+    }
+
+    async fn linked(&self, set: &str) -> Result<Vec<String>, StoreError> {
+        let now = self.clock.now();
+        let state = self.state();
+        let live = state.links.get(set).filter(|(_, until)| *until > now);
+        Ok(live.map(|(m, _)| m.clone()).unwrap_or_default())
+    }
+
     fn prune(&self) {
         let now = self.clock.now();
         self.revoked.prune(now);
@@ -263,6 +300,8 @@ impl Store for MemoryStore {
         s.locks.retain(|_, until| *until > now);
         s.spent.retain(|_, until| *until > now);
         s.mfa.retain(|_, m| m.until > now);
+        s.kept.retain(|_, (_, until)| *until > now);
+        s.links.retain(|_, (_, until)| *until > now);
     }
 }
 

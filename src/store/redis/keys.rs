@@ -57,6 +57,15 @@ impl Keys {
         format!("{}mfa:{id}", self.prefix)
     }
 
+    /// A value taken once (hex, so that no byte of the name can break the key).
+    pub(super) fn kept(&self, key: &str) -> String {
+        format!("{}kept:{}", self.prefix, hex::encode(key.as_bytes()))
+    }
+
+    pub(super) fn linked(&self, set: &str) -> String {
+        format!("{}link:{}", self.prefix, hex::encode(set.as_bytes()))
+    }
+
     pub(super) fn bucket(&self, policy_key: &str) -> String {
         format!("{}rl:{policy_key}", self.prefix)
     }

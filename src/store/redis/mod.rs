@@ -13,6 +13,7 @@ mod keys;
 mod scripts;
 mod store;
 mod sync;
+mod values;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

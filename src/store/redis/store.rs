@@ -216,85 +216,39 @@ impl Store for RedisStore {
     }
 
     async fn spend(&self, marker: &str, until: u64) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
-        let set: Option<String> = self
-            .query(
-                "spend",
-                redis::cmd("SET")
-                    .arg(self.keys.spent(marker))
-                    .arg(1)
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(self.ttl(until))
-                    .query_async(&mut conn),
-            )
-            .await?;
-        Ok(set.is_some())
+        self.spend_marker(marker, until).await
     }
 
     async fn put_mfa(&self, id: &str, username: &str, until: u64) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        let key = self.keys.mfa(id);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("HSET")
-            .arg(&key)
-            .arg("u")
-            .arg(username)
-            .arg("w")
-            .arg(0)
-            .arg("t")
-            .arg(until)
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(self.ttl(until))
-            .ignore();
-        self.query::<()>("start mfa", pipe.query_async(&mut conn))
-            .await
+        self.start_mfa(id, username, until).await
     }
 
     async fn mfa_attempt(&self, id: &str, max: u32) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn()?;
-        self.query(
-            "count code attempt",
-            self.scripts
-                .mfa_attempt
-                .key(self.keys.mfa(id))
-                .arg(max)
-                .arg(self.clock.now())
-                .invoke_async(&mut conn),
-        )
-        .await
+        self.count_mfa_attempt(id, max).await
     }
 
     async fn mfa_attempt_failed(&self, id: &str, max: u32) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        self.query::<i64>(
-            "count wrong code",
-            self.scripts
-                .mfa_failed
-                .key(self.keys.mfa(id))
-                .arg(max)
-                .invoke_async(&mut conn),
-        )
-        .await?;
-        Ok(())
+        self.count_wrong_code(id, max).await
     }
 
     async fn take_mfa(&self, id: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
-        let taken: i64 = self
-            .query(
-                "take mfa",
-                self.scripts
-                    .mfa_take
-                    .key(self.keys.mfa(id))
-                    .arg(self.clock.now())
-                    .invoke_async(&mut conn),
-            )
-            .await?;
-        Ok(taken == 1)
+        self.end_mfa(id).await
+    }
+
+    async fn keep(&self, key: &str, value: &str, until: u64) -> Result<(), StoreError> {
+        self.keep_value(key, value, until).await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.take_value(key).await
+    }
+
+    async fn link(&self, set: &str, member: &str, until: u64) -> Result<(), StoreError> {
+        self.add_link(set, member, until).await
+    }
+
+    async fn linked(&self, set: &str) -> Result<Vec<String>, StoreError> {
+        self.links(set).await
     }
 
     fn prune(&self) {
