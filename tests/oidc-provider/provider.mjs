@@ -6,6 +6,12 @@
 // stdout once listening: {"issuer":"http://HOST:PORT"}. Everything else goes
 // to stderr. Exits on SIGTERM/SIGINT and when stdin reaches EOF / closes.
 // See README.md in this folder for the config format and the HTTP sequences.
+//
+// Clients are served through the adapter (the `Client` model reads a mutable
+// in-memory map), not through oidc-provider's static `clients` option, so
+// that with `"testEndpoints": true` they can be replaced at runtime with
+// `PUT /__test/clients` (the tests learn the gateway's URIs only after the OP
+// is up).
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -18,6 +24,9 @@ for (const m of ['log', 'info', 'debug']) {
 }
 
 const { default: Provider } = await import('oidc-provider');
+// The development in-memory adapter of oidc-provider itself (pinned version),
+// used for every model except `Client`.
+const { createMemoryAdapter } = await import('oidc-provider/lib/adapters/memory_adapter.js');
 
 function die(msg) {
   process.stderr.write(`oidc-test-provider: ${msg}\n`);
@@ -36,9 +45,10 @@ try {
 
 const host = config.host ?? '127.0.0.1';
 const port = Number(config.port ?? 0);
-const clients = Array.isArray(config.clients) ? config.clients : [];
+const initialClients = config.clients ?? [];
 const accounts = config.accounts ?? {};
 const pkceRequired = config.pkceRequired ?? true;
+const testEndpoints = config.testEndpoints === true;
 
 // ---------------------------------------------------------------------------
 // Lifecycle: exit on SIGTERM/SIGINT and when the parent's stdin pipe closes.
@@ -110,15 +120,19 @@ function send(res, status, html) {
   res.end(html);
 }
 
-async function readForm(req) {
+async function readBody(req, limit) {
   const chunks = [];
   let size = 0;
   for await (const chunk of req) {
     size += chunk.length;
-    if (size > 64 * 1024) throw new Error('body too large');
+    if (size > limit) throw new Error('body too large');
     chunks.push(chunk);
   }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readForm(req) {
+  return new URLSearchParams(await readBody(req, 64 * 1024));
 }
 
 // ---------------------------------------------------------------------------
@@ -177,8 +191,48 @@ async function autoGrant(ctx) {
   return grant;
 }
 
+// ---------------------------------------------------------------------------
+// Clients: a mutable registry served through the adapter's `Client` model.
+//
+// oidc-provider (lib/models/client.js, Client.find) caches *static* clients
+// (the `clients` option) once per client_id for the provider's lifetime, so
+// they cannot be changed. Clients returned by the adapter are instead cached
+// in an LRU keyed by the SHA-256 of the JSON the adapter returned, so changed
+// metadata gives a new Client object (new redirect URIs, new key store, so a
+// jwks_uri is fetched again) on the very next Client.find. The `generation`
+// marker below changes that JSON on every replace, so even unchanged metadata
+// gets a fresh Client (and jwks_uri cache) after a PUT. oidc-provider's client
+// schema drops the unrecognised marker key, so it never reaches the Client.
+// ---------------------------------------------------------------------------
+const GENERATION_KEY = 'x_oidc_test_provider_generation';
+const clientRegistry = { byId: new Map(), generation: 0 };
+
+const clientAdapter = {
+  async find(id) {
+    const metadata = clientRegistry.byId.get(id);
+    if (!metadata) return undefined;
+    return { ...structuredClone(metadata), [GENERATION_KEY]: clientRegistry.generation };
+  },
+  async upsert() {
+    throw new Error('clients are read-only here (use PUT /__test/clients)');
+  },
+  async destroy() {
+    throw new Error('clients are read-only here (use PUT /__test/clients)');
+  },
+  async consume() {},
+  async findByUid() { return undefined; },
+  async findByUserCode() { return undefined; },
+  async revokeByGrantId() {},
+};
+
+function makeAdapter(clockTolerance) {
+  const memory = createMemoryAdapter(clockTolerance);
+  // A (non-constructable) factory: oidc-provider calls it once per model.
+  return (model) => (model === 'Client' ? clientAdapter : memory(model));
+}
+
 const configuration = {
-  clients,
+  adapter: makeAdapter(15), // 15 s = oidc-provider's default clockTolerance
   clientAuthMethods: ['client_secret_basic', 'private_key_jwt'],
   scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
   claims: {
@@ -282,14 +336,43 @@ provider.on('backchannel.success', (_ctx, client, accountId, sid) => {
   process.stderr.write(`oidc-test-provider: backchannel logout delivered to ${client.clientId} (sub=${accountId} sid=${sid})\n`);
 });
 
+// Checks a whole client list the way oidc-provider checks metadata (its
+// client schema, via Client.validate), plus unique non-empty client_ids.
+// Returns the new client_id -> metadata map; throws Error with a message.
+async function validateClients(list) {
+  if (!Array.isArray(list)) throw new Error('clients must be a JSON array of client metadata objects');
+  const byId = new Map();
+  for (const [i, metadata] of list.entries()) {
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
+      throw new Error(`clients[${i}] is not a JSON object`);
+    }
+    const id = metadata.client_id;
+    if (typeof id !== 'string' || !id.length) {
+      throw new Error(`clients[${i}]: client_id is mandatory (a non-empty string)`);
+    }
+    if (byId.has(id)) throw new Error(`clients[${i}]: duplicate client_id ${JSON.stringify(id)}`);
+    try {
+      // eslint-disable-next-line no-await-in-loop
+      await provider.Client.validate(structuredClone(metadata));
+    } catch (err) {
+      throw new Error(`client ${JSON.stringify(id)}: ${err.message}${err.error_description ? `: ${err.error_description}` : ''}`);
+    }
+    byId.set(id, structuredClone(metadata));
+  }
+  return byId;
+}
+
+// Atomically replaces the whole set; takes effect for the next request.
+function replaceClients(byId) {
+  clientRegistry.byId = byId;
+  clientRegistry.generation += 1;
+}
+
 // Validate clients eagerly so that bad metadata fails at start, not mid-test.
 try {
-  for (const c of clients) {
-    // eslint-disable-next-line no-await-in-loop
-    await provider.Client.find(c.client_id);
-  }
+  replaceClients(await validateClients(initialClients));
 } catch (err) {
-  die(`invalid client metadata: ${err.message}${err.error_description ? `: ${err.error_description}` : ''}`);
+  die(`invalid client metadata: ${err.message}`);
 }
 
 // ---------------------------------------------------------------------------
@@ -371,9 +454,65 @@ async function interactionRoute(req, res, url) {
   return true;
 }
 
+// ---------------------------------------------------------------------------
+// Test-only control endpoints (only with "testEndpoints": true).
+// ---------------------------------------------------------------------------
+function sendJson(res, status, value) {
+  const body = `${JSON.stringify(value)}\n`;
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
+}
+
+function sendEmpty(res, status) {
+  res.statusCode = status;
+  res.setHeader('Cache-Control', 'no-store');
+  res.end();
+}
+
+async function testRoute(req, res, url) {
+  const methodNotAllowed = (allow) => {
+    res.setHeader('Allow', allow);
+    sendJson(res, 405, { error: `method not allowed (allowed: ${allow})` });
+  };
+  switch (url.pathname) {
+    case '/__test/health':
+      if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed('GET, HEAD');
+      return sendEmpty(res, 204);
+    case '/__test/clients': {
+      if (req.method === 'GET') return sendJson(res, 200, [...clientRegistry.byId.values()]);
+      if (req.method !== 'PUT') return methodNotAllowed('GET, PUT');
+      let list;
+      try {
+        list = JSON.parse(await readBody(req, 1024 * 1024));
+      } catch (err) {
+        return sendJson(res, 400, { error: `body is not valid JSON: ${err.message}` });
+      }
+      let byId;
+      try {
+        byId = await validateClients(list);
+      } catch (err) {
+        process.stderr.write(`oidc-test-provider: PUT /__test/clients rejected: ${err.message}\n`);
+        return sendJson(res, 400, { error: err.message });
+      }
+      replaceClients(byId);
+      process.stderr.write(`oidc-test-provider: clients replaced (generation ${clientRegistry.generation}): ${[...byId.keys()].join(', ') || '(none)'}\n`);
+      return sendEmpty(res, 204);
+    }
+    default:
+      return sendJson(res, 404, { error: 'not found' });
+  }
+}
+
 handler = async (req, res) => {
   try {
     const url = new URL(req.url, issuer);
+    if (testEndpoints && (url.pathname === '/__test' || url.pathname.startsWith('/__test/'))) {
+      await testRoute(req, res, url);
+      return;
+    }
     if (url.pathname.startsWith('/interaction/')) {
       if (await interactionRoute(req, res, url)) return;
     }

@@ -218,6 +218,10 @@ impl Validator<'_> {
                 self.err(&p.key(key), "needs users_db (a writable user store)");
             }
         }
+        // Users who all sign in with a provider need no file of their own.
+        if raw.users_file.is_none() && self.table.contains_key("oidc") {
+            return (None, Users::default(), None);
+        }
         let file = self.resolve(raw.users_file.as_deref().unwrap_or("users.toml"));
         let at = match raw.users_file.is_some() {
             true => p.key("users_file"),

@@ -40,35 +40,7 @@ impl Login<'_> {
             .client
             .post(&discovery.token_endpoint)
             .timeout(EXCHANGE_TIMEOUT);
-        match &settings.client_auth {
-            ClientAuth::Secret(secret) => {
-                // RFC 6749 section 2.3.1: both form-encoded before they are joined.
-                let enc =
-                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                let pair = format!("{}:{}", enc(&settings.client_id), enc(secret.expose()));
-                let basic = format!("Basic {}", STANDARD.encode(pair));
-                request = request.header(http::header::AUTHORIZATION, basic);
-            }
-            ClientAuth::PrivateKey {
-                key,
-                algorithm,
-                kid,
-            } => {
-                let assertion = self.assertion(
-                    &settings.client_id,
-                    &discovery.token_endpoint,
-                    key,
-                    *algorithm,
-                    kid,
-                )?;
-                form.push(("client_id", settings.client_id.clone()));
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-                form.push(("client_assertion", assertion));
-            }
-        }
+        request = self.authenticate(request, &mut form, provider, discovery)?;
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
@@ -109,6 +81,44 @@ impl Login<'_> {
         answer
             .id_token
             .ok_or_else(|| failed(format!("status {status}, no id_token")))
+    }
+
+    /// The client's authentication, on the request (`client_secret_basic`) or in its form
+    /// (`private_key_jwt`).
+    fn authenticate(
+        &self,
+        request: reqwest::RequestBuilder,
+        form: &mut Vec<(&str, String)>,
+        provider: &Provider,
+        discovery: &Discovery,
+    ) -> Result<reqwest::RequestBuilder, Refused> {
+        let settings = &provider.settings;
+        match &settings.client_auth {
+            ClientAuth::Secret(secret) => {
+                // RFC 6749 section 2.3.1: both form-encoded before they are joined.
+                let enc =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let pair = format!("{}:{}", enc(&settings.client_id), enc(secret.expose()));
+                let basic = format!("Basic {}", STANDARD.encode(pair));
+                Ok(request.header(http::header::AUTHORIZATION, basic))
+            }
+            ClientAuth::PrivateKey {
+                key,
+                algorithm,
+                kid,
+            } => {
+                let audience = &discovery.token_endpoint;
+                let assertion =
+                    self.assertion(&settings.client_id, audience, key, *algorithm, kid)?;
+                form.push(("client_id", settings.client_id.clone()));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", assertion));
+                Ok(request)
+            }
+        }
     }
 
     /// A `private_key_jwt` client assertion for `audience` (the token endpoint).
