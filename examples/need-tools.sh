@@ -84,7 +84,7 @@ need_node() {
 }
 
 # What the tests use besides the build: redis-server (the tests start their own), nginx,
-# caddy and envoy (started by the decision-mode tests), and a PostgreSQL server they make databases on (PORTCULLIS_TEST_POSTGRES_URL, or this one:
+# caddy and envoy (started by the decision-mode tests), Debian's chromium (the sign-in test), and a PostgreSQL server they make databases on (PORTCULLIS_TEST_POSTGRES_URL, or this one:
 # postgres://postgres@127.0.0.1:5432/postgres). Installed, started, or named at once.
 need_test_services() {
   need_envoy
@@ -98,6 +98,8 @@ need_test_services() {
   # The decision-mode tests run real front proxies: Debian's nginx (auth_request) and caddy.
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
   command -v caddy >/dev/null 2>&1 || missing+=(caddy)
+  # Headless Chromium signs in at the test OpenID Provider as a person does.
+  [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
   local pg_url=${PORTCULLIS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
   local pg_ok=0
   command -v psql >/dev/null 2>&1 && psql "$pg_url" -Atc 'select 1' >/dev/null 2>&1 && pg_ok=1

@@ -80,7 +80,6 @@ impl Validator<'_> {
                 None
             }
         };
-        let (client_auth, jwk) = self.client_auth(raw, p)?;
         for (k, list) in &raw.roles_map {
             self.check_roles(list, &p.key("roles_map").key(k), roles);
         }
@@ -93,6 +92,7 @@ impl Validator<'_> {
                 );
             }
         }
+        let (client_auth, jwk) = self.client_auth(raw, p)?;
         let mut scopes = vec!["openid".to_string()];
         let asked = raw
             .scopes

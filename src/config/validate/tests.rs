@@ -88,3 +88,44 @@ roles_any = ["ghost"]
         "{errs:#?}"
     );
 }
+
+#[test]
+fn oidc_providers_are_checked_with_their_places() {
+    let bad = format!(
+        r#"{BASE}
+[login]
+cookie = {{ name = "s" }}
+
+[[oidc]]
+name = "bad name"
+issuer = "ftp://idp"
+client_id = ""
+client_secret = "s"
+client_key_file = "k.pem"
+redirect_uri = "/callback"
+roles_map = {{ "g" = ["ghost"] }}
+claims = ["sub"]
+
+[[routes]]
+path = "/app/**"
+upstream = "app"
+unauthenticated = "redirect:nobody"
+"#
+    );
+    let errors = errors_of(&bad);
+    for want in [
+        "gateway.toml:24:8: oidc[0].name: 1 to 40 ASCII letters, digits and `-`",
+        "gateway.toml:25:10: oidc[0].issuer: must be an https:// (or http://) URL",
+        "gateway.toml:26:13: oidc[0].client_id: must not be empty",
+        "gateway.toml:29:16: oidc[0].redirect_uri: must be the absolute http(s) URL of the callback",
+        "gateway.toml:23:1: oidc[0]: exactly one of `client_secret`, `client_key_file` is needed",
+        "gateway.toml:30:22: oidc[0].roles_map.g[0]: unknown role `ghost`",
+        "gateway.toml:31:11: oidc[0].claims[0]: `sub` is set by Portcullis",
+        "gateway.toml:36:19: routes[1].unauthenticated: no [[oidc]] provider is named `nobody`",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+}

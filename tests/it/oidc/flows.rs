@@ -172,6 +172,15 @@ async fn logout_ends_the_session_and_goes_through_the_providers_end_session() {
     sign_in(&mut browser, &gw, "/app/", &op, "alice", "alice-pw").await;
     let access = browser.cookie(&origin(&gw), "sess").unwrap();
     assert_eq!(crate::login::call(&gw, &access).await.status, 200);
+    // A foreign page cannot sign the browser out (logout CSRF).
+    let logout = format!("{}/auth/oidc/corp/logout", origin(&gw));
+    let foreign = [("Origin", "https://evil.example")];
+    let hop = browser
+        .send("POST", &logout, &foreign, Some(String::new()))
+        .await;
+    assert_eq!(hop.status, 403, "{}", hop.body);
+    assert_eq!(hop.json()["error"], "invalid_origin");
+    assert_eq!(crate::login::call(&gw, &access).await.status, 200);
     let out = browser
         .get(&format!("{}/auth/oidc/corp/logout?rd=/bye", origin(&gw)))
         .await;

@@ -43,6 +43,10 @@ pub struct Script {
     /// An `error` instead of a code.
     pub error: Option<(String, String)>,
     pub iss_parameter_supported: bool,
+    /// Discovery answers 503.
+    pub discovery_down: bool,
+    /// Discovery documents served.
+    pub discoveries: usize,
 }
 
 #[derive(Default)]
@@ -83,6 +87,8 @@ impl Forge {
             callback_iss: Some(issuer.clone()),
             error: None,
             iss_parameter_supported: true,
+            discovery_down: false,
+            discoveries: 0,
         }));
         let issued = Arc::new(Mutex::new(Issued::default()));
         let acceptor = tls.then(tls_acceptor);
@@ -251,9 +257,13 @@ fn answer(
     issued: &Mutex<Issued>,
 ) -> (u16, Vec<(String, String)>, String) {
     let json_type = vec![("Content-Type".to_string(), "application/json".to_string())];
-    let script = script.lock().unwrap();
+    let mut script = script.lock().unwrap();
     match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/.well-known/openid-configuration") if script.discovery_down => {
+            (503, Vec::new(), String::new())
+        }
         ("GET", "/.well-known/openid-configuration") => {
+            script.discoveries += 1;
             let doc = json!({
                 "issuer": issuer,
                 "authorization_endpoint": format!("{issuer}/authorize"),

@@ -362,3 +362,57 @@ async fn back_channel_logout_tokens_are_verified_and_single_use() {
         .assert_refusal(401, "invalid_token");
     post(token).await.assert_refusal(400, "invalid_request");
 }
+
+#[tokio::test]
+async fn discovery_is_fetched_again_on_schedule_and_the_last_good_one_kept() {
+    let forge = Forge::start(false).await;
+    let toml = config(&forge.issuer, "discovery_refresh = \"10m\"", false).build();
+    let gw = Gateway::start_frozen(&toml, start_echo().await, &[]).await;
+    ready(&gw).await;
+    assert_eq!(forged_sign_in(&gw, "/").await.1.status, 302);
+    let fetched = || forge.script.lock().unwrap().discoveries;
+    assert_eq!(fetched(), 1);
+    gw.advance_clock(600);
+    eventually("discovery fetched again", || async { fetched() == 2 }).await;
+    // The provider fails: the gateway keeps the last good document, and stays ready.
+    forge.set(|s| s.discovery_down = true);
+    gw.advance_clock(600);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        gw.admin_request("GET", "/readyz", &[], "").await.status,
+        200
+    );
+    let start = gw.get("/auth/oidc/corp/start", &[]).await;
+    assert_eq!(
+        start.status, 302,
+        "a sign-in still starts on the kept document"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_on_a_private_ca_needs_its_ca_file() {
+    // Over TLS with the test CA, but no `ca_file`: never fetched, never ready.
+    let forge = Forge::start(true).await;
+    let gw = Gateway::start(
+        &config(&forge.issuer, "", false).build(),
+        start_echo().await,
+    )
+    .await;
+    let mut waited = 0;
+    let why = loop {
+        let r = gw.admin_request("GET", "/readyz", &[], "").await;
+        assert_eq!(r.status, 503);
+        if waited >= 20 {
+            break String::from_utf8_lossy(&r.body).into_owned();
+        }
+        waited += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    assert!(
+        why.contains("oidc: the discovery of `corp` has not been fetched yet"),
+        "{why}"
+    );
+    gw.get("/auth/oidc/corp/start", &[])
+        .await
+        .assert_refusal(503, "unavailable");
+}

@@ -4,6 +4,7 @@
 //! the tests' own (`forge`).
 
 mod browser;
+mod chromium;
 mod flows;
 mod forge;
 mod forged;
