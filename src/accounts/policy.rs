@@ -35,6 +35,14 @@ pub(crate) fn username(raw: &str) -> Result<String, &'static str> {
     Ok(raw.to_ascii_lowercase())
 }
 
+/// Whether `name` has the form of a provider user's fallback username (`{provider}-` and 12
+/// hex digits): kept for them, so that nobody takes first the name a first login needs.
+pub(crate) fn looks_federated(name: &str) -> bool {
+    name.rsplit_once('-').is_some_and(|(head, tail)| {
+        !head.is_empty() && tail.len() == 12 && tail.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 impl PasswordPolicy {
     /// Why `password` is too weak for `username`, in words for the client; lengths count
     /// characters, not bytes.
@@ -76,6 +84,21 @@ fn is_common(password: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_providers_fallback_name_is_kept_for_it() {
+        assert!(looks_federated("corp-9f86d081884c"));
+        assert!(looks_federated("my-idp-0123456789ab"));
+        for other in [
+            "alice",
+            "corp-",
+            "-9f86d081884c",
+            "corp-9f86d081884",
+            "corp-9f86d081884g",
+        ] {
+            assert!(!looks_federated(other), "{other}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -176,19 +176,8 @@ impl RemoteJwks {
         if !response.status().is_success() {
             return Err(format!("status {}", response.status()));
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_DOCUMENT as u64)
-        {
-            return Err("document too large".into());
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("reading the body: {e}"))?;
-        if body.len() > MAX_DOCUMENT {
-            return Err("document too large".into());
-        }
+        // Read no further than the limit, whatever the length the server announces (or not).
+        let body = read_limited(response, MAX_DOCUMENT).await?;
         let found = keys_from_jwks(&body, self.source.algorithms.as_deref())?;
         let mut skipped = self.skipped.lock().unwrap_or_else(PoisonError::into_inner);
         if *skipped != found.skipped {
@@ -199,6 +188,28 @@ impl RemoteJwks {
         }
         Ok(found.keys)
     }
+}
+
+/// A response's body, refused past `limit` bytes.
+pub(crate) async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err("answer too large".into());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err("answer too large".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The HTTP client for every JWKS fetch: rustls, the system's roots, no redirects to other

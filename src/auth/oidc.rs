@@ -25,6 +25,7 @@ pub(crate) struct Discovery {
     pub token_endpoint: String,
     pub jwks_uri: String,
     pub end_session_endpoint: Option<String>,
+    pub userinfo_endpoint: Option<String>,
     /// RFC 9207: the provider always sends `iss` with the authorization response.
     pub iss_parameter: bool,
     /// The asymmetric algorithms its ID tokens may be signed with (never `none`, never HMAC).
@@ -42,6 +43,7 @@ impl Discovery {
             token_endpoint: String,
             jwks_uri: String,
             end_session_endpoint: Option<String>,
+            userinfo_endpoint: Option<String>,
             #[serde(default)]
             authorization_response_iss_parameter_supported: bool,
             id_token_signing_alg_values_supported: Option<Vec<String>>,
@@ -59,12 +61,20 @@ impl Discovery {
             ("token_endpoint", Some(&raw.token_endpoint)),
             ("jwks_uri", Some(&raw.jwks_uri)),
             ("end_session_endpoint", raw.end_session_endpoint.as_ref()),
+            ("userinfo_endpoint", raw.userinfo_endpoint.as_ref()),
         ] {
             let Some(url) = url else { continue };
-            let ok = url::Url::parse(url)
-                .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+            // Under an https issuer, every endpoint is https: the client's secret and the
+            // codes never travel in the clear.
+            let https_only = issuer.starts_with("https://");
+            let ok = url::Url::parse(url).is_ok_and(|u| {
+                let scheme_ok = u.scheme() == "https" || (!https_only && u.scheme() == "http");
+                scheme_ok && u.host().is_some()
+            });
             if !ok {
-                return Err(format!("its {name} is not an http(s) URL"));
+                return Err(format!(
+                    "its {name} is not an https URL (or http under an http issuer)"
+                ));
             }
         }
         // OpenID Connect Discovery: RS256 when the document names none.
@@ -85,6 +95,7 @@ impl Discovery {
             token_endpoint: raw.token_endpoint,
             jwks_uri: raw.jwks_uri,
             end_session_endpoint: raw.end_session_endpoint,
+            userinfo_endpoint: raw.userinfo_endpoint,
             iss_parameter: raw.authorization_response_iss_parameter_supported,
             algorithms,
         })
@@ -258,6 +269,7 @@ mod tests {
         assert!(discovery(json!({"id_token_signing_alg_values_supported": ["HS256"]})).is_err());
         assert!(discovery(json!({"issuer": "https://evil.example"})).is_err());
         assert!(discovery(json!({"token_endpoint": "javascript:alert(1)"})).is_err());
+        assert!(discovery(json!({"token_endpoint": "http://idp.example/token"})).is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@ use http::{HeaderValue, StatusCode};
 
 use super::paths::{oidc_path, OidcEndpoint};
 use super::{fields, identify, EndpointRequest};
+use crate::auth::facts::TokenFacts;
+use crate::auth::jwt::TokenUse;
 use crate::config::LoginSettings;
 use crate::error::GatewayError;
 use crate::login::federated::{Callback, LOGIN_STATE_TTL};
@@ -69,12 +71,19 @@ pub(super) async fn answer(
             Ok(resp)
         }
         OidcEndpoint::Logout => {
-            const KINDS: &[CredentialKind] = &[CredentialKind::Jwt, CredentialKind::Cookie];
-            // Whatever the cookie holds (expired, revoked, nothing), the browser is signed out.
-            let caller = identify(req, login, KINDS).ok();
+            // A navigation from another site (a link, a form, an image) signs nobody out:
+            // browsers send no `Origin` on a GET, but they say where it came from.
+            let cross_site = req
+                .headers
+                .get("sec-fetch-site")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+            if cross_site {
+                return Err(GatewayError::InvalidOrigin.into());
+            }
+            let sid = session_of(req, login);
             let rd = query("rd");
             let location = login
-                .oidc_logout(provider, caller.as_ref(), rd.as_deref())
+                .oidc_logout(provider, sid.as_deref(), rd.as_deref())
                 .await?;
             let mut resp = found(&location)?;
             if let Some(cookie) = &settings.cookie {
@@ -91,6 +100,22 @@ pub(super) async fn answer(
             Ok(LocalResponse::empty(StatusCode::OK))
         }
     }
+}
+
+/// The session the request is signed in with: its access token's (a Bearer or the cookie),
+/// else its refresh cookie's (the access cookie is gone once `access_ttl` has passed).
+fn session_of(req: &EndpointRequest<'_>, login: &Login<'_>) -> Option<String> {
+    const KINDS: &[CredentialKind] = &[CredentialKind::Jwt, CredentialKind::Cookie];
+    if let Ok(caller) = identify(req, login, KINDS) {
+        return TokenFacts::of(&caller.claims).sid.map(str::to_string);
+    }
+    let cookie = login.settings.cookie.as_ref()?;
+    let refresh = cookie_value(req, &cookie.refresh_name())?;
+    let verifier = &login.runtime.verifier;
+    let token = verifier
+        .verify_as(refresh, login.now, TokenUse::Refresh)
+        .ok()?;
+    TokenFacts::of(&token.claims).sid.map(str::to_string)
 }
 
 /// 302 to `location` (made here: a header value unless it is broken).

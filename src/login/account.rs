@@ -68,6 +68,12 @@ impl Login<'_> {
             .registration
             .clone()
             .ok_or(GatewayError::NotFound)?;
+        let kept = !self.runtime.config.oidc.is_empty()
+            && crate::accounts::policy::looks_federated(&username.to_ascii_lowercase());
+        if kept {
+            let why = "this form of username is kept for users of an OpenID Provider";
+            return Err(GatewayError::InvalidRequest(why).into());
+        }
         let row = accounts
             .create(NewUser::with_password(username, password, roles))
             .await?;

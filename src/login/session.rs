@@ -28,8 +28,9 @@ pub(crate) struct Holder {
     pub roles: Vec<String>,
     pub claims: Map<String, Value>,
     /// No user keeps them (a provider's user without `users_db`): the refresh token carries
-    /// the roles and claims to the next pair.
-    pub carried: bool,
+    /// the provider's own values of `roles_claim` (mapped again, under the config of the
+    /// day, at each refresh) and the claims to the next pair.
+    pub carried: Option<Vec<String>>,
 }
 
 impl From<&User> for Holder {
@@ -38,31 +39,14 @@ impl From<&User> for Holder {
             subject: user.subject.clone(),
             roles: user.roles.clone(),
             claims: user.claims.clone(),
-            carried: false,
+            carried: None,
         }
     }
 }
 
-/// Where a refresh token carries a provider user's roles and claims.
-const CARRIED_ROLES: &str = "fed_roles";
+/// Where a refresh token carries a provider user's values and claims.
+const CARRIED_VALUES: &str = "fed_values";
 const CARRIED_CLAIMS: &str = "fed_claims";
-
-impl Holder {
-    /// The roles and claims a refresh token carried, for its subject.
-    pub(crate) fn carried_by(subject: &str, claims: &Map<String, Value>) -> Option<Holder> {
-        let roles = claims.get(CARRIED_ROLES)?.as_array()?;
-        let roles = roles
-            .iter()
-            .filter_map(|r| r.as_str().map(str::to_string))
-            .collect();
-        Some(Holder {
-            subject: subject.to_string(),
-            roles,
-            claims: claims.get(CARRIED_CLAIMS)?.as_object()?.clone(),
-            carried: true,
-        })
-    }
-}
 
 /// A second factor that was accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,9 +197,22 @@ impl Login<'_> {
     ) -> Result<Holder, Refused> {
         let gone = GatewayError::InvalidGrant("the user is no longer allowed");
         if let (Some(idp), None) = (&authn.idp, self.users().directory()) {
-            let configured = self.runtime.provider(idp).is_some();
-            let carried = Holder::carried_by(subject, claims).filter(|_| configured);
-            return carried.ok_or(gone.into());
+            // Its provider may have left the config, or its roles_map changed.
+            let provider = self.runtime.provider(idp).ok_or(gone)?;
+            let values: Vec<String> = match claims.get(CARRIED_VALUES) {
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => return Err(gone.into()),
+            };
+            let carried = claims.get(CARRIED_CLAIMS).and_then(Value::as_object);
+            return Ok(Holder {
+                subject: subject.to_string(),
+                roles: super::federated::map_roles(&provider.settings, &values),
+                claims: carried.cloned().unwrap_or_default(),
+                carried: Some(values),
+            });
         }
         match self.find_by_subject(subject).await? {
             Some(u) if !u.disabled => Ok(Holder::from(&*u)),
@@ -382,8 +379,8 @@ impl Login<'_> {
             .map_err(signing_failed)?;
         let ttl = self.refresh_until(authn).saturating_sub(self.now);
         let mut carried = authn.claims();
-        if user.carried {
-            carried.insert(CARRIED_ROLES.into(), user.roles.clone().into());
+        if let Some(values) = &user.carried {
+            carried.insert(CARRIED_VALUES.into(), values.clone().into());
             carried.insert(CARRIED_CLAIMS.into(), user.claims.clone().into());
         }
         let refresh_token = self

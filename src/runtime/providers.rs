@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
-use crate::auth::jwks::{JwksSource, RemoteJwks, Schedule};
+use crate::auth::jwks::{read_limited, JwksSource, RemoteJwks, Schedule};
 use crate::auth::oidc::Discovery;
 use crate::config::OidcSettings;
 
@@ -163,28 +163,6 @@ impl Fetched {
         let body = read_limited(response, MAX_DOCUMENT).await?;
         Discovery::parse(&body, &self.issuer)
     }
-}
-
-/// A response's body, refused past `limit` bytes.
-pub(crate) async fn read_limited(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, String> {
-    if response.content_length().is_some_and(|n| n > limit as u64) {
-        return Err("answer too large".into());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?
-    {
-        if body.len() + chunk.len() > limit {
-            return Err("answer too large".into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// The provider's client: rustls, its CA when it has one (else the system's roots), and no

@@ -67,7 +67,8 @@ impl Accounts<'_> {
         let preferred = who
             .preferred_username
             .as_deref()
-            .and_then(|p| policy::username(p).ok());
+            .and_then(|p| policy::username(p).ok())
+            .filter(|p| !policy::looks_federated(p));
         let mut names = preferred.into_iter().collect::<Vec<_>>();
         names.push(who.fallback_username());
         for username in names {

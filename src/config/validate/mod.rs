@@ -264,6 +264,23 @@ impl<'a> Validator<'a> {
             &providers,
         );
         let jwks = with_keys(&tokens.jwks, client_keys);
+        for (i, provider) in oidc.iter().enumerate() {
+            let trusted = tokens
+                .issuers
+                .iter()
+                .find(|t| t.iss.trim_end_matches('/') == provider.issuer);
+            if trusted.is_some_and(|t| {
+                t.audience
+                    .as_deref()
+                    .is_none_or(|a| a == provider.client_id)
+            }) {
+                let why =
+                    "this provider is also a trusted issuer whose audience would take its ID \
+                           tokens as access tokens: give the trusted issuer the audience of its \
+                           access tokens";
+                self.warn(&root("oidc").index(i).key("issuer"), why);
+            }
+        }
         let decision = self.decision();
         self.warn_unused(&named, &routes);
         if tokens.issuers.len() > 1 && identity.as_ref().is_some_and(|i| i.issuer.is_none()) {

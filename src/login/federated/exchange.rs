@@ -7,10 +7,10 @@ use base64::Engine;
 use std::time::Duration;
 
 use super::{Login, Refused};
+use crate::auth::jwks::read_limited;
 use crate::auth::oidc::{random_token, Discovery};
 use crate::config::ClientAuth;
 use crate::error::GatewayError;
-use crate::runtime::providers::read_limited;
 use crate::runtime::Provider;
 
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,15 +19,22 @@ const MAX_ANSWER: usize = 256 * 1024;
 /// How long a client assertion is good for.
 const ASSERTION_TTL: u64 = 60;
 
+/// What the token endpoint answered.
+pub(super) struct Tokens {
+    pub id_token: String,
+    /// For the userinfo endpoint, when the ID token lacks a claim the config asks for.
+    pub access_token: Option<String>,
+}
+
 impl Login<'_> {
-    /// Exchanges `code` for the provider's ID token.
+    /// Exchanges `code` for the provider's ID token (and access token, for its userinfo).
     pub(super) async fn exchange(
         &self,
         provider: &Provider,
         discovery: &Discovery,
         code: &str,
         verifier: &str,
-    ) -> Result<String, Refused> {
+    ) -> Result<Tokens, Refused> {
         let settings = &provider.settings;
         let mut form: Vec<(&str, String)> = vec![
             ("grant_type", "authorization_code".into()),
@@ -63,6 +70,7 @@ impl Login<'_> {
         #[derive(serde::Deserialize)]
         struct Answer {
             id_token: Option<String>,
+            access_token: Option<String>,
             error: Option<String>,
         }
         let answer: Answer = serde_json::from_slice(&answer)
@@ -78,9 +86,13 @@ impl Login<'_> {
                 .collect();
             return Err(failed(format!("status {status}, error `{code}`")));
         }
-        answer
+        let id_token = answer
             .id_token
-            .ok_or_else(|| failed(format!("status {status}, no id_token")))
+            .ok_or_else(|| failed(format!("status {status}, no id_token")))?;
+        Ok(Tokens {
+            id_token,
+            access_token: answer.access_token,
+        })
     }
 
     /// The client's authentication, on the request (`client_secret_basic`) or in its form

@@ -5,9 +5,7 @@
 
 use super::redirect::{absolute, safe_redirect};
 use super::{Login, Refused, LOGIN_STATE_TTL};
-use crate::auth::facts::TokenFacts;
 use crate::auth::oidc::{self, Expected};
-use crate::auth::Identity;
 use crate::error::GatewayError;
 use crate::runtime::Provider;
 
@@ -27,20 +25,20 @@ pub(super) fn hint_key(sid: &str) -> String {
 }
 
 impl Login<'_> {
-    /// `/auth/oidc/{name}/logout`: ends the caller's session (when the request carries one)
-    /// and says where the browser goes.
+    /// `/auth/oidc/{name}/logout`: ends the session `sid` (the request's, when it carries
+    /// one) and says where the browser goes.
     pub(crate) async fn oidc_logout(
         &self,
         provider: &Provider,
-        caller: Option<&Identity>,
+        sid: Option<&str>,
         rd: Option<&str>,
     ) -> Result<String, Refused> {
         let settings = &provider.settings;
         let mut hint = None;
-        if let Some(sid) = caller.and_then(|c| TokenFacts::of(&c.claims).sid) {
+        if let Some(sid) = sid {
             self.end_session(sid).await?;
             hint = self.store().take(&hint_key(sid)).await?;
-            tracing::info!(target: "audit", event = "logout", idp = %settings.name, subject = %caller.map_or("", |c| c.subject.as_str()), sid, request_id = self.request_id);
+            tracing::info!(target: "audit", event = "logout", idp = %settings.name, sid, request_id = self.request_id);
         }
         let rd = safe_redirect(rd, settings);
         let end_session = provider
@@ -85,7 +83,10 @@ impl Login<'_> {
         let token = oidc::check_logout_token(&claims).map_err(refused)?;
         // Single use, for as long as the token could be presented again.
         let marker = format!("oidc-jti:{}:{}", settings.name, token.jti);
-        let until = token.exp.max(self.now) + expected.leeway + LOGIN_STATE_TTL;
+        let until = token
+            .exp
+            .clamp(self.now, self.now + LOGIN_STATE_TTL)
+            .saturating_add(expected.leeway + LOGIN_STATE_TTL);
         if !self.store().spend(&marker, until).await? {
             return Err(refused("logout token already used"));
         }

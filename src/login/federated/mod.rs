@@ -8,6 +8,7 @@ mod exchange;
 mod logout;
 mod profile;
 mod redirect;
+mod userinfo;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,7 @@ use super::{Login, Refused, TokenPair};
 use crate::auth::oidc::{self, Expected};
 use crate::error::GatewayError;
 use crate::runtime::Provider;
+pub(crate) use profile::map_roles;
 pub(crate) use redirect::safe_redirect;
 
 /// How long a started sign-in may take, and the binding cookie lives.
@@ -132,9 +134,10 @@ impl Login<'_> {
         let code = answer
             .code
             .ok_or(GatewayError::InvalidRequest("code is missing"))?;
-        let id_token = self
+        let tokens = self
             .exchange(provider, &discovery, code, &pending.verifier)
             .await?;
+        let id_token = tokens.id_token;
         let keys = provider.keys().ok_or(GatewayError::Unavailable)?;
         let expected = Expected {
             issuer: &settings.issuer,
@@ -149,6 +152,10 @@ impl Login<'_> {
         };
         let claims = oidc::verify(&id_token, &keys, &expected).map_err(refused)?;
         oidc::check_id_token(&claims, &pending.nonce).map_err(refused)?;
+        let access = tokens.access_token.as_deref();
+        let claims = self
+            .with_userinfo(provider, &discovery, claims, access)
+            .await?;
         let holder = self.holder(provider, &claims).await?;
         let authn = Authn::federated(self.now, &settings.name, oidc::shows_second_factor(&claims));
         let (sid, pair) = self.new_session(&holder, &authn).await?;

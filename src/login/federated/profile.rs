@@ -33,7 +33,8 @@ impl Login<'_> {
             )
             .into());
         }
-        let roles = mapped_roles(settings, claims);
+        let values = provider_values(settings, claims);
+        let roles = map_roles(settings, &values);
         let copied: Map<String, Value> = settings
             .claims
             .iter()
@@ -57,7 +58,7 @@ impl Login<'_> {
                 subject: subject.to_string(),
                 roles,
                 claims: copied,
-                carried: true,
+                carried: Some(values),
             });
         };
         let who = ProviderUser {
@@ -80,23 +81,30 @@ impl Login<'_> {
             subject: user.subject,
             roles: user.roles,
             claims: user.claims,
-            carried: false,
+            carried: None,
         })
     }
 }
 
-/// The roles `roles_map` gives the values at `roles_claim` (a string or a list of them),
-/// with `default_roles`: each once, in that order.
-fn mapped_roles(settings: &OidcSettings, claims: &Map<String, Value>) -> Vec<String> {
-    let values: Vec<&str> = match settings
+/// The values at `roles_claim`: a string, or a list of them.
+fn provider_values(settings: &OidcSettings, claims: &Map<String, Value>) -> Vec<String> {
+    let at = settings
         .roles_claim
         .as_ref()
-        .and_then(|p| claim_at(claims, p))
-    {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        .and_then(|p| claim_at(claims, p));
+    match at {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         _ => Vec::new(),
-    };
+    }
+}
+
+/// The roles `roles_map` gives the provider's `values`, with `default_roles`: each once, in
+/// that order.
+pub(crate) fn map_roles(settings: &OidcSettings, values: &[String]) -> Vec<String> {
     let mut roles: Vec<String> = Vec::new();
     let mapped = values
         .iter()

@@ -143,6 +143,19 @@ async fn without_users_db_the_provider_alone_says_who_and_the_session_renews() {
         (json!(["fed"]), json!("corp"))
     );
     assert_eq!(next["name"], "Bob");
+    // The provider's groups are mapped again under the config of the day.
+    let mut text = std::fs::read_to_string(gw.config_path()).unwrap();
+    text = text.replace(r#""staff" = ["user"]"#, r#""staff" = ["user", "auditor"]"#);
+    let before = gw.settled_stdout().await.matches("config reloaded").count();
+    let tmp = gw.dir.path().join("gateway.toml.new");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, gw.config_path()).unwrap();
+    gw.wait_for_log("config reloaded", before + 1).await;
+    let next_refresh = r.json()["refresh_token"].as_str().unwrap().to_string();
+    let r = crate::login::refresh(&gw, &next_refresh).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let roles = claims(r.json()["access_token"].as_str().unwrap())["roles"].clone();
+    assert_eq!(roles, json!(["user", "auditor"]));
 }
 
 #[tokio::test]
@@ -181,6 +194,15 @@ async fn logout_ends_the_session_and_goes_through_the_providers_end_session() {
     assert_eq!(hop.status, 403, "{}", hop.body);
     assert_eq!(hop.json()["error"], "invalid_origin");
     assert_eq!(crate::login::call(&gw, &access).await.status, 200);
+    // A navigation from another site does not sign the browser out either.
+    let hop = browser
+        .send("GET", &logout, &[("Sec-Fetch-Site", "cross-site")], None)
+        .await;
+    assert_eq!(hop.status, 403, "{}", hop.body);
+    // Once `access_ttl` has passed, the browser holds only the refresh cookie: logout ends
+    // its session all the same.
+    let refresh = browser.cookie(&origin(&gw), "sess_refresh").unwrap();
+    browser.forget(&origin(&gw), "sess");
     let out = browser
         .get(&format!("{}/auth/oidc/corp/logout?rd=/bye", origin(&gw)))
         .await;
@@ -198,9 +220,12 @@ async fn logout_ends_the_session_and_goes_through_the_providers_end_session() {
     );
     assert_eq!(claims(&q["id_token_hint"])["aud"], "gateway");
     assert!(
-        browser.cookie(&origin(&gw), "sess").is_none(),
+        browser.cookie(&origin(&gw), "sess_refresh").is_none(),
         "cookies cleared"
     );
+    crate::login::refresh(&gw, &refresh)
+        .await
+        .assert_refusal(401, "invalid_grant");
     // The session is over on the gateway at once.
     crate::login::call(&gw, &access)
         .await

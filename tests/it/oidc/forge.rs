@@ -45,6 +45,10 @@ pub struct Script {
     pub iss_parameter_supported: bool,
     /// Discovery answers 503.
     pub discovery_down: bool,
+    /// Claims left out of the ID token, served by the userinfo endpoint only.
+    pub userinfo_only: Vec<&'static str>,
+    /// The userinfo endpoint's `sub`, when not the ID token's.
+    pub userinfo_sub: Option<String>,
     /// Discovery documents served.
     pub discoveries: usize,
 }
@@ -53,6 +57,8 @@ pub struct Script {
 struct Issued {
     /// code -> (nonce, code_challenge)
     codes: HashMap<String, (String, String)>,
+    /// access token -> the userinfo claims
+    userinfo: HashMap<String, Map<String, Value>>,
 }
 
 pub struct Forge {
@@ -89,6 +95,8 @@ impl Forge {
             iss_parameter_supported: true,
             discovery_down: false,
             discoveries: 0,
+            userinfo_only: Vec::new(),
+            userinfo_sub: None,
         }));
         let issued = Arc::new(Mutex::new(Issued::default()));
         let acceptor = tls.then(tls_acceptor);
@@ -270,6 +278,7 @@ fn answer(
                 "token_endpoint": format!("{issuer}/token"),
                 "jwks_uri": format!("{issuer}/jwks"),
                 "end_session_endpoint": format!("{issuer}/logout"),
+                "userinfo_endpoint": format!("{issuer}/userinfo"),
                 "authorization_response_iss_parameter_supported": script.iss_parameter_supported,
                 "id_token_signing_alg_values_supported": ["RS256"],
             });
@@ -354,10 +363,31 @@ fn answer(
                 claims.insert(k.into(), v);
             }
             (script.claims)(&mut claims);
+            let mut info = claims.clone();
+            if let Some(sub) = &script.userinfo_sub {
+                info.insert("sub".into(), json!(sub));
+            }
+            for name in &script.userinfo_only {
+                claims.remove(*name);
+            }
             let id_token = sign_as(&claims, script.signing);
+            let access = format!("op-access-{code}");
+            issued.lock().unwrap().userinfo.insert(access.clone(), info);
             let body =
-                json!({"access_token": "op-access", "token_type": "Bearer", "id_token": id_token});
+                json!({"access_token": access, "token_type": "Bearer", "id_token": id_token});
             (200, json_type, body.to_string())
+        }
+        ("GET", "/userinfo") => {
+            let bearer = req
+                .headers
+                .get("authorization")
+                .cloned()
+                .unwrap_or_default();
+            let token = bearer.strip_prefix("Bearer ").unwrap_or_default();
+            match issued.lock().unwrap().userinfo.get(token) {
+                Some(info) => (200, json_type, Value::Object(info.clone()).to_string()),
+                None => (401, Vec::new(), String::new()),
+            }
         }
         _ => (404, Vec::new(), String::new()),
     }

@@ -416,3 +416,17 @@ async fn a_provider_on_a_private_ca_needs_its_ca_file() {
         .await
         .assert_refusal(503, "unavailable");
 }
+
+#[tokio::test]
+async fn claims_the_id_token_lacks_come_from_userinfo_of_the_same_subject() {
+    let (forge, gw) = start_forged("require = { email_verified = true }", false, false).await;
+    forge.set(|s| s.userinfo_only = vec!["email", "email_verified", "groups", "name"]);
+    let (browser, hop) = forged_sign_in(&gw, "/").await;
+    assert_eq!(hop.status, 302, "{}", hop.body);
+    let c = claims(&browser.cookie(&base(&gw), "sess").unwrap());
+    assert_eq!(c["roles"], json!(["user"]), "groups from userinfo");
+    assert_eq!(c["email"], "dora@example.test");
+    // A userinfo answer about someone else is refused.
+    forge.set(|s| s.userinfo_sub = Some("someone-else".into()));
+    refused(&forged_sign_in(&gw, "/").await.1, 401, "invalid_grant");
+}
