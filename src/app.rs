@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -19,9 +19,12 @@ use tokio::sync::Notify;
 use crate::accounts::db::DbError;
 use crate::accounts::directory::Directory;
 use crate::accounts::password::PasswordPool;
+use crate::accounts::trail::Trail;
 use crate::admin::AdminApp;
+use crate::audit;
 use crate::clock::Clock;
 use crate::config::{Backend, Config};
+use crate::mail::{Mailer, Outbox};
 use crate::metrics::Metrics;
 use crate::proxy::decision::Decider;
 use crate::proxy::Gateway;
@@ -29,6 +32,9 @@ use crate::reload::Reloader;
 use crate::runtime::{self, Runtime};
 use crate::services::Services;
 use crate::store::{MemoryStore, RedisStore, Store};
+
+/// Audit rows waiting to be stored, at most: past it they are dropped (and counted).
+const AUDIT_QUEUE: usize = 10_000;
 
 /// The longest a SIGTERM waits for requests in flight.
 const DRAIN_FOR: Duration = Duration::from_secs(30);
@@ -134,6 +140,9 @@ pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
     let decision = config.decision.clone();
     let path = config.path.clone();
     let directory = directory(&config)?;
+    let metrics = Arc::new(Metrics::new());
+    let (mailer, outbox) = mail(&config, directory.is_some(), &metrics);
+    let trail = trail(&config, directory.as_ref(), &options, &metrics);
     let first = Runtime::new(config, None, shared);
     let runtime = Arc::new(ArcSwap::from_pointee(first));
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -142,8 +151,9 @@ pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
         store: store.clone(),
         passwords: password_pool(),
         clock: clock.clone(),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         directory: directory.clone(),
+        mailer,
         in_flight: in_flight.clone(),
     });
     let name = options.name.clone();
@@ -191,7 +201,17 @@ pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
     ];
     let redis = redis.map(|r| ("redis", Task::RedisSync(r)));
     let accounts = directory.map(|d| ("accounts", Task::Accounts(d, options.clock.clone())));
-    for (task, service) in tasks.into_iter().chain(redis).chain(accounts) {
+    let outbox = outbox.map(|o| ("mail", Task::Mail(Mutex::new(Some(o)))));
+    let trail = trail.map(|(trail, registered)| {
+        let trail = Mutex::new(Some(trail));
+        let task = Task::Audit {
+            trail,
+            _registered: registered,
+        };
+        ("audit", task)
+    });
+    let optional = redis.into_iter().chain(accounts).chain(outbox).chain(trail);
+    for (task, service) in tasks.into_iter().chain(optional) {
         server.add_service(background_service(&format!("{name}-{task}"), service));
     }
     Ok(Built {
@@ -290,6 +310,13 @@ enum Task {
     RedisSync(Arc<RedisStore>),
     /// Follows `users_db`'s change log: API keys made or deleted on any instance.
     Accounts(Arc<Directory>, Clock),
+    /// Sends the reset and verification mails.
+    Mail(Mutex<Option<Outbox>>),
+    /// Stores the audit trail; the registration hands this gateway's audit events to it.
+    Audit {
+        trail: Mutex<Option<Trail>>,
+        _registered: audit::Registration,
+    },
 }
 
 #[async_trait]
@@ -314,8 +341,62 @@ impl BackgroundService for Task {
                 };
                 directory.clone().follow(clock.clone(), stop).await
             }
+            Task::Mail(outbox) => {
+                let outbox = outbox.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(outbox) = outbox {
+                    crate::mail::run(outbox, shutdown).await
+                }
+            }
+            Task::Audit { trail, .. } => {
+                let trail = trail.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(trail) = trail {
+                    trail.run(shutdown).await
+                }
+            }
         }
     }
+}
+
+/// The mailer of `[mail]` (with `users_db`), and the outbox its task sends from.
+fn mail(
+    config: &Config,
+    users_db: bool,
+    metrics: &Arc<Metrics>,
+) -> (Option<Mailer>, Option<Outbox>) {
+    match (&config.mail, users_db) {
+        (Some(settings), true) => {
+            let (mailer, outbox) = Mailer::new(settings, metrics.clone());
+            (Some(mailer), Some(outbox))
+        }
+        _ => (None, None),
+    }
+}
+
+/// With `[audit] database`: the writer of the trail, and this gateway's audit events handed
+/// to it.
+fn trail(
+    config: &Config,
+    directory: Option<&Arc<Directory>>,
+    options: &Options,
+    metrics: &Arc<Metrics>,
+) -> Option<(Trail, audit::Registration)> {
+    let directory = directory.filter(|_| config.audit.database)?;
+    let (rows, received) = tokio::sync::mpsc::channel(AUDIT_QUEUE);
+    let counted = metrics.clone();
+    let sink = audit::Sink {
+        rows,
+        clock: options.clock.clone(),
+        dropped: Arc::new(move || counted.audit_dropped.inc()),
+    };
+    let registration = audit::register(&options.name, sink);
+    let trail = Trail {
+        directory: directory.clone(),
+        rows: received,
+        retention: config.audit.retention,
+        clock: options.clock.clone(),
+        metrics: metrics.clone(),
+    };
+    Some((trail, registration))
 }
 
 async fn drain(

@@ -157,6 +157,8 @@ pub enum GatewayError {
     /// 403: signed in at the OpenID Provider, but refused here (a disabled user, an unmet
     /// `require`).
     AccessDenied(&'static str),
+    /// 403: the password was right, but `require_verified_email` and the email is not.
+    EmailUnverified,
 }
 
 impl GatewayError {
@@ -191,7 +193,7 @@ impl GatewayError {
             }
             GatewayError::TooManyKeys => StatusCode::CONFLICT,
             GatewayError::ProviderDenied => StatusCode::UNAUTHORIZED,
-            GatewayError::AccessDenied(_) => StatusCode::FORBIDDEN,
+            GatewayError::AccessDenied(_) | GatewayError::EmailUnverified => StatusCode::FORBIDDEN,
         }
     }
 
@@ -226,6 +228,7 @@ impl GatewayError {
             }
             GatewayError::TooManyKeys => "too_many_keys",
             GatewayError::ProviderDenied | GatewayError::AccessDenied(_) => "access_denied",
+            GatewayError::EmailUnverified => "email_unverified",
         }
     }
 
@@ -260,6 +263,7 @@ impl GatewayError {
             GatewayError::RecentLoginRequired(_) => "a recent login is required",
             GatewayError::TooManyKeys => "the user holds as many API keys as allowed",
             GatewayError::ProviderDenied => "the identity provider refused the sign-in",
+            GatewayError::EmailUnverified => "the email address is not verified yet",
         }
     }
 
@@ -304,7 +308,8 @@ impl GatewayError {
             | GatewayError::UntrustedProxy
             | GatewayError::TooManyKeys
             | GatewayError::ProviderDenied
-            | GatewayError::AccessDenied(_) => None,
+            | GatewayError::AccessDenied(_)
+            | GatewayError::EmailUnverified => None,
         }
     }
 
@@ -327,7 +332,8 @@ impl GatewayError {
             | GatewayError::SecondFactorRequired
             | GatewayError::RecentLoginRequired(_)
             | GatewayError::ProviderDenied
-            | GatewayError::AccessDenied(_) => true,
+            | GatewayError::AccessDenied(_)
+            | GatewayError::EmailUnverified => true,
             GatewayError::InvalidRequest(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
@@ -359,7 +365,8 @@ impl GatewayError {
             | GatewayError::SecondFactorRequired
             | GatewayError::RecentLoginRequired(_)
             | GatewayError::ProviderDenied
-            | GatewayError::AccessDenied(_) => Counted::AuthFailure,
+            | GatewayError::AccessDenied(_)
+            | GatewayError::EmailUnverified => Counted::AuthFailure,
             GatewayError::RateLimited => Counted::RateLimited,
             GatewayError::AccountLocked
             | GatewayError::AdminTokenRequired
@@ -437,6 +444,7 @@ mod tests {
             (GatewayError::TooManyKeys, 409, "too_many_keys", false),
             (GatewayError::ProviderDenied, 401, "access_denied", false),
             (GatewayError::AccessDenied("x"), 403, "access_denied", false),
+            (GatewayError::EmailUnverified, 403, "email_unverified", false),
         ];
         for (err, status, code, challenges) in table {
             assert_eq!(err.status().as_u16(), status, "{err:?}");

@@ -16,6 +16,7 @@
 mod accounts;
 mod admin;
 pub mod app;
+mod audit;
 mod auth;
 mod caller;
 mod claims;
@@ -28,6 +29,7 @@ mod error;
 mod headers;
 mod login;
 pub mod logs;
+mod mail;
 mod metrics;
 mod policy;
 mod proxy;

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+pub use crate::audit::{audit_layer, AuditLayer};
+
 /// The log's output format (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -136,15 +138,19 @@ impl<'a> MakeWriter<'a> for Output {
 /// Installs the global subscriber: `PORTCULLIS_LOG` as a `tracing` filter (default `info`),
 /// JSON lines or text. Pingora's `log` records come through the same subscriber.
 pub fn init(format: LogFormat) {
+    use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Output);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
+    let lines = tracing_subscriber::fmt::layer().with_writer(Output);
+    let lines = match format {
+        LogFormat::Json => lines.json().flatten_event(true).with_filter(filter).boxed(),
+        LogFormat::Text => lines.with_filter(filter).boxed(),
+    };
+    // The audit trail's layer sees every audit event, whatever `PORTCULLIS_LOG` keeps.
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(audit_layer())
+        .init();
 }
 
 /// Starts the writer thread; from now on no log line is written on the caller's thread.

@@ -20,6 +20,10 @@ pub(crate) struct Metrics {
     pub store_up: IntGauge,
     pub config_reloads: IntCounterVec,
     pub log_lines_dropped: IntCounter,
+    /// Reset and verification mails, by kind and result (sent, failed, dropped).
+    pub mails: IntCounterVec,
+    /// Audit events that could not be stored in the database (they are still logged).
+    pub audit_dropped: IntCounter,
     registry: Registry,
 }
 
@@ -99,6 +103,22 @@ impl Metrics {
                 &["result"],
             ),
             log_lines_dropped,
+            mails: counter(
+                "portcullis_mails_total",
+                "Reset and verification mails, by kind and result (sent, failed, dropped)",
+                &["kind", "result"],
+            ),
+            audit_dropped: {
+                let c = IntCounter::new(
+                    "portcullis_audit_dropped_total",
+                    "Audit events not stored in the database (they are still logged)",
+                )
+                .expect("a valid counter");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("registered once");
+                c
+            },
             registry,
         };
         // Families without a series are not rendered: show these at zero from the start.

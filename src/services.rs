@@ -13,6 +13,7 @@ use crate::accounts::password::PasswordPool;
 use crate::accounts::service::{Accounts, Actor};
 use crate::accounts::source::UserSource;
 use crate::clock::Clock;
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -27,6 +28,8 @@ pub(crate) struct Services {
     pub directory: Option<Arc<Directory>>,
     /// Requests being served, for a graceful shutdown to wait for.
     pub in_flight: Arc<AtomicUsize>,
+    /// `[mail]`, with `users_db` (kept until restart).
+    pub mailer: Option<Mailer>,
 }
 
 impl Services {

@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use super::db::identities::{self, IdentityRow};
 use super::db::keys::{self, KeyRow, LiveKey};
+use super::db::tokens::{self, Purpose};
 use super::db::users::{self, UserPatch, UserRow};
 use super::db::{Db, DbError};
 use super::decoy::Decoys;
@@ -155,6 +156,79 @@ impl Directory {
         let (issuer, sub) = (issuer.to_string(), sub.to_string());
         self.db
             .run(move |pool, _| async move { identities::delete(&pool, &issuer, &sub).await })
+            .await
+    }
+
+    /// A new single-use token of `purpose` for `username`, good until `expires_at` (a newer
+    /// one voids the older). The token is returned once; the database keeps its digest.
+    pub(crate) async fn issue_token(
+        &self,
+        purpose: Purpose,
+        username: &str,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<String, DbError> {
+        let token = crate::auth::random_token();
+        let (digest, name) = (token_digest(&token), username.to_string());
+        self.db
+            .run(move |pool, _| async move {
+                tokens::replace(&pool, &digest, purpose, &name, now, expires_at).await
+            })
+            .await?;
+        Ok(token)
+    }
+
+    /// The user a live token is for; spent (`spend`) or not.
+    pub(crate) async fn token_user(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        now: u64,
+        spend: bool,
+    ) -> Result<Option<String>, DbError> {
+        let digest = token_digest(token);
+        self.db
+            .run(move |pool, _| async move {
+                match spend {
+                    true => tokens::take(&pool, &digest, purpose, now).await,
+                    false => tokens::peek(&pool, &digest, purpose, now).await,
+                }
+            })
+            .await
+    }
+
+    /// Voids the user's tokens of `purpose`.
+    pub(crate) async fn void_tokens(
+        &self,
+        username: &str,
+        purpose: Purpose,
+    ) -> Result<(), DbError> {
+        let name = username.to_string();
+        self.db
+            .run(move |pool, _| async move { tokens::void(&pool, &name, purpose).await })
+            .await
+    }
+
+    /// The last `limit` audit rows of a user (by subject or name).
+    pub(crate) async fn activity(
+        &self,
+        subject: &str,
+        username: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::audit::AuditRow>, DbError> {
+        let (subject, username) = (subject.to_string(), username.to_string());
+        self.db
+            .run(move |pool, _| async move {
+                super::db::audit::of_user(&pool, &subject, &username, limit).await
+            })
+            .await
+    }
+
+    /// The users whose email is `email` (compared lower-cased).
+    pub(crate) async fn rows_by_email(&self, email: &str) -> Result<Vec<UserRow>, DbError> {
+        let email = email.to_string();
+        self.db
+            .run(move |pool, kind| async move { users::by_email(&pool, kind, &email).await })
             .await
     }
 
@@ -334,4 +408,10 @@ impl Directory {
             disabled: row.disabled,
         })
     }
+}
+
+/// What the database keeps of a reset or verification token.
+fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }

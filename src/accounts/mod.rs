@@ -13,4 +13,5 @@ pub(crate) mod policy;
 pub(crate) mod sealed;
 pub(crate) mod service;
 pub(crate) mod source;
+pub(crate) mod trail;
 pub(crate) mod users;

@@ -2,6 +2,7 @@
 //! `[admin] token`, revocation, unlock and the users of `users_db` (`users.rs`). Refusals
 //! are rendered as the proxy's are.
 
+mod audit;
 mod users;
 
 use std::sync::Arc;
@@ -43,6 +44,8 @@ enum AdminPath {
     Unlock,
     /// `/admin/users` and below.
     Users,
+    /// `/admin/audit`: the stored audit trail.
+    Audit,
 }
 
 impl AdminPath {
@@ -55,6 +58,7 @@ impl AdminPath {
             "/admin/unlock" => AdminPath::Unlock,
             "/admin/users" => AdminPath::Users,
             p if p.starts_with("/admin/users/") => AdminPath::Users,
+            "/admin/audit" => AdminPath::Audit,
             _ => return None,
         })
     }
@@ -63,7 +67,7 @@ impl AdminPath {
     fn is_api(self) -> bool {
         match self {
             AdminPath::Healthz | AdminPath::Readyz | AdminPath::Metrics => false,
-            AdminPath::Revoke | AdminPath::Unlock | AdminPath::Users => true,
+            AdminPath::Revoke | AdminPath::Unlock | AdminPath::Users | AdminPath::Audit => true,
         }
     }
 }
@@ -113,11 +117,17 @@ impl AdminApp {
                     .await
                     .unwrap_or_else(|refusal| refusal.render(rid)))
             }
+            AdminPath::Audit if read => {
+                self.check_token(session, rid)?;
+                let query = session.req_header().uri.query().map(str::to_string);
+                self.audit(query.as_deref()).await
+            }
             AdminPath::Healthz
             | AdminPath::Readyz
             | AdminPath::Metrics
             | AdminPath::Revoke
-            | AdminPath::Unlock => Err(GatewayError::MethodNotAllowed),
+            | AdminPath::Unlock
+            | AdminPath::Audit => Err(GatewayError::MethodNotAllowed),
         }
     }
 

@@ -138,7 +138,17 @@ impl AdminApp {
                 accounts.remove_mfa(&user.username).await.map_err(refusal)?;
                 Ok(LocalResponse::empty(StatusCode::NO_CONTENT))
             }
-            (_, [] | [_] | [_, "mfa", "reset"]) => Err(GatewayError::MethodNotAllowed.into()),
+            (Method::POST, [name, "password-reset"]) => {
+                let user = find(&accounts, name).await?;
+                let (token, expires_at) = accounts.reset_token(&user).await.map_err(refusal)?;
+                let link = runtime.config.mail.as_ref().and_then(|m| m.link.as_deref());
+                let link = link.map(|l| l.replace("{token}", &token));
+                let body = json!({"token": token, "link": link, "expires_at": rfc3339(expires_at)});
+                Ok(respond(StatusCode::CREATED, body))
+            }
+            (_, [] | [_] | [_, "mfa", "reset"] | [_, "password-reset"]) => {
+                Err(GatewayError::MethodNotAllowed.into())
+            }
             _ => Err(GatewayError::NotFound.into()),
         }
     }

@@ -12,3 +12,12 @@ pub(crate) mod keys;
 pub(crate) mod oidc;
 
 pub use identity::{AuthMethod, Identity};
+
+/// 32 random bytes, base64url: a single-use token (an OpenID `state`, `nonce` or PKCE
+/// verifier, a reset or verification token).
+pub(crate) fn random_token() -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

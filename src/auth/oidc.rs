@@ -102,12 +102,7 @@ impl Discovery {
     }
 }
 
-/// 32 random bytes, base64url: a `state`, a `nonce`, a PKCE verifier, a binding cookie.
-pub(crate) fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source is available");
-    URL_SAFE_NO_PAD.encode(bytes)
-}
+pub(crate) use super::random_token;
 
 /// The PKCE S256 challenge of `verifier` (RFC 7636, section 4.2); also the digest a binding
 /// cookie is kept as.

@@ -21,8 +21,9 @@ use crate::upstream::UpstreamSettings;
 
 pub use settings::IdentitySettings;
 pub(crate) use settings::{
-    Backend, ClientAuth, CookieSettings, DecisionSettings, Forwarded, LoginSettings, OidcSettings,
-    OnFailure, SameSite, Secret, ServerSettings, StoreSettings, TlsFiles, UsersDb, REFRESH_SUFFIX,
+    AuditSettings, Backend, ClientAuth, CookieSettings, DecisionSettings, Forwarded, LoginSettings,
+    MailSettings, OidcSettings, OnFailure, SameSite, Secret, ServerSettings, StoreSettings,
+    TlsFiles, UsersDb, REFRESH_SUFFIX,
 };
 pub use source::ConfigErrors;
 pub(crate) use validate::users_file;
@@ -62,6 +63,10 @@ pub struct Config {
     pub(crate) decision: Option<DecisionSettings>,
     /// `[[oidc]]`: the OpenID Providers browsers sign in with.
     pub(crate) oidc: Vec<Arc<OidcSettings>>,
+    /// `[mail]`: reset and verification mails (with `users_db`).
+    pub(crate) mail: Option<MailSettings>,
+    /// `[audit]`.
+    pub(crate) audit: AuditSettings,
 }
 
 impl Config {

@@ -209,6 +209,28 @@ pub(crate) struct RawLogin {
 pub(crate) struct RawRegistration {
     pub enabled: Option<bool>,
     pub roles: Option<Vec<String>>,
+    /// A login before the email is verified is refused.
+    pub require_verified_email: Option<bool>,
+}
+
+/// `[mail]` (docs/CONFIG.md, `[mail]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMail {
+    pub smtp_url: String,
+    pub starttls: Option<String>,
+    pub from: String,
+    pub link: Option<String>,
+    pub verify_link: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAudit {
+    pub database: Option<bool>,
+    pub retention: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

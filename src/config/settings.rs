@@ -140,6 +140,8 @@ pub(crate) struct LoginSettings {
     pub users_db: Option<UsersDb>,
     /// `POST /auth/register`: on, and the roles it gives.
     pub registration: Option<Vec<String>>,
+    /// A login before the user's email is verified is refused (403 `email_unverified`).
+    pub require_verified_email: bool,
     pub password_policy: PasswordPolicy,
     pub max_failed_attempts: u32,
     /// Seconds.
@@ -360,4 +362,30 @@ impl std::fmt::Debug for ClientAuth {
             }
         }
     }
+}
+
+/// `[mail]`: where the reset and verification mails go out.
+#[derive(Debug, Clone)]
+pub(crate) struct MailSettings {
+    /// `smtp://` or `smtps://`, credentials included: never logged.
+    pub url: Secret,
+    /// `smtp://` only: refuse a server that offers no STARTTLS.
+    pub starttls_required: bool,
+    /// A checked mailbox: `Name <addr@host>` or `addr@host`.
+    pub from: String,
+    /// The page of the app that takes a reset token: `{token}` in it.
+    pub link: Option<String>,
+    /// The same, for a verification token.
+    pub verify_link: Option<String>,
+    /// DER CA certificates the server's TLS is verified with (else the system's roots).
+    pub ca_certs: Option<Vec<Vec<u8>>>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AuditSettings {
+    /// Every audit event is also stored in `users_db`.
+    pub database: bool,
+    /// Seconds stored rows are kept.
+    pub retention: u64,
 }

@@ -26,7 +26,8 @@ pub(super) async fn register(
     let username = f.required("username")?.to_string();
     f.required("password")?;
     let password = f.take("password").unwrap_or_default();
-    let (sub, username) = login.register(&username, password).await?;
+    let email = f.take("email");
+    let (sub, username) = login.register(&username, password, email).await?;
     Ok(json_response(
         StatusCode::CREATED,
         json!({"sub": sub, "username": username}),
@@ -98,6 +99,18 @@ pub(super) async fn answer(
             let password = f.take("password").unwrap_or_default();
             login.mfa_disable(&me, password, &code).await?;
             Ok(super::LocalResponse::empty(StatusCode::NO_CONTENT))
+        }
+        AccountEndpoint::Activity => {
+            let events: Vec<Value> = login
+                .activity(&me.user)
+                .await?
+                .into_iter()
+                .map(|e| {
+                    json!({"at": rfc3339(e.at), "event": e.event, "result": e.result,
+                           "client_ip": e.client_ip, "user_agent": e.user_agent})
+                })
+                .collect();
+            Ok(json_response(StatusCode::OK, json!({ "events": events })))
         }
     }
 }
@@ -189,7 +202,7 @@ async fn create_key(
 
 /// A Bearer token only: a cookie would let another site's page change the account, and an
 /// API key is refused (403) rather than ignored.
-fn bearer_only(
+pub(super) fn bearer_only(
     req: &EndpointRequest<'_>,
     login: &Login<'_>,
 ) -> Result<crate::auth::Identity, Refused> {

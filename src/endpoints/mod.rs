@@ -6,6 +6,7 @@ mod account;
 pub(crate) mod body;
 mod oidc;
 mod paths;
+mod recovery;
 
 use std::net::IpAddr;
 
@@ -133,6 +134,7 @@ async fn run(
         Endpoint::Register => services.directory.is_none() || settings.registration.is_none(),
         Endpoint::Account(_) => services.directory.is_none(),
         Endpoint::Oidc(_) => oidc::provider(req.sub_path, runtime).is_none(),
+        Endpoint::Recovery(_) => services.directory.is_none(),
     };
     if off {
         return Err(GatewayError::NotFound.into());
@@ -177,6 +179,7 @@ async fn run(
             let provider = oidc::provider(req.sub_path, runtime).ok_or(GatewayError::NotFound)?;
             oidc::answer(e, provider, req, &login).await
         }
+        Endpoint::Recovery(e) => recovery::answer(e, req, &login).await,
     }
 }
 

@@ -13,6 +13,17 @@ pub(super) enum Endpoint {
     Account(AccountEndpoint),
     /// `/oidc/{name}/...`: signing in with an `[[oidc]]` provider.
     Oidc(OidcEndpoint),
+    /// A forgotten password, an email to verify (`users_db`): anyone may call them.
+    Recovery(RecoveryEndpoint),
+}
+
+/// Recovery and verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecoveryEndpoint {
+    Forgot,
+    Reset,
+    Verify,
+    Resend,
 }
 
 /// Signing in and out with an OpenID Provider.
@@ -61,6 +72,8 @@ pub(super) enum AccountEndpoint {
     MfaSetup,
     MfaEnable,
     MfaDisable,
+    /// The caller's own last security events.
+    Activity,
 }
 
 impl Endpoint {
@@ -86,6 +99,11 @@ impl Endpoint {
             "/mfa/setup" => Endpoint::Account(A::MfaSetup),
             "/mfa/enable" => Endpoint::Account(A::MfaEnable),
             "/mfa/disable" => Endpoint::Account(A::MfaDisable),
+            "/activity" => Endpoint::Account(A::Activity),
+            "/password/forgot" => Endpoint::Recovery(RecoveryEndpoint::Forgot),
+            "/password/reset" => Endpoint::Recovery(RecoveryEndpoint::Reset),
+            "/email/verify" => Endpoint::Recovery(RecoveryEndpoint::Verify),
+            "/email/resend" => Endpoint::Recovery(RecoveryEndpoint::Resend),
             _ if one_below("/sessions/") => Endpoint::Account(A::Session),
             _ if one_below("/api-keys/") => Endpoint::Account(A::ApiKey),
             _ => Endpoint::Oidc(oidc_path(sub_path)?.1),
@@ -97,7 +115,10 @@ impl Endpoint {
         use AccountEndpoint as A;
         use SessionEndpoint as S;
         match self {
-            Endpoint::Session(S::UserInfo) | Endpoint::Account(A::Sessions) => "GET, HEAD",
+            Endpoint::Session(S::UserInfo) | Endpoint::Account(A::Sessions | A::Activity) => {
+                "GET, HEAD"
+            }
+            Endpoint::Recovery(_) => "POST",
             Endpoint::Oidc(OidcEndpoint::Start | OidcEndpoint::Callback) => "GET",
             Endpoint::Oidc(OidcEndpoint::Logout) => "GET, POST",
             Endpoint::Oidc(OidcEndpoint::BackchannelLogout) => "POST",
@@ -122,19 +143,23 @@ impl Endpoint {
         match self {
             Endpoint::Session(S::Login | S::Token | S::Mfa) | Endpoint::Register => true,
             Endpoint::Oidc(OidcEndpoint::Logout) => true,
+            // A reset signs the browser in with the new password.
+            Endpoint::Recovery(RecoveryEndpoint::Reset) => true,
             Endpoint::Session(S::Refresh | S::Logout | S::UserInfo)
             | Endpoint::Account(_)
-            | Endpoint::Oidc(_) => false,
+            | Endpoint::Oidc(_)
+            | Endpoint::Recovery(_) => false,
         }
     }
 
-    /// Login, token, mfa, register and a provider's start and callback share the
+    /// Login, token, mfa, register, a provider's start and callback, and recovery share the
     /// `[login].rate_limit` budget.
     pub(super) fn is_rate_limited(self) -> bool {
         use SessionEndpoint as S;
         match self {
             Endpoint::Session(S::Login | S::Token | S::Mfa) | Endpoint::Register => true,
             Endpoint::Oidc(OidcEndpoint::Start | OidcEndpoint::Callback) => true,
+            Endpoint::Recovery(_) => true,
             Endpoint::Session(S::Refresh | S::Logout | S::UserInfo)
             | Endpoint::Account(_)
             | Endpoint::Oidc(OidcEndpoint::Logout | OidcEndpoint::BackchannelLogout) => false,

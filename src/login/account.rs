@@ -61,6 +61,7 @@ impl Login<'_> {
         &self,
         username: &str,
         password: String,
+        email: Option<String>,
     ) -> Result<(String, String), Refused> {
         let accounts = self.accounts()?;
         let roles = self
@@ -74,10 +75,28 @@ impl Login<'_> {
             let why = "this form of username is kept for users of an OpenID Provider";
             return Err(GatewayError::InvalidRequest(why).into());
         }
-        let row = accounts
-            .create(NewUser::with_password(username, password, roles))
-            .await?;
-        Ok((row.subject, row.username))
+        let mut new = NewUser::with_password(username, password, roles);
+        match email {
+            Some(email) => {
+                let valid = email.len() <= 320 && email.parse::<lettre::Address>().is_ok();
+                if !valid {
+                    return Err(GatewayError::InvalidRequest("email: not an address").into());
+                }
+                new.claims.insert("email".into(), email.into());
+                new.claims.insert("email_verified".into(), false.into());
+            }
+            None if self.settings.require_verified_email => {
+                let why = "email: required, to be verified before the first login";
+                return Err(GatewayError::InvalidRequest(why).into());
+            }
+            None => {}
+        }
+        let row = accounts.create(new).await?;
+        let (subject, name) = (row.subject.clone(), row.username.clone());
+        if row.claims.contains_key("email") {
+            self.mail_verification(row);
+        }
+        Ok((subject, name))
     }
 
     /// `POST /auth/password`: a new token pair; every other session and token of the user

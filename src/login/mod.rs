@@ -22,6 +22,7 @@ pub(crate) const MAX_USERNAME_BYTES: usize = 256;
 
 pub(crate) mod account;
 pub(crate) mod federated;
+pub(crate) mod recovery;
 mod session;
 mod users;
 /// How long an `mfa_token` lives, and how many wrong codes kill it.
@@ -139,6 +140,15 @@ impl Login<'_> {
             }
         };
         let user = &user;
+        // Told only to someone who knows the password.
+        if self.settings.require_verified_email
+            && crate::accounts::service::email_of(&user.claims).is_some_and(|(_, ok)| !ok)
+        {
+            self.give_back(username, GatewayError::EmailUnverified.into())
+                .await;
+            tracing::info!(target: "audit", event = "login", result = "failure", reason = "email_unverified", username, request_id = self.request_id);
+            return Err(GatewayError::EmailUnverified.into());
+        }
         // The password is known good: an old hash is replaced now, before the second factor
         // (a login that goes on through `POST /auth/mfa` has no password to rehash with).
         if let Some(password) = rehash {

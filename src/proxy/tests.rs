@@ -57,6 +57,7 @@ roles_any = ["viewer"]
         clock,
         metrics: Arc::new(Metrics::new()),
         directory: None,
+        mailer: None,
         in_flight: Arc::new(AtomicUsize::new(0)),
     };
     let gateway = Gateway {

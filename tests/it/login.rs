@@ -589,7 +589,8 @@ async fn userinfo_and_the_login_rate_limit() {
             "sub": "u-alice",
             "roles": ["user", "viewer"],
             "permissions": ["orders:read", "orders:write"],
-            "claims": {"email": "alice@example.com"},
+            // A user with an email: whether it is verified (SPEC 7.1), `false` unless said.
+            "claims": {"email": "alice@example.com", "email_verified": false},
         })
     );
     gw.get("/auth/userinfo", &[])

@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/sqlite/0002_identities.sql"),
         include_str!("migrations/postgres/0002_identities.sql"),
     ),
+    (
+        3,
+        include_str!("migrations/sqlite/0003_recovery_audit.sql"),
+        include_str!("migrations/postgres/0003_recovery_audit.sql"),
+    ),
 ];
 
 /// Any number to lock on: instances starting together migrate one after the other.

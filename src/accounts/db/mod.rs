@@ -5,10 +5,12 @@
 //! (after `run -d` forks): the proxy's event loops never poll a database socket, and a slow
 //! database slows the endpoints that need it, nothing else.
 
+pub(crate) mod audit;
 pub(crate) mod changes;
 pub(crate) mod identities;
 pub(crate) mod keys;
 mod migrate;
+pub(crate) mod tokens;
 pub(crate) mod users;
 
 use std::future::Future;

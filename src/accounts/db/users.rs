@@ -84,6 +84,27 @@ pub(crate) async fn by_subject(pool: &AnyPool, subject: &str) -> Result<Option<U
     row.as_ref().map(read).transpose()
 }
 
+/// The users whose email claim is `email` (lower-cased), a few at most.
+pub(crate) async fn by_email(
+    pool: &AnyPool,
+    kind: DbKind,
+    email: &str,
+) -> Result<Vec<UserRow>, DbError> {
+    // The expression of the index of migration 3, per database.
+    let email_of = match kind {
+        DbKind::Sqlite => "lower(json_extract(claims, '$.email'))",
+        DbKind::Postgres => "lower((claims::jsonb)->>'email')",
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM portcullis_users WHERE {email_of} = $1 ORDER BY username LIMIT 5"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(email.to_ascii_lowercase())
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(read).collect()
+}
+
 /// A new user: [`DbError::Taken`] when the username (or the subject) exists. Of two racing
 /// inserts of one username, the primary key lets exactly one in.
 pub(crate) async fn insert(pool: &AnyPool, kind: DbKind, user: &UserRow) -> Result<(), DbError> {
@@ -192,7 +213,11 @@ pub(crate) async fn delete(
     now: u64,
 ) -> Result<bool, DbError> {
     let mut tx = pool.begin().await?;
-    for table in ["portcullis_api_keys", "portcullis_identities"] {
+    for table in [
+        "portcullis_api_keys",
+        "portcullis_identities",
+        "portcullis_tokens",
+    ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE username = $1"))
             .bind(username)
             .execute(&mut *tx)

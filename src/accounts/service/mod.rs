@@ -15,6 +15,7 @@
 mod federated;
 mod keys;
 mod mfa;
+mod recovery;
 
 use serde_json::{Map, Value};
 
@@ -29,6 +30,7 @@ use crate::store::{Revocation, Store, StoreError};
 
 pub(crate) use federated::ProviderUser;
 pub(crate) use keys::NewKey;
+pub(crate) use recovery::{email_of, RESET_TTL, VERIFY_TTL};
 
 /// Who asks for a change: its audit events say so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +233,14 @@ impl Accounts<'_> {
     /// of the user ends; its keys stay.
     pub(crate) async fn set_password(&self, user: &UserRow, new: String) -> Result<(), Denied> {
         let hash = self.new_hash(&user.username, new).await?;
+        self.apply_password(user, hash).await?;
+        self.audit("password_changed", &user.username);
+        Ok(())
+    }
+
+    /// `hash` (of a password the policy let through) becomes `user`'s; every session and
+    /// token of the user ends.
+    async fn apply_password(&self, user: &UserRow, hash: String) -> Result<(), Denied> {
         let patch = UserPatch {
             password_hash: Some(hash),
             ..UserPatch::default()
@@ -238,15 +248,16 @@ impl Accounts<'_> {
         self.directory
             .update(&user.username, patch, self.now)
             .await?;
-        self.end_everything(&user.subject).await?;
-        self.audit("password_changed", &user.username);
-        Ok(())
+        self.end_everything(&user.subject).await
     }
 
     /// An operator's change; the user as it is now.
-    pub(crate) async fn change(&self, user: &UserRow, c: Change) -> Result<UserRow, Denied> {
+    pub(crate) async fn change(&self, user: &UserRow, mut c: Change) -> Result<UserRow, Denied> {
         if let Some(roles) = &c.roles {
             self.check_roles(roles)?;
+        }
+        if let Some(claims) = &mut c.claims {
+            recovery::unverify_changed_email(&user.claims, claims);
         }
         if let Some(claims) = &c.claims {
             check_claims(claims)?;

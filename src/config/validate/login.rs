@@ -104,6 +104,11 @@ impl Validator<'_> {
             users,
             users_db,
             registration,
+            require_verified_email: raw
+                .registration
+                .as_ref()
+                .and_then(|r| r.require_verified_email)
+                .unwrap_or(false),
             password_policy,
             max_failed_attempts,
             lockout,

@@ -7,6 +7,7 @@ mod decision;
 mod identity;
 mod issuers;
 mod login;
+mod mail;
 mod oidc;
 mod rate_limits;
 mod response;
@@ -55,6 +56,8 @@ const SECTIONS: &[&str] = &[
     "decision",
     "response",
     "oidc",
+    "mail",
+    "audit",
 ];
 
 /// Reads, validates and compiles a gateway.toml (and the files it names).
@@ -264,23 +267,10 @@ impl<'a> Validator<'a> {
             &providers,
         );
         let jwks = with_keys(&tokens.jwks, client_keys);
-        for (i, provider) in oidc.iter().enumerate() {
-            let trusted = tokens
-                .issuers
-                .iter()
-                .find(|t| t.iss.trim_end_matches('/') == provider.issuer);
-            if trusted.is_some_and(|t| {
-                t.audience
-                    .as_deref()
-                    .is_none_or(|a| a == provider.client_id)
-            }) {
-                let why =
-                    "this provider is also a trusted issuer whose audience would take its ID \
-                           tokens as access tokens: give the trusted issuer the audience of its \
-                           access tokens";
-                self.warn(&root("oidc").index(i).key("issuer"), why);
-            }
-        }
+        self.warn_trusted_providers(&oidc, &tokens.issuers);
+        let users_db = login.as_ref().is_some_and(|l| l.users_db.is_some());
+        let mail = self.mail(users_db);
+        let audit = self.audit(users_db);
         let decision = self.decision();
         self.warn_unused(&named, &routes);
         if tokens.issuers.len() > 1 && identity.as_ref().is_some_and(|i| i.issuer.is_none()) {
@@ -309,6 +299,8 @@ impl<'a> Validator<'a> {
             cors: self.cors(),
             decision,
             oidc: oidc.into_iter().map(std::sync::Arc::new).collect(),
+            mail,
+            audit,
         })
     }
 

@@ -128,6 +128,31 @@ impl Validator<'_> {
         Some((settings, jwk))
     }
 
+    /// A provider that is also a trusted issuer whose audience would take its ID tokens (of
+    /// audience `client_id`) as access tokens.
+    pub(super) fn warn_trusted_providers(
+        &self,
+        providers: &[OidcSettings],
+        issuers: &[std::sync::Arc<crate::auth::jwt::Issuer>],
+    ) {
+        for (i, provider) in providers.iter().enumerate() {
+            let trusted = issuers
+                .iter()
+                .find(|t| t.iss.trim_end_matches('/') == provider.issuer);
+            let takes_id_tokens = trusted.is_some_and(|t| {
+                t.audience
+                    .as_deref()
+                    .is_none_or(|a| a == provider.client_id)
+            });
+            if takes_id_tokens {
+                let why = "this provider is also a trusted issuer whose audience would take its \
+                           ID tokens as access tokens: give the trusted issuer the audience of \
+                           its access tokens";
+                self.warn(&root("oidc").index(i).key("issuer"), why);
+            }
+        }
+    }
+
     /// An issuer (or any provider URL): https, or http with a warning off loopback.
     fn provider_url(&self, url: &str, p: &KeyPath) {
         match url::Url::parse(url) {

@@ -32,11 +32,16 @@ pub fn lines_of(label: &str) -> String {
 pub fn capture() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        use tracing_subscriber::prelude::*;
+        let lines = tracing_subscriber::fmt::layer()
             .with_writer(ByThread)
             .json()
             .flatten_event(true)
+            .with_filter(tracing_subscriber::EnvFilter::new("info"));
+        // As the binary: the audit trail's layer beside the lines.
+        let _ = tracing_subscriber::registry()
+            .with(lines)
+            .with(portcullis::logs::audit_layer())
             .try_init();
     });
 }
