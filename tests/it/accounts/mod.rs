@@ -6,6 +6,7 @@ mod admin;
 mod check;
 mod faults;
 mod hardened;
+mod recovery;
 mod self_service;
 mod shared;
 

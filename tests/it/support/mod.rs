@@ -22,6 +22,7 @@ mod gateway;
 mod logs;
 mod postgres;
 mod redis;
+mod smtp;
 
 pub use checks::Checks;
 pub use config::{toml, Toml};
@@ -29,6 +30,7 @@ pub use echo_upstream::{serve_connection as serve_echo_connection, Echo};
 pub use gateway::Gateway;
 pub use postgres::PgDatabase;
 pub use redis::{RedisCluster, RedisServer};
+pub use smtp::{token_in, SmtpSink};
 
 pub const HS_SECRET: &str = "it-secret-0123456789-0123456789-0123456789";
 
