@@ -34,7 +34,9 @@ class Sink:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", "replace"),
-            "tls": session.ssl is not None,
+            # STARTTLS (session.ssl) or TLS from the first byte (the transport's).
+            "tls": session.ssl is not None
+            or server.transport.get_extra_info("ssl_object") is not None,
             "auth": session.authenticated,
         }
         tmp = path + ".tmp"
