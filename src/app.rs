@@ -158,17 +158,7 @@ pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
     });
     let name = options.name.clone();
     if let Some(decision) = &decision {
-        let decider = Decider {
-            services: services.clone(),
-        };
-        let label = format!("{name}-decision");
-        let mut service =
-            pingora::proxy::http_proxy_service_with_name(&server.configuration, decider, &label);
-        for addr in &decision.listen {
-            service.add_tcp(&addr.to_string());
-        }
-        tracing::info!(listen = ?decision.listen, "decision listener");
-        server.add_service(service);
+        decision_listener(&mut server, decision, &services, &name);
     }
     let gateway = Gateway {
         services: services.clone(),
@@ -202,13 +192,9 @@ pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
     let redis = redis.map(|r| ("redis", Task::RedisSync(r)));
     let accounts = directory.map(|d| ("accounts", Task::Accounts(d, options.clock.clone())));
     let outbox = outbox.map(|o| ("mail", Task::Mail(Mutex::new(Some(o)))));
-    let trail = trail.map(|(trail, registered)| {
+    let trail = trail.map(|(trail, _registered)| {
         let trail = Mutex::new(Some(trail));
-        let task = Task::Audit {
-            trail,
-            _registered: registered,
-        };
-        ("audit", task)
+        ("audit", Task::Audit { trail, _registered })
     });
     let optional = redis.into_iter().chain(accounts).chain(outbox).chain(trail);
     for (task, service) in tasks.into_iter().chain(optional) {
@@ -219,6 +205,26 @@ pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
         runtime,
         store,
     })
+}
+
+/// The decision listener (docs/DECISION.md), on the gateway's services.
+fn decision_listener(
+    server: &mut Server,
+    decision: &crate::config::DecisionSettings,
+    services: &Arc<Services>,
+    name: &str,
+) {
+    let decider = Decider {
+        services: services.clone(),
+    };
+    let label = format!("{name}-decision");
+    let mut service =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, decider, &label);
+    for addr in &decision.listen {
+        service.add_tcp(&addr.to_string());
+    }
+    tracing::info!(listen = ?decision.listen, "decision listener");
+    server.add_service(service);
 }
 
 /// Pingora's server: threads, the grace period, daemon and upgrade settings.

@@ -59,7 +59,7 @@ impl Metrics {
                 .expect("registered once");
             h
         };
-        let (store_up, log_lines_dropped) = gauges(&registry);
+        let (store_up, log_lines_dropped, audit_dropped) = gauges(&registry);
         let m = Metrics {
             requests: counter(
                 "portcullis_requests_total",
@@ -108,17 +108,7 @@ impl Metrics {
                 "Reset and verification mails, by kind and result (sent, failed, dropped)",
                 &["kind", "result"],
             ),
-            audit_dropped: {
-                let c = IntCounter::new(
-                    "portcullis_audit_dropped_total",
-                    "Audit events not stored in the database (they are still logged)",
-                )
-                .expect("a valid counter");
-                registry
-                    .register(Box::new(c.clone()))
-                    .expect("registered once");
-                c
-            },
+            audit_dropped,
             registry,
         };
         // Families without a series are not rendered: show these at zero from the start.
@@ -178,8 +168,8 @@ pub(crate) fn status_label(status: u16) -> &'static str {
     }
 }
 
-/// The families without labels: the store's state and the log lines dropped.
-fn gauges(registry: &Registry) -> (IntGauge, IntCounter) {
+/// The families without labels: the store's state, the log lines and audit rows dropped.
+fn gauges(registry: &Registry) -> (IntGauge, IntCounter, IntCounter) {
     let store_up = IntGauge::new(
         "portcullis_store_up",
         "1 while the shared store is reachable and the revocation state current",
@@ -196,5 +186,13 @@ fn gauges(registry: &Registry) -> (IntGauge, IntCounter) {
     registry
         .register(Box::new(log_lines_dropped.clone()))
         .expect("registered once");
-    (store_up, log_lines_dropped)
+    let audit_dropped = IntCounter::new(
+        "portcullis_audit_dropped_total",
+        "Audit events not stored in the database (they are still logged)",
+    )
+    .expect("a valid counter");
+    registry
+        .register(Box::new(audit_dropped.clone()))
+        .expect("registered once");
+    (store_up, log_lines_dropped, audit_dropped)
 }

@@ -149,6 +149,14 @@ fn decision_listen(c: &Config) -> Vec<std::net::SocketAddr> {
         .unwrap_or_default()
 }
 
+/// What the mail task was started with: the server, its TLS and the sender (the links are
+/// read at each mail).
+fn mail_transport(config: &Config) -> Option<crate::config::MailSettings> {
+    let mut m = config.mail.clone()?;
+    (m.link, m.verify_link) = (None, None);
+    Some(m)
+}
+
 fn report_restart_only_changes(running: &Config, next: &Config) {
     let (a, b) = (&running.server, &next.server);
     let store_changed = match (&running.store.backend, &next.store.backend) {
@@ -170,6 +178,8 @@ fn report_restart_only_changes(running: &Config, next: &Config) {
             "decision.listen",
             decision_listen(running) != decision_listen(next),
         ),
+        ("mail", mail_transport(running) != mail_transport(next)),
+        ("audit", running.audit != next.audit),
     ] {
         if changed {
             tracing::warn!(

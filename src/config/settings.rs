@@ -365,7 +365,7 @@ impl std::fmt::Debug for ClientAuth {
 }
 
 /// `[mail]`: where the reset and verification mails go out.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct MailSettings {
     /// `smtp://` or `smtps://`, credentials included: never logged.
     pub url: Secret,

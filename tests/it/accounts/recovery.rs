@@ -451,3 +451,104 @@ async fn audit_rows_keep_coming_and_nothing_blocks_while_the_database_is_away() 
     }
     panic!("no audit row stored after the database came back");
 }
+
+#[tokio::test]
+async fn the_trail_pages_filters_and_forgets_rows_past_the_retention() {
+    let smtp = SmtpSink::start(&[]).await;
+    let toml = mail_config(&Backend::Sqlite, &smtp, "", "")
+        .build()
+        .replace("database = true", "database = true\nretention = \"1h\"");
+    let gw = Gateway::start_frozen(&toml, start_echo().await, &[]).await;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(gw.admin).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let token = registered(&gw, &smtp, "frank", "frank@example.test").await;
+    for _ in 0..3 {
+        login(&gw, "frank", "wrong password!").await;
+    }
+    audit_rows(&gw, "frank", "login").await;
+    // Resend with the user's own token, then by email: one mail a minute.
+    gw.advance_clock(61);
+    let (access, _) = pair(&login(&gw, "frank", PASSWORD).await);
+    let r = gw
+        .request(
+            "POST",
+            "/auth/email/resend",
+            &[("Authorization", &bearer(&access))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    smtp.wait_for(2).await;
+    let r = gw
+        .post_json(
+            "/auth/email/resend",
+            &[],
+            &json!({"email": "FRANK@example.test"}),
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    gw.post_json("/auth/email/verify", &[], &json!({"token": token}))
+        .await
+        .assert_refusal(400, "invalid_grant");
+    // Pages of two, newest first, by keyset; filters by event.
+    let page = |q: String| {
+        let gw = &gw;
+        async move {
+            let r = admin(
+                gw,
+                "GET",
+                &format!("/admin/audit?username=frank&limit=2{q}"),
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            r.json()
+        }
+    };
+    let first = page(String::new()).await;
+    let next = first["next"].as_str().unwrap().to_string();
+    let second = page(format!("&after={next}")).await;
+    let ids = |p: &Value| -> Vec<i64> {
+        p["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (a, b) = (ids(&first), ids(&second));
+    assert!(a[0] > a[1] && a[1] > b[0] && b[0] > b[1], "{a:?} {b:?}");
+    let failures = admin(&gw, "GET", "/admin/audit?username=frank&event=login", None)
+        .await
+        .json();
+    assert!(failures["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["event"] == "login"));
+    admin(&gw, "GET", "/admin/audit?limit=501", None)
+        .await
+        .assert_refusal(400, "invalid_request");
+    admin(&gw, "GET", "/admin/audit?after=x", None)
+        .await
+        .assert_refusal(400, "invalid_request");
+    // Two hours on, the next rows written prune those past the hour of retention.
+    gw.advance_clock(2 * 3600);
+    login(&gw, "frank", "wrong password!").await;
+    for _ in 0..500 {
+        let rows = admin(&gw, "GET", "/admin/audit?username=frank", None)
+            .await
+            .json();
+        let rows = rows["events"].as_array().unwrap().clone();
+        if rows.len() == 1 {
+            assert_eq!(rows[0]["event"], "login");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("rows past the retention were kept");
+}
