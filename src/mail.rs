@@ -20,6 +20,8 @@ use crate::metrics::Metrics;
 const QUEUE: usize = 1024;
 /// Attempts per mail, the first included; the waits between them double from one second.
 const ATTEMPTS: u32 = 4;
+/// Mails being sent at once: a slow or refusing server delays one of them, not the queue.
+const SENDERS: usize = 4;
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What a mail is for: its metric label.
@@ -107,15 +109,23 @@ pub(crate) async fn run(mut outbox: Outbox, mut shutdown: watch::Receiver<bool>)
         Ok(f) => f,
         Err(_) => return,
     };
+    let senders = Arc::new(tokio::sync::Semaphore::new(SENDERS));
     loop {
         let mail = tokio::select! {
             m = outbox.queue.recv() => match m { Some(m) => m, None => return },
             _ = shutdown.changed() => return,
         };
-        let kind = mail.kind.label();
-        let result = deliver(&transport, &from, mail).await;
-        let label = if result { "sent" } else { "failed" };
-        outbox.metrics.mails.with_label_values(&[kind, label]).inc();
+        let Ok(sender) = senders.clone().acquire_owned().await else {
+            return;
+        };
+        let (transport, from, metrics) = (transport.clone(), from.clone(), outbox.metrics.clone());
+        tokio::spawn(async move {
+            let kind = mail.kind.label();
+            let result = deliver(&transport, &from, mail).await;
+            let label = if result { "sent" } else { "failed" };
+            metrics.mails.with_label_values(&[kind, label]).inc();
+            drop(sender);
+        });
     }
 }
 

@@ -161,18 +161,21 @@ impl Directory {
 
     /// A new single-use token of `purpose` for `username`, good until `expires_at` (a newer
     /// one voids the older). The token is returned once; the database keeps its digest.
+    /// Only while `user` is the enabled user of its name (not one deleted meanwhile, nor one
+    /// registered since under the same name): `DbError::Taken` otherwise.
     pub(crate) async fn issue_token(
         &self,
         purpose: Purpose,
-        username: &str,
+        user: &UserRow,
         now: u64,
         expires_at: u64,
     ) -> Result<String, DbError> {
         let token = crate::auth::random_token();
-        let (digest, name) = (token_digest(&token), username.to_string());
+        let digest = token_digest(&token);
+        let (name, subject) = (user.username.clone(), user.subject.clone());
         self.db
             .run(move |pool, _| async move {
-                tokens::replace(&pool, &digest, purpose, &name, now, expires_at).await
+                tokens::replace(&pool, &digest, purpose, &name, &subject, now, expires_at).await
             })
             .await?;
         Ok(token)

@@ -15,6 +15,15 @@ pub(super) async fn answer(
     req: &EndpointRequest<'_>,
     login: &Login<'_>,
 ) -> Result<LocalResponse, Refused> {
+    // Another site's page could spend a visitor's login budget, or start mails, through
+    // their browser: browsers say where a request comes from.
+    let cross_site = req
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if cross_site {
+        return Err(GatewayError::InvalidOrigin.into());
+    }
     match endpoint {
         RecoveryEndpoint::Forgot => {
             let f = fields(req)?;

@@ -233,7 +233,8 @@ impl Login<'_> {
     /// The counted attempt failed; the one that reaches the maximum starts the lockout.
     async fn failed(&self, username: &str, reason: &'static str) -> Result<(), Refused> {
         let request_id = self.request_id;
-        tracing::info!(target: "audit", event = "login", result = "failure", reason, username, request_id);
+        let (client_ip, user_agent) = self.client();
+        tracing::info!(target: "audit", event = "login", result = "failure", reason, username, client_ip, user_agent, request_id);
         let s = self.settings;
         let locked = self
             .store()
@@ -249,6 +250,7 @@ impl Login<'_> {
         self.store().clear_failures(&user.username).await?;
         let authn = Authn::password(self.now, factor);
         let (sid, pair) = self.new_session(&Holder::from(user), &authn).await?;
+        let (client_ip, user_agent) = self.client();
         tracing::info!(
             target: "audit",
             event = "login",
@@ -256,6 +258,8 @@ impl Login<'_> {
             username = %user.username,
             subject = %user.subject,
             sid,
+            client_ip,
+            user_agent,
             request_id = self.request_id,
         );
         Ok(pair)
@@ -298,6 +302,15 @@ impl Login<'_> {
             return Ok(first.then_some(Factor::BackupCode));
         }
         Ok(None)
+    }
+}
+
+impl Login<'_> {
+    /// Who the request comes from, for the audit trail (the user agent cut short).
+    pub(crate) fn client(&self) -> (Option<String>, Option<String>) {
+        let ip = self.client_ip.map(|ip| ip.to_string());
+        let agent = self.user_agent.map(|ua| ua.chars().take(200).collect());
+        (ip, agent)
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::{Holder, Login, Refused, TokenPair};
+use super::{Login, Refused, TokenPair};
 use crate::accounts::db::tokens::Purpose;
 use crate::accounts::db::users::UserRow;
 use crate::accounts::directory::Directory;
@@ -14,7 +14,6 @@ use crate::accounts::service::{email_of, RESET_TTL};
 use crate::audit::AuditRow;
 use crate::config::MailSettings;
 use crate::error::GatewayError;
-use crate::login::Authn;
 use crate::mail::{Kind, Mail, Mailer};
 use crate::store::Store;
 
@@ -83,16 +82,11 @@ impl Login<'_> {
         }
     }
 
-    /// `POST /auth/password/reset`: the new password, and a new session.
+    /// `POST /auth/password/reset`: the new password; then a login with it, as `/auth/login`
+    /// makes one (a second factor asked for, a disabled user or an unverified email refused).
     pub(crate) async fn reset(&self, token: &str, new: String) -> Result<TokenPair, Refused> {
-        let user = self.accounts()?.reset_password(token, new).await?;
-        let user = self
-            .find(&user.username)
-            .await?
-            .ok_or(GatewayError::Unavailable)?;
-        let authn = Authn::password(self.now, None);
-        let (_, pair) = self.new_session(&Holder::from(&*user), &authn).await?;
-        Ok(pair)
+        let user = self.accounts()?.reset_password(token, new.clone()).await?;
+        self.password(&user.username, new, None).await
     }
 
     /// `POST /auth/email/verify`.
@@ -176,7 +170,7 @@ impl Outgoing {
         }
         let token = match self
             .directory
-            .issue_token(purpose, name, self.now, self.now + ttl)
+            .issue_token(purpose, user, self.now, self.now + ttl)
             .await
         {
             Ok(t) => t,

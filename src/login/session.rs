@@ -365,8 +365,9 @@ impl Login<'_> {
         // The session's own claims win over a user's claims of the same name.
         let mut claims = user.claims.clone();
         // A user with an email: whether it is verified, always.
-        if claims.contains_key("email") && !claims.contains_key("email_verified") {
-            claims.insert("email_verified".into(), Value::Bool(false));
+        if claims.contains_key("email") {
+            let verified = claims.get("email_verified") == Some(&Value::Bool(true));
+            claims.insert("email_verified".into(), Value::Bool(verified));
         }
         claims.extend(authn.claims());
         let access_token = self

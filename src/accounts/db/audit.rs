@@ -20,25 +20,39 @@ pub(crate) struct AuditFilter {
 const COLUMNS: &str =
     "id, at, event, result, reason, subject, username, client_ip, user_agent, request_id, route";
 
+/// Rows per INSERT statement: 10 values each, under SQLite's 999 parameters.
+const ROWS_PER_STATEMENT: usize = 90;
+
 pub(crate) async fn insert(pool: &AnyPool, rows: &[AuditRow]) -> Result<(), DbError> {
     let mut tx = pool.begin().await?;
-    for r in rows {
-        sqlx::query(
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let n = i * 10;
+                let cols: Vec<String> = (1..=10).map(|c| format!("${}", n + c)).collect();
+                format!("({})", cols.join(", "))
+            })
+            .collect();
+        let sql = format!(
             "INSERT INTO portcullis_audit (at, event, result, reason, subject, username, \
-             client_ip, user_agent, request_id, route) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(secs(r.at))
-        .bind(&r.event)
-        .bind(r.result.clone())
-        .bind(r.reason.clone())
-        .bind(r.subject.clone())
-        .bind(r.username.clone())
-        .bind(r.client_ip.clone())
-        .bind(r.user_agent.clone())
-        .bind(r.request_id.clone())
-        .bind(r.route.clone())
-        .execute(&mut *tx)
-        .await?;
+             client_ip, user_agent, request_id, route) VALUES {}",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for r in chunk {
+            query = query
+                .bind(secs(r.at))
+                .bind(r.event.clone())
+                .bind(r.result.clone())
+                .bind(r.reason.clone())
+                .bind(r.subject.clone())
+                .bind(r.username.clone())
+                .bind(r.client_ip.clone())
+                .bind(r.user_agent.clone())
+                .bind(r.request_id.clone())
+                .bind(r.route.clone());
+        }
+        query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -102,8 +116,14 @@ pub(crate) async fn page(
     rows.iter().map(read).collect()
 }
 
-/// The last `limit` rows of one user: by its subject, or its name (a failed login knows
-/// only the name).
+/// The events a user's activity shows: logins and their failures, refreshes reused, new
+/// passwords and resets, keys made and deleted, MFA changes.
+const SECURITY_EVENTS: &str = "'login', 'refresh_reuse', 'password_changed', \
+    'password_reset', 'password_reset_requested', 'api_key_created', 'api_key_deleted', \
+    'mfa_enabled', 'mfa_disabled', 'mfa_reset', 'email_verified', 'lockout'";
+
+/// The last `limit` security events of one user: by its subject, or by its name for those
+/// that knew only the name (a failed login), never another user's of a name used before.
 pub(crate) async fn of_user(
     pool: &AnyPool,
     subject: &str,
@@ -111,8 +131,8 @@ pub(crate) async fn of_user(
     limit: u32,
 ) -> Result<Vec<AuditRow>, DbError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM portcullis_audit WHERE subject = $1 OR username = $2 \
-         ORDER BY id DESC LIMIT $3"
+        "SELECT {COLUMNS} FROM portcullis_audit WHERE event IN ({SECURITY_EVENTS}) \
+         AND (subject = $1 OR (subject IS NULL AND username = $2)) ORDER BY id DESC LIMIT $3"
     );
     let rows = sqlx::query(&sql)
         .bind(subject)
@@ -123,11 +143,21 @@ pub(crate) async fn of_user(
     rows.iter().map(|r| read(r).map(|(_, row)| row)).collect()
 }
 
-/// Deletes the rows older than `before` (Unix seconds); how many.
+/// Deletes the rows older than `before` (Unix seconds), a few thousand at a time so that no
+/// statement holds the table long; how many.
 pub(crate) async fn prune(pool: &AnyPool, before: u64) -> Result<u64, DbError> {
-    let done = sqlx::query("DELETE FROM portcullis_audit WHERE at < $1")
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM portcullis_audit WHERE id IN \
+             (SELECT id FROM portcullis_audit WHERE at < $1 ORDER BY id LIMIT 5000)",
+        )
         .bind(secs(before))
         .execute(pool)
         .await?;
-    Ok(done.rows_affected())
+        total += done.rows_affected();
+        if done.rows_affected() < 5000 {
+            return Ok(total);
+        }
+    }
 }

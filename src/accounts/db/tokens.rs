@@ -21,12 +21,14 @@ impl Purpose {
     }
 }
 
-/// The user's new token of `purpose` (its digest), replacing any older one.
+/// The user's new token of `purpose` (its digest), replacing any older one: only while
+/// `subject` is the enabled user of that name ([`DbError::Taken`] otherwise).
 pub(crate) async fn replace(
     pool: &AnyPool,
     digest: &str,
     purpose: Purpose,
     username: &str,
+    subject: &str,
     now: u64,
     expires_at: u64,
 ) -> Result<(), DbError> {
@@ -36,17 +38,22 @@ pub(crate) async fn replace(
         .bind(purpose.name())
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
+    let done = sqlx::query(
         "INSERT INTO portcullis_tokens (digest, purpose, username, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM portcullis_users \
+         WHERE username = $3 AND subject = $6 AND disabled = 0)",
     )
     .bind(digest)
     .bind(purpose.name())
     .bind(username)
     .bind(secs(now))
     .bind(secs(expires_at))
+    .bind(subject)
     .execute(&mut *tx)
     .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::Taken);
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -19,6 +19,7 @@ mod recovery;
 
 use serde_json::{Map, Value};
 
+use super::db::tokens::Purpose;
 use super::db::users::{UserPatch, UserRow};
 use super::db::DbError;
 use super::directory::Directory;
@@ -256,6 +257,8 @@ impl Accounts<'_> {
         if let Some(roles) = &c.roles {
             self.check_roles(roles)?;
         }
+        let new_email = c.claims.as_ref().map(|n| n.get("email")) != Some(user.claims.get("email"))
+            && c.claims.is_some();
         if let Some(claims) = &mut c.claims {
             recovery::unverify_changed_email(&user.claims, claims);
         }
@@ -297,6 +300,12 @@ impl Accounts<'_> {
                 .await?;
         } else if new_password {
             self.end_everything(&user.subject).await?;
+        }
+        if new_email {
+            // A token mailed to the old address must not reset, nor verify, the new one.
+            for purpose in [Purpose::Reset, Purpose::Verify] {
+                self.directory.void_tokens(&user.username, purpose).await?;
+            }
         }
         let changed_fields = what.join(",");
         tracing::info!(target: "audit", event = "account", action = "user_changed", username = %user.username, changed = %changed_fields, by = self.actor.as_str(), request_id = self.request_id);

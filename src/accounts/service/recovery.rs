@@ -21,8 +21,13 @@ impl Accounts<'_> {
         let expires_at = self.now + RESET_TTL;
         let token = self
             .directory
-            .issue_token(Purpose::Reset, &user.username, self.now, expires_at)
-            .await?;
+            .issue_token(Purpose::Reset, user, self.now, expires_at)
+            .await
+            .map_err(|e| match e {
+                // The user was disabled or deleted meanwhile.
+                crate::accounts::db::DbError::Taken => Denied::Error(GatewayError::NotFound),
+                e => e.into(),
+            })?;
         self.audit("password_reset_requested", &user.username);
         Ok((token, expires_at))
     }

@@ -17,11 +17,13 @@ impl Validator<'_> {
             self.err(&p, "needs [login] users_db: the mails are for its users");
         }
         let url_at = p.key("smtp_url");
+        let mut credentials_in_clear = false;
         match url::Url::parse(&raw.smtp_url) {
             Ok(u) if matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some() => {
                 if u.query().is_some() {
                     self.err(&url_at, "no query: TLS is `starttls` (smtp://) or smtps://");
                 }
+                credentials_in_clear = u.scheme() == "smtp" && !u.username().is_empty();
             }
             // Never echo the URL: it may hold a password.
             _ => self.err(&url_at, "must be smtp://host:port or smtps://host:port"),
@@ -37,6 +39,12 @@ impl Validator<'_> {
                 false
             }
         };
+        if credentials_in_clear && !starttls_required {
+            self.err(
+                &p.key("starttls"),
+                "credentials travel only over TLS: starttls = \"required\", or smtps://",
+            );
+        }
         if raw.from.parse::<lettre::message::Mailbox>().is_err() {
             self.err(
                 &p.key("from"),
@@ -87,6 +95,9 @@ impl Validator<'_> {
             raw.retention.as_deref(),
             DEFAULT_RETENTION,
         );
+        if retention.as_secs() < 3600 {
+            self.err(&p.key("retention"), "at least \"1h\"");
+        }
         AuditSettings {
             database,
             retention: retention.as_secs().max(1),

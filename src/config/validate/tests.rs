@@ -129,3 +129,37 @@ unauthenticated = "redirect:nobody"
         );
     }
 }
+
+#[test]
+fn mail_credentials_need_tls_and_the_trail_needs_the_database() {
+    let bad = format!(
+        r#"{BASE}
+[mail]
+smtp_url = "smtp://user:secret-password@relay.example:587"
+from = "not a mailbox"
+link = "https://app.example/reset"
+
+[audit]
+database = true
+retention = "10m"
+"#
+    );
+    let errors = errors_of(&bad);
+    for want in [
+        "mail: needs [login] users_db",
+        "mail.starttls: credentials travel only over TLS",
+        "mail.from: must be a mailbox",
+        "mail.link: must be an http(s) URL",
+        "audit.database: needs [login] users_db",
+        "audit.retention: at least",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+    assert!(
+        !errors.iter().any(|e| e.contains("secret-password")),
+        "the SMTP password in an error: {errors:#?}"
+    );
+}

@@ -552,3 +552,78 @@ async fn the_trail_pages_filters_and_forgets_rows_past_the_retention() {
     }
     panic!("rows past the retention were kept");
 }
+
+#[tokio::test]
+async fn a_reset_logs_in_as_a_login_does_and_an_old_address_is_void() {
+    let smtp = SmtpSink::start(&[]).await;
+    let toml = mail_config(&Backend::Sqlite, &smtp, "", "");
+    let gw = start_toml(Backend::Sqlite, toml).await;
+    verified(&gw, &smtp, "gina", "gina@example.test").await;
+    let (access, _) = pair(&login(&gw, "gina", PASSWORD).await);
+    let secret = me(&gw, "POST", "/auth/mfa/setup", &access, None)
+        .await
+        .json()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = super::self_service::totp(&secret, now());
+    let enabled = me(
+        &gw,
+        "POST",
+        "/auth/mfa/enable",
+        &access,
+        Some(json!({"code": code})),
+    )
+    .await;
+    assert_eq!(enabled.status, 200);
+    // A reset is no way around the second factor: the password changes, the session waits
+    // for the code (400, as the reset's other refusals and /auth/token answer: RFC 6749).
+    let r = admin(&gw, "POST", "/admin/users/gina/password-reset", None).await;
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let r = reset(&gw, &token, "a brand new passphrase 42").await;
+    let body = r.assert_refusal(400, "mfa_required");
+    assert!(body["mfa_token"].is_string());
+    login(&gw, "gina", PASSWORD)
+        .await
+        .assert_refusal(401, "invalid_credentials");
+    // A token mailed to the old address neither resets nor verifies once the admin changed it.
+    let r = admin(&gw, "POST", "/admin/users/gina/password-reset", None).await;
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let r = admin(
+        &gw,
+        "PATCH",
+        "/admin/users/gina",
+        Some(json!({"claims": {"email": "gina@new.example.test"}})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    reset(&gw, &token, "another passphrase 43")
+        .await
+        .assert_refusal(400, "invalid_grant");
+    // Another site's page cannot start mails (nor spend the visitor's login budget).
+    let r = gw
+        .request(
+            "POST",
+            "/auth/password/forgot",
+            &[
+                ("Content-Type", "application/json"),
+                ("Sec-Fetch-Site", "cross-site"),
+            ],
+            r#"{"username": "gina"}"#,
+        )
+        .await;
+    r.assert_refusal(403, "invalid_origin");
+    // The activity is the security events, with where they came from.
+    // (the next step's code: the one of this step was spent by the setup)
+    let code = super::self_service::totp(&secret, now() + 30);
+    let body = json!({"username": "gina", "password": "a brand new passphrase 42", "totp": code});
+    let (access, _) = pair(&gw.post_json("/auth/login", &[], &body).await);
+    let activity = me(&gw, "GET", "/auth/activity", &access, None).await.json();
+    let events = activity["events"].as_array().unwrap();
+    assert!(events.iter().all(|e| e["event"] != "refresh"), "{activity}");
+    let login_row = events
+        .iter()
+        .find(|e| e["event"] == "login" && e["result"] == "success");
+    let login_row = login_row.expect("the login");
+    assert_eq!(login_row["client_ip"], "127.0.0.1");
+}
