@@ -97,6 +97,7 @@ fn routes() -> Vec<Arc<Route>> {
                 rate_limits: vec![],
                 cors: true,
                 require_mfa: false,
+                sender_constrained: false,
                 unauthenticated: Default::default(),
                 response_headers: vec![],
             })
@@ -270,6 +271,7 @@ fn bench(c: &mut Criterion) {
         grants: Arc::new(graph.grants(&["user".to_string()], &[])),
         claims: Arc::new(claims("own").as_object().unwrap().clone()),
         api_key: None,
+        bound: false,
     };
     bench_api_keys_and_limits(c, &identity);
     bench_revocations(c);

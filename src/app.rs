@@ -11,6 +11,8 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
+
+use crate::client_tls::{ClientVerifier, ReadCertificate};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -143,6 +145,7 @@ pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
     let metrics = Arc::new(Metrics::new());
     let (mailer, outbox) = mail(&config, directory.is_some(), &metrics);
     let trail = trail(&config, directory.as_ref(), &options, &metrics);
+    let client_verifier = client_verifier(&config)?;
     let first = Runtime::new(config, None, shared);
     let runtime = Arc::new(ArcSwap::from_pointee(first));
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -155,6 +158,7 @@ pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
         directory: directory.clone(),
         mailer,
         in_flight: in_flight.clone(),
+        client_verifier: client_verifier.clone(),
     });
     let name = options.name.clone();
     if let Some(decision) = &decision {
@@ -165,7 +169,7 @@ pub fn build(config: Config, options: Options) -> Result<Built, StartError> {
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, &name);
-    listen(&mut proxy, &server_settings)?;
+    listen(&mut proxy, &server_settings, client_verifier)?;
     server.add_service(proxy);
     if let Some(addr) = server_settings.admin_listen {
         let app = AdminApp {
@@ -274,27 +278,45 @@ fn directory(config: &Config) -> Result<Option<Arc<Directory>>, StartError> {
 }
 
 /// Every `listen` address, with TLS when `[server] tls` is set.
+/// The TLS listeners' client-certificate verifier (one for all, swapped at reloads).
+fn client_verifier(config: &Config) -> Result<Option<Arc<ClientVerifier>>, StartError> {
+    let Some(tls) = &config.server.tls else {
+        return Ok(None);
+    };
+    let verifier = ClientVerifier::new(tls.client.as_ref()).map_err(|reason| StartError::Tls {
+        addr: "every listener".into(),
+        reason,
+    })?;
+    Ok(Some(Arc::new(verifier)))
+}
+
+/// With client certificates, each handshake asks `verifier`, and the certificate verified
+/// is read once per connection for its requests.
 fn listen<A>(
     proxy: &mut pingora::services::listening::Service<A>,
     server: &crate::config::ServerSettings,
+    verifier: Option<Arc<ClientVerifier>>,
 ) -> Result<(), StartError> {
     for addr in &server.listen {
         let addr = addr.to_string();
-        match &server.tls {
-            Some(files) => {
-                let mut tls = TlsSettings::intermediate(
-                    &files.cert_file.to_string_lossy(),
-                    &files.key_file.to_string_lossy(),
-                )
-                .map_err(|e| StartError::Tls {
+        match (&server.tls, &verifier) {
+            (Some(files), Some(verifier)) => {
+                let failed = |e: pingora::BError| StartError::Tls {
                     addr: addr.clone(),
                     reason: e.to_string(),
-                })?;
+                };
+                let mut tls =
+                    TlsSettings::with_callbacks(Box::new(ReadCertificate)).map_err(failed)?;
+                tls.set_certificate_chain_file(&files.cert_file.to_string_lossy())
+                    .map_err(failed)?;
+                tls.set_private_key_file(&files.key_file.to_string_lossy())
+                    .map_err(failed)?;
+                tls.set_client_cert_verifier(verifier.clone());
                 // ALPN: h2 for the browsers and clients that offer it, else HTTP/1.1.
                 tls.enable_h2();
                 proxy.add_tls_with_settings(&addr, None, tls);
             }
-            None => proxy.add_tcp(&addr),
+            _ => proxy.add_tcp(&addr),
         }
     }
     tracing::info!(listen = ?server.listen, tls = server.tls.is_some(), "portcullis starting");

@@ -35,6 +35,16 @@ pub enum TokenError {
     /// A subject with a control character: it could not be sent as the subject header.
     UnforwardableSubject,
     Revoked,
+    /// A JWS naming its own key (`jwk`), or a DPoP proof, presented as an access token.
+    EmbeddedKey,
+    /// `cnf.x5t#S256` and the connection's client certificate differ (or there is none).
+    CertificateBinding,
+    /// A DPoP-bound token presented as `Bearer` (or a cookie): no downgrade.
+    DpopBoundAsBearer,
+    /// `DPoP` scheme with a token bound to another key, or to none.
+    DpopBinding,
+    /// The route is `sender_constrained` and the credential is not bound.
+    NotSenderConstrained,
 }
 
 impl TokenError {
@@ -63,6 +73,11 @@ impl TokenError {
             TokenError::MissingSubject => "missing subject",
             TokenError::UnforwardableSubject => "subject cannot be forwarded",
             TokenError::Revoked => "token revoked",
+            TokenError::EmbeddedKey => "a token may not carry its own key",
+            TokenError::CertificateBinding => "certificate binding",
+            TokenError::DpopBoundAsBearer => "a DPoP-bound token needs the DPoP scheme",
+            TokenError::DpopBinding => "the token is not bound to the proof's key",
+            TokenError::NotSenderConstrained => "sender-constrained token required",
         }
     }
 }
@@ -159,6 +174,10 @@ pub enum GatewayError {
     AccessDenied(&'static str),
     /// 403: the password was right, but `require_verified_email` and the email is not.
     EmailUnverified,
+    /// 401 (400 at the token endpoints): a missing or bad DPoP proof (RFC 9449).
+    InvalidDpopProof(&'static str),
+    /// 401: `require_nonce` and the proof has no current nonce (the answer carries one).
+    UseDpopNonce,
 }
 
 impl GatewayError {
@@ -194,6 +213,9 @@ impl GatewayError {
             GatewayError::TooManyKeys => StatusCode::CONFLICT,
             GatewayError::ProviderDenied => StatusCode::UNAUTHORIZED,
             GatewayError::AccessDenied(_) | GatewayError::EmailUnverified => StatusCode::FORBIDDEN,
+            GatewayError::InvalidDpopProof(_) | GatewayError::UseDpopNonce => {
+                StatusCode::UNAUTHORIZED
+            }
         }
     }
 
@@ -229,6 +251,8 @@ impl GatewayError {
             GatewayError::TooManyKeys => "too_many_keys",
             GatewayError::ProviderDenied | GatewayError::AccessDenied(_) => "access_denied",
             GatewayError::EmailUnverified => "email_unverified",
+            GatewayError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            GatewayError::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -237,7 +261,8 @@ impl GatewayError {
             GatewayError::InvalidRequest(d)
             | GatewayError::InsufficientScope(d)
             | GatewayError::InvalidGrant(d)
-            | GatewayError::AccessDenied(d) => d,
+            | GatewayError::AccessDenied(d)
+            | GatewayError::InvalidDpopProof(d) => d,
             GatewayError::InvalidToken(e) => e.description(),
             GatewayError::InvalidApiKey(e) => e.description(),
             GatewayError::MissingCredentials => "authentication required",
@@ -264,6 +289,7 @@ impl GatewayError {
             GatewayError::TooManyKeys => "the user holds as many API keys as allowed",
             GatewayError::ProviderDenied => "the identity provider refused the sign-in",
             GatewayError::EmailUnverified => "the email address is not verified yet",
+            GatewayError::UseDpopNonce => "a DPoP nonce is required",
         }
     }
 
@@ -310,6 +336,30 @@ impl GatewayError {
             | GatewayError::ProviderDenied
             | GatewayError::AccessDenied(_)
             | GatewayError::EmailUnverified => None,
+            GatewayError::InvalidDpopProof(_) | GatewayError::UseDpopNonce => Some(format!(
+                r#"DPoP error="{}", error_description="{}""#,
+                self.code(),
+                self.description()
+            )),
+        }
+    }
+
+    /// The challenge in the DPoP scheme (RFC 9449 section 7.1), for a request that used it or a
+    /// route that takes only bound credentials: `algs` are the proof algorithms accepted.
+    pub fn dpop_challenge(&self, algs: &str) -> Option<String> {
+        match self {
+            GatewayError::MissingCredentials => Some(format!(r#"DPoP algs="{algs}""#)),
+            GatewayError::InvalidToken(_)
+            | GatewayError::InvalidApiKey(_)
+            | GatewayError::InvalidDpopProof(_)
+            | GatewayError::UseDpopNonce
+            | GatewayError::InsufficientScope(_)
+            | GatewayError::SecondFactorRequired => Some(format!(
+                r#"DPoP algs="{algs}", error="{}", error_description="{}""#,
+                self.code(),
+                self.description()
+            )),
+            _ => None,
         }
     }
 
@@ -333,7 +383,9 @@ impl GatewayError {
             | GatewayError::RecentLoginRequired(_)
             | GatewayError::ProviderDenied
             | GatewayError::AccessDenied(_)
-            | GatewayError::EmailUnverified => true,
+            | GatewayError::EmailUnverified
+            | GatewayError::InvalidDpopProof(_)
+            | GatewayError::UseDpopNonce => true,
             GatewayError::InvalidRequest(_)
             | GatewayError::NotFound
             | GatewayError::PayloadTooLarge
@@ -366,7 +418,9 @@ impl GatewayError {
             | GatewayError::RecentLoginRequired(_)
             | GatewayError::ProviderDenied
             | GatewayError::AccessDenied(_)
-            | GatewayError::EmailUnverified => Counted::AuthFailure,
+            | GatewayError::EmailUnverified
+            | GatewayError::InvalidDpopProof(_)
+            | GatewayError::UseDpopNonce => Counted::AuthFailure,
             GatewayError::RateLimited => Counted::RateLimited,
             GatewayError::AccountLocked
             | GatewayError::AdminTokenRequired
@@ -407,62 +461,5 @@ pub enum Counted {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Pins every variant's wire form to the refusal table of docs/CONFIG.md.
-    #[test]
-    fn every_refusal_matches_the_spec_table() {
-        #[rustfmt::skip]
-        let table = [
-            (GatewayError::InvalidRequest("x"), 400, "invalid_request", false),
-            (GatewayError::MissingCredentials, 401, "missing_credentials", true),
-            (GatewayError::InvalidToken(TokenError::Expired), 401, "invalid_token", true),
-            (GatewayError::InvalidApiKey(ApiKeyError::Unknown), 401, "invalid_token", true),
-            (GatewayError::InsufficientScope("x"), 403, "insufficient_scope", true),
-            (GatewayError::NotFound, 404, "not_found", false),
-            (GatewayError::PayloadTooLarge, 413, "payload_too_large", false),
-            (GatewayError::HeadersTooLarge, 431, "invalid_request", false),
-            (GatewayError::RateLimited, 429, "rate_limited", false),
-            (GatewayError::BadGateway, 502, "bad_gateway", false),
-            (GatewayError::GatewayTimeout, 504, "gateway_timeout", false),
-            (GatewayError::Unavailable, 503, "unavailable", false),
-            (GatewayError::MethodNotAllowed, 405, "invalid_request", false),
-            (GatewayError::InvalidCredentials, 401, "invalid_credentials", false),
-            (GatewayError::MfaRequired, 401, "mfa_required", false),
-            (GatewayError::InvalidCode, 401, "invalid_code", false),
-            (GatewayError::InvalidGrant("x"), 401, "invalid_grant", false),
-            (GatewayError::UnsupportedGrantType, 400, "unsupported_grant_type", false),
-            (GatewayError::AccountLocked, 429, "account_locked", false),
-            (GatewayError::AdminTokenRequired, 401, "invalid_token", true),
-            (GatewayError::WeakPassword, 400, "weak_password", false),
-            (GatewayError::UsernameTaken, 409, "username_taken", false),
-            (GatewayError::InvalidOrigin, 403, "invalid_origin", false),
-            (GatewayError::UntrustedProxy, 403, "untrusted_proxy", false),
-            (GatewayError::SecondFactorRequired, 401, "insufficient_user_authentication", true),
-            (GatewayError::RecentLoginRequired(300), 401, "insufficient_user_authentication", true),
-            (GatewayError::TooManyKeys, 409, "too_many_keys", false),
-            (GatewayError::ProviderDenied, 401, "access_denied", false),
-            (GatewayError::AccessDenied("x"), 403, "access_denied", false),
-            (GatewayError::EmailUnverified, 403, "email_unverified", false),
-        ];
-        for (err, status, code, challenges) in table {
-            assert_eq!(err.status().as_u16(), status, "{err:?}");
-            assert_eq!(err.code(), code, "{err:?}");
-            assert_eq!(err.www_authenticate().is_some(), challenges, "{err:?}");
-            let body: serde_json::Value = serde_json::from_slice(&err.body("rid")).unwrap();
-            assert_eq!(body["error"], code);
-            assert_eq!(body["request_id"], "rid");
-        }
-        assert_eq!(
-            GatewayError::InvalidToken(TokenError::Expired)
-                .www_authenticate()
-                .unwrap(),
-            r#"Bearer realm="portcullis", error="invalid_token", error_description="token expired""#
-        );
-        assert!(GatewayError::RecentLoginRequired(300)
-            .www_authenticate()
-            .unwrap()
-            .ends_with("max_age=300"));
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

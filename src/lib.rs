@@ -21,6 +21,7 @@ mod auth;
 mod caller;
 mod claims;
 pub mod cli;
+mod client_tls;
 pub mod clock;
 pub mod commands;
 pub mod config;

@@ -77,6 +77,19 @@ impl Reloader {
                     tracing::warn!(warning = %w, "config warning");
                 }
                 report_restart_only_changes(&running.config, &loaded.config);
+                // New CAs and CRLs for the handshakes from now on.
+                if let Some(verifier) = &services.client_verifier {
+                    let certs = loaded
+                        .config
+                        .server
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.client.as_ref());
+                    if let Err(e) = verifier.update(certs) {
+                        tracing::error!(error = %e, "config reload refused: the running config stays");
+                        return;
+                    }
+                }
                 let shared = services.store.clone().shared_buckets();
                 let next = Runtime::new(loaded.config, Some(&running), shared);
                 services.runtime.store(Arc::new(next));

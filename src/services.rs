@@ -30,6 +30,8 @@ pub(crate) struct Services {
     pub in_flight: Arc<AtomicUsize>,
     /// `[mail]`, with `users_db` (kept until restart).
     pub mailer: Option<Mailer>,
+    /// The TLS listeners' client-certificate verifier, given each reload's CAs and CRLs.
+    pub client_verifier: Option<Arc<crate::client_tls::ClientVerifier>>,
 }
 
 impl Services {

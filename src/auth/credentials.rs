@@ -11,6 +11,8 @@ use crate::policy::CredentialKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Credential<'a> {
     Bearer(&'a str),
+    /// A DPoP-bound token (`Authorization: DPoP`), its proof in the `DPoP` header.
+    Dpop(&'a str),
     ApiKey(&'a str),
     Cookie(&'a str),
 }
@@ -18,7 +20,7 @@ pub(crate) enum Credential<'a> {
 impl Credential<'_> {
     pub(crate) fn kind(&self) -> CredentialKind {
         match self {
-            Credential::Bearer(_) => CredentialKind::Jwt,
+            Credential::Bearer(_) | Credential::Dpop(_) => CredentialKind::Jwt,
             Credential::ApiKey(_) => CredentialKind::ApiKey,
             Credential::Cookie(_) => CredentialKind::Cookie,
         }
@@ -35,6 +37,8 @@ pub(crate) fn parse_authorization(value: &str) -> Option<Credential<'_>> {
     let token = rest.trim_matches(' ');
     if scheme.eq_ignore_ascii_case("bearer") {
         Some(Credential::Bearer(token))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some(Credential::Dpop(token))
     } else if scheme.eq_ignore_ascii_case("apikey") {
         Some(Credential::ApiKey(token))
     } else {

@@ -43,3 +43,42 @@ impl<'a> TokenFacts<'a> {
         }
     }
 }
+
+/// What a token is bound to (`cnf`): a DPoP key (`jkt`, RFC 9449) and/or a client
+/// certificate (`x5t#S256`, RFC 8705). An unbound token is a bearer token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    pub jkt: Option<String>,
+    pub x5t: Option<String>,
+}
+
+impl Binding {
+    pub(crate) fn of(claims: &Map<String, Value>) -> Self {
+        let cnf = claims.get("cnf").and_then(Value::as_object);
+        let member = |k: &str| {
+            cnf.and_then(|c| c.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Binding {
+            jkt: member("jkt"),
+            x5t: member("x5t#S256"),
+        }
+    }
+
+    pub(crate) fn is_bound(&self) -> bool {
+        self.jkt.is_some() || self.x5t.is_some()
+    }
+
+    /// The `cnf` claim of a token bound as `self` says; `None` for a bearer token.
+    pub(crate) fn claim(&self) -> Option<Value> {
+        let mut cnf = Map::new();
+        if let Some(jkt) = &self.jkt {
+            cnf.insert("jkt".into(), jkt.clone().into());
+        }
+        if let Some(x5t) = &self.x5t {
+            cnf.insert("x5t#S256".into(), x5t.clone().into());
+        }
+        self.is_bound().then_some(Value::Object(cnf))
+    }
+}

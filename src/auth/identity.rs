@@ -14,6 +14,10 @@ pub enum AuthMethod {
     Jwt,
     ApiKey,
     Cookie,
+    /// A DPoP-bound token with its proof.
+    Dpop,
+    /// The connection's client certificate.
+    Mtls,
 }
 
 impl AuthMethod {
@@ -23,6 +27,8 @@ impl AuthMethod {
             AuthMethod::Jwt => "jwt",
             AuthMethod::ApiKey => "api_key",
             AuthMethod::Cookie => "cookie",
+            AuthMethod::Dpop => "dpop",
+            AuthMethod::Mtls => "mtls",
         }
     }
 }
@@ -37,6 +43,8 @@ pub struct VerifiedJwt {
     pub jti: Option<String>,
     pub sid: Option<String>,
     pub iat: Option<u64>,
+    /// `cnf`: what the token is bound to.
+    pub binding: crate::auth::facts::Binding,
     /// The issuer's fetched key set, whose generation the cache entry must match.
     pub remote: Option<Arc<crate::auth::jwks::RemoteJwks>>,
 }
@@ -58,6 +66,8 @@ pub struct Identity {
     pub claims: Arc<Map<String, Value>>,
     /// The API key used, for its own rate limit and the `api_key` rate-limit key.
     pub api_key: Option<Arc<ApiKey>>,
+    /// Sender-constrained: a client certificate, or a token bound to one or to a DPoP key.
+    pub bound: bool,
 }
 
 impl Identity {

@@ -121,6 +121,7 @@ mod tests {
             )),
             claims: Arc::default(),
             api_key: None,
+            bound: false,
         }
     }
 

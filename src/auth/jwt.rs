@@ -1,8 +1,9 @@
 //! JWT verification (pipeline step 8) and issuing.
 //!
 //! The token names its issuer; that issuer's own key list and pinned algorithms decide. The
-//! header's `alg` only selects among algorithms the key was configured for; `jku`, `x5u` and
-//! `jwk` headers are never read, so never followed.
+//! header's `alg` only selects among algorithms the key was configured for; `jku` and `x5u`
+//! are never read, so never followed, and a token with a `jwk` header (as a DPoP proof has)
+//! is refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,6 +92,9 @@ struct JoseHeader {
     alg: String,
     kid: Option<String>,
     crit: Option<Value>,
+    typ: Option<String>,
+    /// Never read as a key: its presence alone refuses a token (a DPoP proof has one).
+    jwk: Option<Value>,
 }
 
 /// A compact JWS, parsed but not verified yet: its claims must not be trusted before
@@ -206,6 +210,15 @@ impl Verifier {
         want: TokenUse,
     ) -> Result<VerifiedToken, TokenError> {
         let jws = Jws::parse(token)?;
+        let proof_like = jws.header.jwk.is_some()
+            || jws
+                .header
+                .typ
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt"));
+        if proof_like {
+            return Err(TokenError::EmbeddedKey);
+        }
         let iss = jws
             .claims
             .get("iss")

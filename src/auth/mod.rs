@@ -3,6 +3,7 @@
 pub mod apikey;
 pub(crate) mod cache;
 pub(crate) mod credentials;
+pub(crate) mod dpop;
 pub(crate) mod facts;
 pub(crate) mod identity;
 pub(crate) mod internal;

@@ -3,6 +3,7 @@
 //! lives with it (buckets, fetched keys, upstream health, caches) is the runtime's.
 
 pub(crate) mod raw;
+pub(crate) mod sender;
 mod settings;
 pub(crate) mod source;
 pub(crate) mod validate;
@@ -67,6 +68,12 @@ pub struct Config {
     pub(crate) mail: Option<MailSettings>,
     /// `[audit]`.
     pub(crate) audit: AuditSettings,
+    /// `[mtls]`: a client certificate as a credential.
+    pub(crate) mtls: Option<sender::MtlsSettings>,
+    /// `[dpop]`: proofs of possession (verified with its defaults when not configured).
+    pub(crate) dpop: sender::Dpop,
+    /// `[tokens] bind_to_certificate`.
+    pub(crate) bind_to_certificate: bool,
 }
 
 impl Config {

@@ -57,7 +57,7 @@ macro_rules! choice {
 }
 
 choice!(AuthMode { "required" => AuthMode::Required, "optional" => AuthMode::Optional, "none" => AuthMode::None });
-choice!(CredentialKind { "jwt" => CredentialKind::Jwt, "api_key" => CredentialKind::ApiKey, "cookie" => CredentialKind::Cookie });
+choice!(CredentialKind { "jwt" => CredentialKind::Jwt, "api_key" => CredentialKind::ApiKey, "cookie" => CredentialKind::Cookie, "mtls" => CredentialKind::Mtls });
 choice!(OnFailure { "closed" => OnFailure::Closed, "open" => OnFailure::Open });
 choice!(SameSite { "Strict" => SameSite::Strict, "Lax" => SameSite::Lax, "None" => SameSite::None });
 choice!(BackendKind { "memory" => BackendKind::Memory, "redis" => BackendKind::Redis });
@@ -116,6 +116,31 @@ pub(crate) struct RawServer {
 pub(crate) struct RawTlsFiles {
     pub cert_file: String,
     pub key_file: String,
+    pub client_ca_file: Option<String>,
+    pub client_auth: Option<String>,
+    #[serde(default)]
+    pub client_crl_files: Vec<String>,
+}
+
+/// `[mtls]`: a client certificate as a credential.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMtls {
+    pub subject_from: Option<Vec<String>>,
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+}
+
+/// `[dpop]`: proofs of possession (RFC 9449).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDpop {
+    pub algorithms: Option<Vec<String>>,
+    pub max_age: Option<String>,
+    #[serde(default)]
+    pub require_nonce: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +177,9 @@ pub(crate) struct RawTokens {
     pub refresh_ttl: Option<String>,
     pub leeway: Option<String>,
     pub max_ttl: Option<String>,
+    /// Tokens issued on a connection with a client certificate carry its `cnf` (RFC 8705).
+    #[serde(default)]
+    pub bind_to_certificate: bool,
 }
 
 fn default_algorithm() -> Choice<Algorithm> {
@@ -366,6 +394,9 @@ pub(crate) struct RawRoute {
     pub cors: Option<bool>,
     #[serde(default)]
     pub require_mfa: bool,
+    /// Only sender-constrained credentials: mTLS, certificate- or DPoP-bound tokens.
+    #[serde(default)]
+    pub sender_constrained: bool,
     /// `"refuse"` (default) or `"redirect:NAME"`: a browser without a credential is sent to
     /// the `[[oidc]]` provider NAME.
     pub unauthenticated: Option<String>,

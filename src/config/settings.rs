@@ -104,6 +104,8 @@ impl ServerSettings {
 pub(crate) struct TlsFiles {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
+    /// Client certificates asked for in the handshake.
+    pub client: Option<super::sender::ClientCerts>,
 }
 
 /// `[identity]`: the headers upstreams receive.

@@ -39,7 +39,7 @@ pub(super) async fn answer(
     req: &EndpointRequest<'_>,
     login: &Login<'_>,
 ) -> Result<super::LocalResponse, Refused> {
-    let me = login.me(bearer_only(req, login)?).await?;
+    let me = login.me(bearer_only(req, login).await?).await?;
     match endpoint {
         AccountEndpoint::Password => {
             let mut f = fields(req)?;
@@ -202,12 +202,12 @@ async fn create_key(
 
 /// A Bearer token only: a cookie would let another site's page change the account, and an
 /// API key is refused (403) rather than ignored.
-pub(super) fn bearer_only(
+pub(super) async fn bearer_only(
     req: &EndpointRequest<'_>,
     login: &Login<'_>,
 ) -> Result<crate::auth::Identity, Refused> {
     const KINDS: &[CredentialKind] = &[CredentialKind::Jwt, CredentialKind::ApiKey];
-    let caller = identify(req, login, KINDS)?;
+    let caller = identify(req, login, KINDS).await?;
     if caller.method == AuthMethod::ApiKey {
         return Err(GatewayError::InsufficientScope(
             "needs an access token of a login here, not an API key",

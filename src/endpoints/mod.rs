@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::{json, Map, Value};
 
 use crate::auth::Identity;
+use crate::caller::bound::Sender;
 use crate::caller::{self, Accept, Asked};
 use crate::config::{LoginSettings, OnFailure};
 use crate::error::GatewayError;
@@ -46,6 +47,9 @@ pub(crate) struct EndpointRequest<'a> {
     /// cookie is taken on an unsafe method only from the own or an allowed origin.
     pub site: Site,
     pub authority: Option<&'a str>,
+    /// The request's whole path, normalised (a DPoP proof's `htu` names it).
+    pub path: &'a str,
+    pub client_cert: Option<&'a crate::client_tls::ClientCert>,
 }
 
 impl EndpointRequest<'_> {
@@ -59,6 +63,8 @@ impl EndpointRequest<'_> {
             authority: self.authority,
             renewed: None,
             sets_cookies: false,
+            path: Some(self.path),
+            client_cert: self.client_cert,
         }
     }
 }
@@ -92,7 +98,15 @@ pub(crate) async fn serve(
     let (mut response, refusal) = match answer {
         Ok(response) => (response, None),
         Err(refused) => {
-            let refusal = refusal(refused, oauth);
+            let mut refusal = refusal(refused, oauth);
+            // RFC 9449 section 5: the token endpoints refuse a proof with 400.
+            let proofs = matches!(
+                refusal.error,
+                GatewayError::InvalidDpopProof(_) | GatewayError::UseDpopNonce
+            );
+            if proofs && endpoint.is_some_and(Endpoint::issues_tokens) {
+                refusal.oauth = true;
+            }
             let mut response = refusal.render(req.request_id);
             if let (GatewayError::MethodNotAllowed, Some(e)) = (refusal.error, endpoint) {
                 response = response.header(ALLOW, HeaderValue::from_static(e.allowed()));
@@ -163,7 +177,19 @@ async fn run(
         };
         limits.check([(0, runtime.policy(id))], &input).await?;
     }
+    // The token endpoints bind what they issue to the request's DPoP key; every endpoint
+    // that issues binds to the client certificate when `bind_to_certificate`.
+    let asked = req.asked();
+    let sender = match endpoint.issues_tokens() {
+        true => Sender::of_request(config, services.store.as_ref(), &asked, now).await?,
+        false => Sender {
+            proof_jkt: None,
+            cert: req.client_cert.map(|c| c.thumbprint.clone()),
+            bind_cert: config.bind_to_certificate,
+        },
+    };
     let login = Login {
+        sender,
         services,
         runtime,
         settings,
@@ -218,7 +244,7 @@ async fn answer(
         }
         SessionEndpoint::Token => token_grant(req, login).await,
         SessionEndpoint::Logout => {
-            let caller = token_caller(req, login)?;
+            let caller = token_caller(req, login).await?;
             login.logout(&caller, query_flag(req.query, "all")).await?;
             let mut resp = LocalResponse::empty(StatusCode::NO_CONTENT);
             if let Some(cookie) = &settings.cookie {
@@ -229,7 +255,7 @@ async fn answer(
             Ok(resp)
         }
         SessionEndpoint::UserInfo => {
-            let caller = token_caller(req, login)?;
+            let caller = token_caller(req, login).await?;
             Ok(LocalResponse::json(StatusCode::OK, userinfo(&caller)))
         }
     }
@@ -259,13 +285,16 @@ fn fields(req: &EndpointRequest<'_>) -> Result<Fields, GatewayError> {
 }
 
 /// The caller of logout and userinfo: an access token, as Bearer or the session cookie.
-fn token_caller(req: &EndpointRequest<'_>, login: &Login<'_>) -> Result<Identity, GatewayError> {
+async fn token_caller(
+    req: &EndpointRequest<'_>,
+    login: &Login<'_>,
+) -> Result<Identity, GatewayError> {
     const KINDS: &[CredentialKind] = &[CredentialKind::Jwt, CredentialKind::Cookie];
-    identify(req, login, KINDS)
+    identify(req, login, KINDS).await
 }
 
 /// The one `identify`, as the built-in endpoints ask it: one of `kinds`, required.
-fn identify(
+async fn identify(
     req: &EndpointRequest<'_>,
     login: &Login<'_>,
     kinds: &[CredentialKind],
@@ -281,7 +310,8 @@ fn identify(
         &asked,
         Accept::required(kinds),
         login.now,
-    )?;
+    )
+    .await?;
     found.ok_or(GatewayError::MissingCredentials)
 }
 

@@ -80,7 +80,7 @@ pub(super) async fn answer(
             if cross_site {
                 return Err(GatewayError::InvalidOrigin.into());
             }
-            let sid = session_of(req, login);
+            let sid = session_of(req, login).await;
             let rd = query("rd");
             let location = login
                 .oidc_logout(provider, sid.as_deref(), rd.as_deref())
@@ -104,9 +104,9 @@ pub(super) async fn answer(
 
 /// The session the request is signed in with: its access token's (a Bearer or the cookie),
 /// else its refresh cookie's (the access cookie is gone once `access_ttl` has passed).
-fn session_of(req: &EndpointRequest<'_>, login: &Login<'_>) -> Option<String> {
+async fn session_of(req: &EndpointRequest<'_>, login: &Login<'_>) -> Option<String> {
     const KINDS: &[CredentialKind] = &[CredentialKind::Jwt, CredentialKind::Cookie];
-    if let Ok(caller) = identify(req, login, KINDS) {
+    if let Ok(caller) = identify(req, login, KINDS).await {
         return TokenFacts::of(&caller.claims).sid.map(str::to_string);
     }
     let cookie = login.settings.cookie.as_ref()?;

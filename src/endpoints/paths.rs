@@ -77,6 +77,15 @@ pub(super) enum AccountEndpoint {
 }
 
 impl Endpoint {
+    /// The token endpoints: a DPoP proof on them binds what they issue (RFC 9449 section 5).
+    pub(super) fn issues_tokens(self) -> bool {
+        use SessionEndpoint as S;
+        matches!(
+            self,
+            Endpoint::Session(S::Login | S::Mfa | S::Token | S::Refresh)
+        )
+    }
+
     pub(super) fn from_path(sub_path: &str) -> Option<Self> {
         use AccountEndpoint as A;
         use SessionEndpoint as S;

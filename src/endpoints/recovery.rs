@@ -45,7 +45,9 @@ pub(super) async fn answer(
         }
         RecoveryEndpoint::Resend => {
             if req.headers.contains_key(http::header::AUTHORIZATION) {
-                let me = login.me(super::account::bearer_only(req, login)?).await?;
+                let me = login
+                    .me(super::account::bearer_only(req, login).await?)
+                    .await?;
                 login.resend(Named::Username(&me.user.username)).await?;
             } else {
                 let f = fields(req)?;

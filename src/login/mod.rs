@@ -91,6 +91,9 @@ pub(crate) struct Login<'a> {
     /// What a new session records of its client.
     pub client_ip: Option<IpAddr>,
     pub user_agent: Option<&'a str>,
+    /// What the tokens issued now are bound to (a DPoP key, a client certificate), and what
+    /// a refresh token presented now must be bound to.
+    pub sender: crate::caller::bound::Sender,
 }
 
 impl Login<'_> {

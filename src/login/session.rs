@@ -129,6 +129,9 @@ impl Login<'_> {
             .verifier
             .verify_as(refresh_token, self.now, TokenUse::Refresh)
             .map_err(|e| GatewayError::InvalidGrant(e.description()))?;
+        // A bound refresh token is refused, not spent, without its key or certificate.
+        self.sender
+            .holds(&crate::auth::facts::Binding::of(&token.claims))?;
         let facts = TokenFacts::of(&token.claims);
         let (Some(sid), Some(jti)) = (facts.sid, facts.jti) else {
             return Err(GatewayError::InvalidGrant("refresh token without a session").into());
@@ -370,6 +373,10 @@ impl Login<'_> {
             claims.insert("email_verified".into(), Value::Bool(verified));
         }
         claims.extend(authn.claims());
+        let binding = self.sender.binding();
+        if let Some(cnf) = binding.claim() {
+            claims.insert("cnf".into(), cnf);
+        }
         let access_token = self
             .signer
             .access_token_with(
@@ -384,6 +391,9 @@ impl Login<'_> {
             .map_err(signing_failed)?;
         let ttl = self.refresh_until(authn).saturating_sub(self.now);
         let mut carried = authn.claims();
+        if let Some(cnf) = binding.claim() {
+            carried.insert("cnf".into(), cnf);
+        }
         if let Some(values) = &user.carried {
             carried.insert(CARRIED_VALUES.into(), values.clone().into());
             carried.insert(CARRIED_CLAIMS.into(), user.claims.clone().into());
@@ -394,7 +404,10 @@ impl Login<'_> {
             .map_err(signing_failed)?;
         Ok(TokenPair {
             access_token,
-            token_type: "Bearer",
+            token_type: match binding.jkt {
+                Some(_) => "DPoP",
+                None => "Bearer",
+            },
             expires_in: self.signer.access_ttl,
             refresh_token,
             refresh_expires_in: ttl,

@@ -150,6 +150,8 @@ pub enum CredentialKind {
     Jwt,
     ApiKey,
     Cookie,
+    /// The connection's verified client certificate (`[mtls]`).
+    Mtls,
 }
 
 /// `owner = { param, claim, unless_roles }`: the captured segment must equal the caller's claim.
@@ -182,6 +184,8 @@ pub struct Route {
     pub cors: bool,
     /// The credential must show a second factor (`amr` holds `mfa`).
     pub require_mfa: bool,
+    /// Only sender-constrained credentials: mTLS, certificate- or DPoP-bound tokens.
+    pub sender_constrained: bool,
     /// What a browser without a credential gets.
     pub unauthenticated: Unauthenticated,
     /// Added to its upstream answers that lack them (`[response] headers` merged in).

@@ -28,6 +28,7 @@ pub(super) async fn respond(
     session: &mut Session,
     ctx: &mut RequestCtx,
     answer: Result<LocalResponse, GatewayError>,
+    now: u64,
 ) -> pingora::Result<()> {
     let mut response = match answer {
         Ok(response) => response,
@@ -36,6 +37,13 @@ pub(super) async fn respond(
             LocalResponse::refusal(&refusal, &ctx.id.text)
         }
     };
+    let config = &ctx.runtime.config;
+    let request = &session.req_header().headers;
+    let refusal = ctx.judged.refusal.as_ref();
+    for (name, value) in crate::caller::bound::answer_headers(config, request, refusal, now) {
+        response.headers.retain(|(n, _)| *n != name);
+        response.headers.push((name, value));
+    }
     response.headers.extend(ctx.judged.rate_limit.headers());
     response.headers.extend(ctx.browser.cors.iter().cloned());
     let renewed = ctx.browser.set_cookies.iter().cloned();

@@ -80,6 +80,8 @@ impl Gateway {
             authority: req.uri.authority().map(|a| a.as_str()),
             renewed: None,
             sets_cookies: true,
+            path: None,
+            client_cert: crate::client_tls::of_session(session),
         };
         let checked = judge::check_caller(&self.services, &runtime, ctx, &matched, &asked, now);
         if let Err(refusal) = checked.await {
@@ -123,6 +125,8 @@ impl Gateway {
             request_id: &ctx.id.text,
             site: site(ctx),
             authority: req.uri.authority().map(|a| a.as_str()),
+            path: ctx.judged.path.as_deref().unwrap_or_default(),
+            client_cert: crate::client_tls::of_session(session),
         };
         let served = endpoints::serve(&request, &self.services, &runtime, now).await;
         ctx.judged.refusal = served.refusal;

@@ -51,7 +51,7 @@ impl ProxyHttp for Decider {
                 refused(&refusal, &ctx.id.text)
             }
         };
-        answer::respond(session, ctx, Ok(decided)).await?;
+        answer::respond(session, ctx, Ok(decided), self.services.clock.now()).await?;
         Ok(true)
     }
 
@@ -135,6 +135,8 @@ impl Decider {
             authority: None,
             renewed: None,
             sets_cookies: false,
+            path: None,
+            client_cert: None,
         };
         judge::check_caller(&self.services, &runtime, ctx, &matched, &asked, now).await?;
         Ok(allowed(&runtime, ctx, now))

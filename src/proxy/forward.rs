@@ -8,9 +8,10 @@ use http::header::{COOKIE, HOST};
 use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
-use crate::auth::credentials;
+use crate::auth::credentials::{self, Credential};
 use crate::auth::internal::InternalToken;
 use crate::auth::Identity;
+use crate::caller::bound::DPOP;
 use crate::claims::claim_header_value;
 use crate::config::{IdentitySettings, REFRESH_SUFFIX};
 use crate::error::GatewayError;
@@ -42,6 +43,24 @@ pub fn rewrite_upstream_request(
 ) -> pingora::Result<()> {
     if !ids.forward_credentials {
         strip_credentials(req, f.session_cookie);
+    }
+    // A DPoP proof and its token never go upstream, forwarded credentials or not: the token
+    // is worthless there without a proof, and a proof is for the gateway's URL.
+    if req.headers.contains_key(&DPOP) {
+        req.remove_header(&DPOP);
+        let dpop_scheme = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                matches!(
+                    credentials::parse_authorization(v),
+                    Some(Credential::Dpop(_))
+                )
+            });
+        if dpop_scheme {
+            req.remove_header(&http::header::AUTHORIZATION);
+        }
     }
     join_cookies(req);
     write_identity(req, ids, f)?;
@@ -240,7 +259,10 @@ fn set_identity(
 fn issuer_of(id: &Identity) -> &str {
     match id.method {
         crate::auth::AuthMethod::ApiKey => "api_key",
-        crate::auth::AuthMethod::Jwt | crate::auth::AuthMethod::Cookie => id
+        crate::auth::AuthMethod::Mtls => "mtls",
+        crate::auth::AuthMethod::Jwt
+        | crate::auth::AuthMethod::Cookie
+        | crate::auth::AuthMethod::Dpop => id
             .claims
             .get("iss")
             .and_then(|v| v.as_str())

@@ -186,18 +186,24 @@ pub(super) async fn check_caller(
     let store = services.store.as_ref();
     let keys = services.directory.as_deref().map(|d| d.keys.as_ref());
     let accept = Accept::route(route);
-    let mut outcome = caller::identify(runtime, store, keys, asked, accept, now);
+    // A DPoP proof names the normalised path: lent to `identify` while `ctx` is in use.
+    let path = ctx.judged.path.take();
+    let asked = Asked {
+        path: path.as_deref(),
+        ..*asked
+    };
+    let mut outcome = caller::identify(runtime, store, keys, &asked, accept, now).await;
     if asked.sets_cookies {
-        let headers = asked.headers;
-        let renewed = renew::renewed(services, runtime, ctx, headers, &outcome, accept, now).await;
+        let renewed = renew::renewed(services, runtime, ctx, &asked, &outcome, accept, now).await;
         if let Some(token) = renewed {
             let again = Asked {
                 renewed: Some(&token),
-                ..*asked
+                ..asked
             };
-            outcome = caller::identify(runtime, store, keys, &again, accept, now);
+            outcome = caller::identify(runtime, store, keys, &again, accept, now).await;
         }
     }
+    ctx.judged.path = path;
     match outcome {
         Ok(identity) => ctx.judged.identity = identity,
         Err(refused) => {

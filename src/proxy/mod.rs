@@ -62,7 +62,7 @@ impl ProxyHttp for Gateway {
             Ok(Decision::Respond(response)) => Ok(response),
             Err(refusal) => Err(refusal),
         };
-        answer::respond(session, ctx, answered).await?;
+        answer::respond(session, ctx, answered, self.services.clock.now()).await?;
         Ok(true)
     }
 
@@ -107,7 +107,7 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
@@ -139,6 +139,14 @@ impl ProxyHttp for Gateway {
         }
         for cookie in &ctx.browser.set_cookies {
             upstream_response.append_header(http::header::SET_COOKIE, cookie.clone())?;
+        }
+        let config = &ctx.runtime.config;
+        if config.dpop.settings.require_nonce {
+            let now = self.services.clock.now();
+            let request = &session.req_header().headers;
+            for (name, value) in crate::caller::bound::answer_headers(config, request, None, now) {
+                upstream_response.insert_header(name, value)?;
+            }
         }
         // Ours replace whatever CORS headers the upstream set; `Vary` is added to.
         for (name, value) in &ctx.browser.cors {

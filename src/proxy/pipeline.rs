@@ -126,6 +126,7 @@ mod tests {
             )),
             claims: Arc::new(serde_json::json!({"sub": sub}).as_object().unwrap().clone()),
             api_key: None,
+            bound: false,
         }
     }
 
@@ -166,6 +167,7 @@ mod tests {
             rate_limits: vec![],
             cors: true,
             require_mfa: false,
+            sender_constrained: false,
             unauthenticated: Default::default(),
             response_headers: vec![],
         };

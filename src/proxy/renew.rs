@@ -10,7 +10,8 @@ use http::HeaderMap;
 
 use super::ctx::RequestCtx;
 use crate::auth::{AuthMethod, Identity};
-use crate::caller::{Accept, Unidentified};
+use crate::caller::bound::Sender;
+use crate::caller::{Accept, Asked, Unidentified};
 use crate::error::{GatewayError, TokenError};
 use crate::login::Login;
 use crate::policy::CredentialKind;
@@ -23,7 +24,7 @@ pub(super) async fn renewed(
     services: &Services,
     runtime: &Runtime,
     ctx: &mut RequestCtx,
-    headers: &HeaderMap,
+    asked: &Asked<'_>,
     outcome: &Result<Option<Identity>, Unidentified>,
     accept: Accept<'_>,
     now: u64,
@@ -35,6 +36,7 @@ pub(super) async fn renewed(
     if !accept.counts(CredentialKind::Cookie) || !due(outcome, signer.access_ttl, now) {
         return None;
     }
+    let headers = asked.headers;
     let refresh_token = cookie_value(headers, &cookie.refresh_name())?;
     let login = Login {
         services,
@@ -45,6 +47,13 @@ pub(super) async fn renewed(
         request_id: &ctx.id.text,
         client_ip: ctx.client.ip,
         user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()),
+        // A certificate-bound session renews on its certificate only (a browser has no
+        // DPoP key).
+        sender: Sender {
+            proof_jkt: None,
+            cert: asked.client_cert.map(|c| c.thumbprint.clone()),
+            bind_cert: config.bind_to_certificate,
+        },
     };
     let pair = match login.refresh(refresh_token).await {
         Ok(pair) => pair,

@@ -58,6 +58,7 @@ roles_any = ["viewer"]
         metrics: Arc::new(Metrics::new()),
         directory: None,
         mailer: None,
+        client_verifier: None,
         in_flight: Arc::new(AtomicUsize::new(0)),
     };
     let gateway = Gateway {

@@ -21,6 +21,7 @@ mod pipeline;
 mod ratelimit;
 mod redis;
 mod reload;
+mod sender;
 mod sessions;
 mod tls;
 mod upstream;

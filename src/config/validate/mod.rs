@@ -12,6 +12,7 @@ mod oidc;
 mod rate_limits;
 mod response;
 mod routes;
+mod sender;
 mod server;
 mod store;
 mod tokens;
@@ -42,6 +43,8 @@ pub struct Loaded {
 
 const SECTIONS: &[&str] = &[
     "server",
+    "mtls",
+    "dpop",
     "store",
     "tokens",
     "login",
@@ -233,6 +236,9 @@ impl<'a> Validator<'a> {
         if cookie {
             configured.push(CredentialKind::Cookie);
         }
+        if self.table.contains_key("mtls") {
+            configured.push(CredentialKind::Mtls);
+        }
         configured
     }
 
@@ -272,6 +278,7 @@ impl<'a> Validator<'a> {
         let mail = self.mail(users_db);
         let audit = self.audit(users_db);
         let decision = self.decision();
+        let (mtls, dpop) = self.sender(server.as_ref(), &tokens, &role_names);
         self.warn_unused(&named, &routes);
         if tokens.issuers.len() > 1 && identity.as_ref().is_some_and(|i| i.issuer.is_none()) {
             self.warn(
@@ -301,6 +308,9 @@ impl<'a> Validator<'a> {
             oidc: oidc.into_iter().map(std::sync::Arc::new).collect(),
             mail,
             audit,
+            mtls,
+            dpop,
+            bind_to_certificate: tokens.bind_to_certificate,
         })
     }
 

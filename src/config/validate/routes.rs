@@ -112,6 +112,7 @@ impl Validator<'_> {
             rate_limits,
             cors: raw.cors.unwrap_or(true),
             require_mfa: raw.require_mfa,
+            sender_constrained: raw.sender_constrained,
             response_headers: Vec::new(),
             unauthenticated: Unauthenticated::Refuse,
         })
@@ -159,8 +160,14 @@ impl Validator<'_> {
         rp: &KeyPath,
         configured: &[CredentialKind],
     ) -> Vec<CredentialKind> {
+        // A certificate is a credential only where a route says so: with `client_auth`, every
+        // connection of a client may carry one.
         let Some(list) = &raw.accept else {
-            return configured.to_vec();
+            return configured
+                .iter()
+                .copied()
+                .filter(|k| *k != CredentialKind::Mtls)
+                .collect();
         };
         list.iter()
             .enumerate()
@@ -178,6 +185,7 @@ impl Validator<'_> {
                         CredentialKind::Jwt => "jwt",
                         CredentialKind::ApiKey => "api_key",
                         CredentialKind::Cookie => "cookie",
+                        CredentialKind::Mtls => "mtls ([mtls])",
                     };
                     self.err(
                         &rp.key("accept").index(*a),

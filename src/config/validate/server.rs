@@ -84,6 +84,7 @@ impl Validator<'_> {
         TlsFiles {
             cert_file: self.resolve(&t.cert_file),
             key_file: self.resolve(&t.key_file),
+            client: self.client_certs(t),
         }
     }
 

@@ -28,6 +28,9 @@ pub(super) struct Tokens {
     /// `/.well-known/jwks.json`.
     pub(super) jwks: Vec<u8>,
     pub(super) lifetimes: Lifetimes,
+    /// DPoP nonces' key, derived from the signing key.
+    pub(super) nonce_key: Option<[u8; 32]>,
+    pub(super) bind_to_certificate: bool,
 }
 
 /// The own issuer's keys: what verifies, what signs (and its kid), what is published.
@@ -48,6 +51,8 @@ impl Validator<'_> {
                 leeway: DEFAULT_LEEWAY.as_secs(),
                 max_ttl: DEFAULT_MAX_TTL.as_secs(),
             },
+            nonce_key: None,
+            bind_to_certificate: false,
         };
         let mut public: Vec<Jwk> = Vec::new();
         let p = root("tokens");
@@ -59,6 +64,8 @@ impl Validator<'_> {
             };
             if let Some(raw) = deserialize::<RawTokens>(self.src, &without_issuers, &p) {
                 tokens.lifetimes = self.lifetimes(&raw, &p);
+                tokens.bind_to_certificate = raw.bind_to_certificate;
+                tokens.nonce_key = self.nonce_key(&raw);
                 if let Some((issuer, signer, keys)) = self.own_issuer(&raw, &p, tokens.lifetimes) {
                     tokens.issuers.push(Arc::new(issuer));
                     tokens.signer = Some(signer);
@@ -81,6 +88,21 @@ impl Validator<'_> {
         let doc = serde_json::json!({ "keys": public });
         tokens.jwks = serde_json::to_vec(&doc).expect("JWKs serialise");
         tokens
+    }
+
+    /// A key for DPoP nonces, derived from the signing key (secret or key file), so that
+    /// instances of one config agree on them.
+    fn nonce_key(&self, raw: &RawTokens) -> Option<[u8; 32]> {
+        use sha2::{Digest, Sha256};
+        let material = match (&raw.secret, &raw.private_key_file) {
+            (Some(secret), _) => secret.as_bytes().to_vec(),
+            (None, Some(file)) => std::fs::read(self.resolve(file)).ok()?,
+            (None, None) => return None,
+        };
+        let mut h = Sha256::new();
+        h.update(b"portcullis dpop nonce key\0");
+        h.update(&material);
+        Some(h.finalize().into())
     }
 
     fn lifetimes(&self, raw: &RawTokens, p: &KeyPath) -> Lifetimes {

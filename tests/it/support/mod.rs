@@ -14,8 +14,10 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+pub mod certs;
 mod checks;
 mod config;
+pub mod dpop;
 #[path = "../../../examples/echo_upstream.rs"]
 mod echo_upstream;
 mod gateway;
@@ -158,7 +160,7 @@ pub async fn send_raw(addr: SocketAddr, raw: &[u8]) -> Response {
     parse_response(&buf)
 }
 
-fn parse_response(buf: &[u8]) -> Response {
+pub(crate) fn parse_response(buf: &[u8]) -> Response {
     let split = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

@@ -2,7 +2,10 @@
 //! for the proxy, the decision listener and the built-in endpoints alike (steps 7 and 8 of
 //! the request pipeline in docs/ARCHITECTURE.md): the credential found among the kinds that
 //! count, verified (through the token cache), checked against the revocations, and, for the
-//! session cookie, the CSRF rule. A new credential kind is one new arm of [`identify`].
+//! session cookie, the CSRF rule. A new credential kind is one new arm of [`identify`]: the
+//! sender-constrained ones (client certificates, DPoP) are in [`bound`].
+
+pub(crate) mod bound;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -12,9 +15,10 @@ use http::{HeaderMap, Method};
 use crate::accounts::keyring::KeyRing;
 use crate::auth::cache::{CachedToken, TokenCache};
 use crate::auth::credentials::{self, Credential};
-use crate::auth::facts::TokenFacts;
+use crate::auth::facts::{Binding, TokenFacts};
 use crate::auth::identity::VerifiedJwt;
 use crate::auth::{AuthMethod, Identity};
+use crate::client_tls::ClientCert;
 use crate::config::OnFailure;
 use crate::error::{ApiKeyError, GatewayError, TokenError};
 use crate::policy::cors::{self, Site};
@@ -45,6 +49,10 @@ pub(crate) struct Asked<'a> {
     /// The answer reaches the browser itself (the proxy's, not a decision's): a session
     /// cookie may be renewed on it.
     pub sets_cookies: bool,
+    /// The request's path, normalised (pipeline step 4): a DPoP proof's `htu` names it.
+    pub path: Option<&'a str>,
+    /// The connection's verified client certificate (never in decision mode).
+    pub client_cert: Option<&'a ClientCert>,
 }
 
 /// Which credentials count, and whether one is needed.
@@ -53,6 +61,8 @@ pub(crate) struct Accept<'a> {
     kinds: &'a [CredentialKind],
     /// `None` ignores every credential (`auth = "none"`).
     mode: AuthMode,
+    /// `sender_constrained`: only credentials bound to the sender count.
+    bound_only: bool,
 }
 
 impl<'a> Accept<'a> {
@@ -61,6 +71,7 @@ impl<'a> Accept<'a> {
         Accept {
             kinds: &route.accept,
             mode: route.auth,
+            bound_only: route.sender_constrained,
         }
     }
 
@@ -69,6 +80,7 @@ impl<'a> Accept<'a> {
         Accept {
             kinds,
             mode: AuthMode::Required,
+            bound_only: false,
         }
     }
 
@@ -104,8 +116,9 @@ impl From<Unidentified> for GatewayError {
 }
 
 /// The caller of `asked`, verified and not revoked; `Ok(None)` for an anonymous caller that
-/// `accept` lets through. `user_keys` are the keys users made (`users_db`).
-pub(crate) fn identify(
+/// `accept` lets through. `user_keys` are the keys users made (`users_db`). A DPoP proof's
+/// single use is the one step that may ask the store over the network.
+pub(crate) async fn identify(
     runtime: &Runtime,
     store: &dyn Store,
     user_keys: Option<&KeyRing>,
@@ -113,6 +126,22 @@ pub(crate) fn identify(
     accept: Accept<'_>,
     now: u64,
 ) -> Result<Option<Identity>, Unidentified> {
+    let (identity, proof) = verify(runtime, store, user_keys, asked, accept, now)?;
+    if let Some(proof) = proof {
+        bound::spend(store, &runtime.config, &proof).await?;
+    }
+    Ok(identity)
+}
+
+/// `identify` but for the spending of the proof it returns.
+fn verify(
+    runtime: &Runtime,
+    store: &dyn Store,
+    user_keys: Option<&KeyRing>,
+    asked: &Asked<'_>,
+    accept: Accept<'_>,
+    now: u64,
+) -> Result<(Option<Identity>, Option<bound::Proof>), Unidentified> {
     let config = &runtime.config;
     let cookie = config.session_cookie();
     let mut credential = credentials::find(asked.headers, |k| accept.counts(k), cookie)?;
@@ -121,22 +150,46 @@ pub(crate) fn identify(
             credential = Some(Credential::Cookie(token));
         }
     }
+    // The certificate is a credential only when the request carries no other (a client
+    // that has one presents it on every request of the connection).
+    let certificate = match (&credential, accept.counts(CredentialKind::Mtls)) {
+        (None, true) => bound::certificate(config, store, asked, now)?,
+        _ => None,
+    };
+    if let Some(identity) = certificate {
+        return Ok((Some(identity), None));
+    }
     let Some(credential) = credential else {
         return match accept.mode {
             AuthMode::Required => Err(GatewayError::MissingCredentials.into()),
-            AuthMode::Optional | AuthMode::None => Ok(None),
+            AuthMode::Optional | AuthMode::None => Ok((None, None)),
         };
     };
-    let identity = match credential {
-        Credential::Bearer(token) => verify_jwt(runtime, store, token, now, AuthMethod::Jwt)?,
-        Credential::Cookie(token) => verify_jwt(runtime, store, token, now, AuthMethod::Cookie)
-            .map_err(|error| Unidentified {
-                error,
-                identity: None,
-                by_cookie: true,
-            })?,
-        Credential::ApiKey(key) => verify_api_key(runtime, store, user_keys, key, asked, now)?,
+    let by_cookie = |error| Unidentified {
+        error,
+        identity: None,
+        by_cookie: true,
     };
+    let (mut identity, binding) = match credential {
+        Credential::Bearer(token) => verify_jwt(runtime, store, token, now, AuthMethod::Jwt)?,
+        Credential::Dpop(token) => verify_jwt(runtime, store, token, now, AuthMethod::Dpop)?,
+        Credential::Cookie(token) => {
+            verify_jwt(runtime, store, token, now, AuthMethod::Cookie).map_err(by_cookie)?
+        }
+        Credential::ApiKey(key) => (
+            verify_api_key(runtime, store, user_keys, key, asked, now)?,
+            Binding::default(),
+        ),
+    };
+    let proof = bound::check_binding(config, asked, &credential, &binding, now);
+    let proof = match identity.method {
+        AuthMethod::Cookie => proof.map_err(by_cookie)?,
+        _ => proof?,
+    };
+    identity.bound = binding.is_bound();
+    if accept.bound_only && !identity.bound {
+        return Err(GatewayError::InvalidToken(TokenError::NotSenderConstrained).into());
+    }
     // A credential that verified is only as good as the revocations it was checked against.
     if !store.is_fresh(config.store.max_staleness) && config.store.on_failure == OnFailure::Closed {
         return Err(GatewayError::Unavailable.into());
@@ -151,7 +204,7 @@ pub(crate) fn identify(
             });
         }
     }
-    Ok(Some(identity))
+    Ok((Some(identity), proof))
 }
 
 /// The CSRF rule: the session cookie rides along on cross-site requests, so an unsafe one,
@@ -224,16 +277,18 @@ fn verify_api_key(
         grants: key.grants.clone(),
         claims: key.claims.clone(),
         api_key: Some(key),
+        bound: false,
     })
 }
 
+/// The token's caller and what the token is bound to.
 fn verify_jwt(
     runtime: &Runtime,
     store: &dyn Store,
     token: &str,
     now: u64,
     method: AuthMethod,
-) -> Result<Identity, GatewayError> {
+) -> Result<(Identity, Binding), GatewayError> {
     let cacheable = token.len() <= MAX_CACHED_TOKEN_BYTES;
     let key = TokenCache::<VerifiedJwt>::key(token);
     let hit = cacheable
@@ -266,13 +321,15 @@ fn verify_jwt(
     if store.is_revoked(&presented, now) {
         return Err(GatewayError::InvalidToken(TokenError::Revoked));
     }
-    Ok(Identity {
+    let identity = Identity {
         subject: v.subject.clone(),
         method,
         grants: v.grants.clone(),
         claims: v.claims.clone(),
         api_key: None,
-    })
+        bound: false,
+    };
+    Ok((identity, v.binding.clone()))
 }
 
 /// A token verified and made ready for the cache: what every later request with the same
@@ -294,6 +351,7 @@ fn verify_uncached(
         .and_then(|v| v.as_str())
         .and_then(|iss| runtime.verifier.remote_keys(iss));
     let value = VerifiedJwt {
+        binding: Binding::of(&token.claims),
         jti: facts.jti.map(str::to_string),
         sid: facts.sid.map(str::to_string),
         iat: facts.iat,
