@@ -5,6 +5,7 @@
 #
 #   plain      auth = "none"                      plain-rl   + a policy keyed by ip
 #   hs256      bearer HS256, role admin           hs256-rl   + a policy keyed by subject
+#   dpop       as hs256, the token DPoP-bound: a proof per request (bench/dpop_proofs.py)
 #   rs256      bearer RS256, role admin           es256      bearer ES256, role admin
 #   eddsa      bearer EdDSA (Ed25519), role admin (keys from bench/eddsa_tokens.py)
 #   apikey     X-API-Key among 10,000 keys        apikey-rl  + a policy keyed by api_key
@@ -69,7 +70,7 @@ auth=required; accept='["jwt"]'; roles='["admin"]'; limits='[]'; subject_header=
 issuer=''
 case "$mode" in
   plain)  auth=none; roles='[]' ;;
-  hs256)  issuer="secret = \"$(tr -d '\n' < "$GW_HS256_SECRET_FILE")\"" ;;
+  hs256|dpop)  issuer="secret = \"$(tr -d '\n' < "$GW_HS256_SECRET_FILE")\"" ;;
   rs256)  issuer="public_key_file = \"$GW_RS256_PUBKEY\"" ;;
   es256)  issuer="public_key_file = \"$GW_ES256_PUBKEY\"" ;;
   eddsa)  issuer="public_key_file = \"$GW_KEYS/ed_pub.pem\"" ;;
@@ -141,6 +142,14 @@ issuer = "$GW_ISSUER"
 audience = "bench-api"
 $issuer
 roles_claim = "role"
+TOML
+fi
+if [ "$mode" = dpop ]; then cat <<TOML
+
+[dpop]
+algorithms = ["ES256"]
+# The proofs are made before the run (one per request): good for ten minutes.
+max_age = "10m"
 TOML
 fi
 cat <<TOML

@@ -62,7 +62,21 @@ sed -i 's#^    apikey) echo - "$t/bad/apikey-unknown.txt" ;;#    apikey10) echo 
 grep -q 'apikey10) CRED_FILE' "$work/run.sh" && grep -q 'apikey10) echo' "$work/run.sh" \
   || { echo "could not add the apikey10 credential to the rig's run.sh" >&2; exit 1; }
 
+# dpop: an access token bound to a P-256 key and one fresh proof per request (RFC 9449), made
+# now by bench/dpop_proofs.py; the rig's wrk script learns to send the proof beside the token
+# and never to send one twice (bench/cred.lua), its auth check to expect a replay refused.
+python3 "$repo/bench/dpop_proofs.py" "$work" "${DPOP_PROOFS:-400000}"
+echo 1 >"$work/tokens/dpop.txt.next"
+cp "$repo/bench/cred.lua" "$work/wrk/cred.lua"
+cp "$repo/bench/dpop_check.sh" "$work/dpop_check.sh"
+sed -i "s#^    apikey) CRED_FILE=#    dpop) CRED_FILE=\$BENCH/tokens/dpop.txt CRED_PREFIX='DPoP ' SEEN_HDR=x-seen-user SEEN_VAL=user-0 ;;\n&#" "$work/run.sh"
+sed -i 's#^    apikey) echo - "$t/bad/apikey-unknown.txt" ;;#    dpop) echo - ;;\n&#' "$work/run.sh"
+sed -i 's#^auth_check() {.*#. "$BENCH/dpop_check.sh"\n&\n  [[ $2 == dpop ]] \&\& { dpop_check "$1"; return; }#' "$work/run.sh"
+grep -q 'dpop) CRED_FILE' "$work/run.sh" && grep -q 'dpop_check "$1"' "$work/run.sh" \
+  || { echo "could not add the dpop credential to the rig's run.sh" >&2; exit 1; }
+
 cat >>"$work/scenarios.tsv" <<'TSV'
+gateway-dpop-rl         gateway:dpop-rl          18200  dpop
 pingora-plain           gateway:pingora          18200  none
 gateway-plain-rl        gateway:plain-rl         18200  none
 gateway-rs256-rl        gateway:rs256-rl         18200  rs256

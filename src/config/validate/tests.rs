@@ -163,3 +163,56 @@ retention = "10m"
         "the SMTP password in an error: {errors:#?}"
     );
 }
+
+#[test]
+fn sender_constrained_settings_are_checked_in_place() {
+    let bad = format!(
+        r#"{BASE}
+[server.tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+client_auth = "sometimes"
+client_crl_files = ["clients.crl"]
+
+[mtls]
+subject_from = ["email"]
+default_roles = ["ghost"]
+
+[dpop]
+algorithms = ["HS256"]
+max_age = "1h"
+
+[[routes]]
+path = "/svc/**"
+upstream = "app"
+accept = ["mtls", "jwt"]
+sender_constrained = true
+"#
+    );
+    let errors = errors_of(&bad);
+    for want in [
+        "server.tls.client_auth: needs client_ca_file",
+        "server.tls.client_crl_files: needs client_ca_file",
+        "mtls: needs [server.tls] client_ca_file",
+        "mtls.subject_from[0]: `email` is not one of uri_san, dns_san, cn",
+        "mtls.default_roles[0]: unknown role `ghost`",
+        "dpop.algorithms[0]: `HS256` is not an asymmetric algorithm",
+        "dpop.max_age: from 1s to 10m",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+    // `mtls` in `accept` needs [mtls]; by default a route does not take certificates.
+    let errors = errors_of(&format!(
+        "{BASE}\n[[routes]]\npath = \"/svc/**\"\nupstream = \"app\"\naccept = [\"mtls\"]\n"
+    ));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e
+                .contains("routes[1].accept[0]: `mtls ([mtls])` credentials are not configured")),
+        "{errors:#?}"
+    );
+}

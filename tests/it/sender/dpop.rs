@@ -276,3 +276,38 @@ async fn a_proof_is_spent_on_every_instance_sharing_a_redis() {
     let p = client.proof("GET", &format!("{BASE}/api/x"), Some(access), None);
     assert_eq!(call(&b, "/api/x", &auth, Some(&p.proof)).await.status, 200);
 }
+
+/// The decision listener checks a proof against the URL the client called, as the front
+/// proxy's `X-Forwarded-Proto`, `-Host` and the described target tell it.
+#[tokio::test]
+async fn the_decision_listener_checks_the_url_the_client_called() {
+    let (_gw, decision) = crate::decision::start(start_echo().await, "x-forwarded").await;
+    let client = DpopClient::start("ES256");
+    let jkt = client.proof("GET", BASE, None, None).jkt;
+    let mut claims = access_claims("u-front", &["viewer"]);
+    claims.insert("cnf".into(), json!({ "jkt": jkt }));
+    let token = hs_token(&claims);
+    let auth = format!("DPoP {token}");
+    let ask = |proof: String| {
+        let auth = auth.clone();
+        async move {
+            let headers = [
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Uri", "/api/orders?page=1"),
+                ("X-Forwarded-Proto", "https"),
+                ("X-Forwarded-Host", "api.example.test"),
+                ("Authorization", auth.as_str()),
+                ("DPoP", proof.as_str()),
+            ];
+            crate::decision::call(decision, "GET", "/", &headers).await
+        }
+    };
+    let called = "https://api.example.test/api/orders";
+    let r = ask(client.proof("GET", called, Some(&token), None).proof).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("x-auth-method"), Some("dpop"));
+    // A proof for the decision listener's own URL is not one for the request judged.
+    let own = format!("http://{decision}/");
+    let r = ask(client.proof("GET", &own, Some(&token), None).proof).await;
+    r.assert_refusal(401, "invalid_dpop_proof");
+}
