@@ -45,6 +45,8 @@ pub enum TokenError {
     DpopBinding,
     /// The route is `sender_constrained` and the credential is not bound.
     NotSenderConstrained,
+    /// A `cnf` this gateway cannot check.
+    UnsupportedBinding,
 }
 
 impl TokenError {
@@ -78,6 +80,7 @@ impl TokenError {
             TokenError::DpopBoundAsBearer => "a DPoP-bound token needs the DPoP scheme",
             TokenError::DpopBinding => "the token is not bound to the proof's key",
             TokenError::NotSenderConstrained => "sender-constrained token required",
+            TokenError::UnsupportedBinding => "unsupported confirmation (cnf)",
         }
     }
 }

@@ -81,7 +81,7 @@ fn a_good_proof_gives_its_keys_thumbprint() {
         .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
         .unwrap();
     assert_eq!(p.jkt, theirs);
-    assert_eq!((p.jti.as_str(), p.usable_until), ("j1", NOW + 65));
+    assert_eq!((p.jti.as_str(), p.usable_until), ("j1", NOW + 66));
 }
 
 #[test]

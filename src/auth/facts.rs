@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::error::TokenError;
 use crate::store::Presented;
 
 #[derive(Debug, Clone, Copy)]
@@ -53,17 +54,27 @@ pub struct Binding {
 }
 
 impl Binding {
-    pub(crate) fn of(claims: &Map<String, Value>) -> Self {
-        let cnf = claims.get("cnf").and_then(Value::as_object);
-        let member = |k: &str| {
-            cnf.and_then(|c| c.get(k))
-                .and_then(Value::as_str)
-                .map(str::to_string)
+    /// The token's `cnf`. One this gateway cannot check (another confirmation method, a
+    /// member that is not a string) is refused: the issuer meant the token to be bound, and
+    /// taking it as a bearer token would let a thief use it.
+    pub(crate) fn of(claims: &Map<String, Value>) -> Result<Self, TokenError> {
+        let Some(cnf) = claims.get("cnf") else {
+            return Ok(Binding::default());
         };
-        Binding {
-            jkt: member("jkt"),
-            x5t: member("x5t#S256"),
+        let cnf = cnf.as_object().ok_or(TokenError::UnsupportedBinding)?;
+        let mut b = Binding::default();
+        for (k, v) in cnf {
+            let v = v
+                .as_str()
+                .ok_or(TokenError::UnsupportedBinding)?
+                .to_string();
+            match k.as_str() {
+                "jkt" => b.jkt = Some(v),
+                "x5t#S256" => b.x5t = Some(v),
+                _ => return Err(TokenError::UnsupportedBinding),
+            }
         }
+        Ok(b)
     }
 
     pub(crate) fn is_bound(&self) -> bool {

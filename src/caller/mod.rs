@@ -157,6 +157,7 @@ fn verify(
         _ => None,
     };
     if let Some(identity) = certificate {
+        check_fresh(config, store)?;
         return Ok((Some(identity), None));
     }
     let Some(credential) = credential else {
@@ -190,10 +191,7 @@ fn verify(
     if accept.bound_only && !identity.bound {
         return Err(GatewayError::InvalidToken(TokenError::NotSenderConstrained).into());
     }
-    // A credential that verified is only as good as the revocations it was checked against.
-    if !store.is_fresh(config.store.max_staleness) && config.store.on_failure == OnFailure::Closed {
-        return Err(GatewayError::Unavailable.into());
-    }
+    check_fresh(config, store)?;
     if identity.method == AuthMethod::Cookie {
         if let Err(error) = check_cookie_origin(runtime, asked) {
             let identity = Some(identity);
@@ -205,6 +203,14 @@ fn verify(
         }
     }
     Ok((Some(identity), proof))
+}
+
+/// A credential that verified is only as good as the revocations it was checked against.
+fn check_fresh(config: &crate::config::Config, store: &dyn Store) -> Result<(), GatewayError> {
+    if !store.is_fresh(config.store.max_staleness) && config.store.on_failure == OnFailure::Closed {
+        return Err(GatewayError::Unavailable);
+    }
+    Ok(())
 }
 
 /// The CSRF rule: the session cookie rides along on cross-site requests, so an unsafe one,
@@ -350,8 +356,9 @@ fn verify_uncached(
         .get("iss")
         .and_then(|v| v.as_str())
         .and_then(|iss| runtime.verifier.remote_keys(iss));
+    let binding = Binding::of(&token.claims).map_err(GatewayError::InvalidToken)?;
     let value = VerifiedJwt {
-        binding: Binding::of(&token.claims),
+        binding,
         jti: facts.jti.map(str::to_string),
         sid: facts.sid.map(str::to_string),
         iat: facts.iat,

@@ -109,7 +109,18 @@ impl Login<'_> {
     ) -> Result<TokenPair, Refused> {
         let user = self.check_password(me, current).await?;
         self.accounts()?.set_password(&me.user, new).await?;
-        let (_, pair) = self
+        // The new pair is bound as the token that asked (its proof or certificate was checked
+        // when it was identified): a bound session stays bound.
+        let kept = crate::auth::facts::Binding::of(&me.identity.claims).unwrap_or_default();
+        let login = Login {
+            sender: crate::caller::bound::Sender {
+                proof_jkt: kept.jkt,
+                cert: self.sender.cert.clone(),
+                bind_cert: self.sender.bind_cert || kept.x5t.is_some(),
+            },
+            ..self.clone()
+        };
+        let (_, pair) = login
             .new_session(&Holder::from(&*user), &Authn::password(self.now, None))
             .await?;
         Ok(pair)

@@ -79,6 +79,7 @@ impl From<password::Busy> for Refused {
 }
 
 /// What the login steps work with: one request's view.
+#[derive(Clone)]
 pub(crate) struct Login<'a> {
     pub services: &'a Services,
     /// The request's runtime (one request never sees two configs).

@@ -130,8 +130,9 @@ impl Login<'_> {
             .verify_as(refresh_token, self.now, TokenUse::Refresh)
             .map_err(|e| GatewayError::InvalidGrant(e.description()))?;
         // A bound refresh token is refused, not spent, without its key or certificate.
-        self.sender
-            .holds(&crate::auth::facts::Binding::of(&token.claims))?;
+        let bound = crate::auth::facts::Binding::of(&token.claims)
+            .map_err(|e| GatewayError::InvalidGrant(e.description()))?;
+        self.sender.holds(&bound)?;
         let facts = TokenFacts::of(&token.claims);
         let (Some(sid), Some(jti)) = (facts.sid, facts.jti) else {
             return Err(GatewayError::InvalidGrant("refresh token without a session").into());

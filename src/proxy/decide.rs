@@ -81,7 +81,10 @@ impl Gateway {
             renewed: None,
             sets_cookies: true,
             path: None,
-            client_cert: crate::client_tls::of_session(session),
+            client_cert: crate::client_tls::of_session(
+                session,
+                self.services.client_verifier.as_deref(),
+            ),
         };
         let checked = judge::check_caller(&self.services, &runtime, ctx, &matched, &asked, now);
         if let Err(refusal) = checked.await {
@@ -126,7 +129,10 @@ impl Gateway {
             site: site(ctx),
             authority: req.uri.authority().map(|a| a.as_str()),
             path: ctx.judged.path.as_deref().unwrap_or_default(),
-            client_cert: crate::client_tls::of_session(session),
+            client_cert: crate::client_tls::of_session(
+                session,
+                self.services.client_verifier.as_deref(),
+            ),
         };
         let served = endpoints::serve(&request, &self.services, &runtime, now).await;
         ctx.judged.refusal = served.refusal;

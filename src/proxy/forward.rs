@@ -45,9 +45,12 @@ pub fn rewrite_upstream_request(
         strip_credentials(req, f.session_cookie);
     }
     // A DPoP proof and its token never go upstream, forwarded credentials or not: the token
-    // is worthless there without a proof, and a proof is for the gateway's URL.
+    // is worthless there without a proof, and a proof is for the gateway's URL. (Without
+    // `forward_credentials`, a DPoP `Authorization` went with the others above.)
     if req.headers.contains_key(&DPOP) {
         req.remove_header(&DPOP);
+    }
+    if ids.forward_credentials {
         let dpop_scheme = req
             .headers
             .get(http::header::AUTHORIZATION)

@@ -170,6 +170,10 @@ impl ProxyHttp for Gateway {
                 ctx.refused(r);
                 let mut resp = LocalResponse::refusal(&r, &ctx.id.text);
                 resp.headers.extend(ctx.browser.cors.iter().cloned());
+                let (config, now) = (&ctx.runtime.config, self.services.clock.now());
+                let request = &session.req_header().headers;
+                let dpop = crate::caller::bound::answer_headers(config, request, None, now);
+                resp.headers.extend(dpop);
                 let renewed = ctx.browser.set_cookies.iter().cloned();
                 resp.headers
                     .extend(renewed.map(|c| (http::header::SET_COOKIE, c)));

@@ -7,7 +7,7 @@ mod check;
 mod faults;
 mod hardened;
 mod recovery;
-mod self_service;
+pub(crate) mod self_service;
 mod shared;
 
 use serde_json::{json, Value};

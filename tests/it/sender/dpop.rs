@@ -27,10 +27,13 @@ fn config(extra: &str) -> String {
         .build()
 }
 
+/// RFC 6238's SHA-1 test secret: bob's second factor.
+const BOB_TOTP: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
 fn users() -> String {
     format!(
-        "[[users]]\nusername = \"alice\"\nsubject = \"u-alice\"\npassword_hash = \"{}\"\nroles = [\"viewer\"]\n",
-        argon2id(PASSWORD)
+        "[[users]]\nusername = \"alice\"\nsubject = \"u-alice\"\npassword_hash = \"{hash}\"\nroles = [\"viewer\"]\n\n[[users]]\nusername = \"bob\"\npassword_hash = \"{hash}\"\nroles = [\"viewer\"]\ntotp_secret = \"{BOB_TOTP}\"\n",
+        hash = argon2id(PASSWORD)
     )
 }
 
@@ -188,7 +191,11 @@ async fn a_bound_refresh_token_needs_its_key_and_is_not_spent_without_it() {
 
 #[tokio::test]
 async fn nonces_are_asked_for_when_required() {
-    let gw = start("[dpop]\nrequire_nonce = true\nalgorithms = [\"ES256\"]").await;
+    let dead = "[[upstreams]]\nname = \"dead\"\ntargets = [\"127.0.0.1:9\"]\n";
+    let toml = config(&format!("[dpop]\nrequire_nonce = true\nalgorithms = [\"ES256\"]\n\n{dead}"))
+        + "\n[[routes]]\nname = \"dead\"\npath = \"/dead/**\"\nupstream = \"dead\"\nauth = \"none\"\n";
+    let gw =
+        Gateway::start_with_files(&toml, start_echo().await, &[("users.toml", &users())]).await;
     let client = DpopClient::start("ES256");
     let login_url = format!("{BASE}/auth/login");
     let p = client.proof("POST", &login_url, None, None);
@@ -222,7 +229,10 @@ async fn nonces_are_asked_for_when_required() {
     let p = client.proof("GET", &url, Some(&access), Some(&nonce));
     let r = call(&gw, "/api/x", &auth, Some(&p.proof)).await;
     assert_eq!(r.echo().headers["x-auth-method"], ["dpop"]);
-    // Upstream answers carry the nonce too.
+    // Upstream answers carry the nonce too, and the gateway's 502 for an upstream that is down.
+    assert!(r.header("dpop-nonce").is_some());
+    let r = gw.get("/dead/x", &[]).await;
+    assert_eq!(r.status, 502);
     assert!(r.header("dpop-nonce").is_some());
 }
 
@@ -310,4 +320,127 @@ async fn the_decision_listener_checks_the_url_the_client_called() {
     let own = format!("http://{decision}/");
     let r = ask(client.proof("GET", &own, Some(&token), None).proof).await;
     r.assert_refusal(401, "invalid_dpop_proof");
+}
+
+/// A login that needs the second factor binds at `/auth/mfa`, to the key of that step's proof.
+#[tokio::test]
+async fn the_second_factor_step_binds_the_pair_to_its_proofs_key() {
+    let gw = start("").await;
+    let client = DpopClient::start("ES256");
+    let json_type = ("Content-Type", "application/json");
+    let body = json!({"username": "bob", "password": PASSWORD}).to_string();
+    let p = client.proof("POST", &format!("{BASE}/auth/login"), None, None);
+    let r = gw
+        .request(
+            "POST",
+            "/auth/login",
+            &[json_type, ("DPoP", p.proof.as_str())],
+            &body,
+        )
+        .await;
+    let mfa_token = r.assert_refusal(401, "mfa_required")["mfa_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = crate::accounts::self_service::totp(BOB_TOTP, now());
+    let body = json!({"mfa_token": mfa_token, "code": code}).to_string();
+    let p = client.proof("POST", &format!("{BASE}/auth/mfa"), None, None);
+    let r = gw
+        .request(
+            "POST",
+            "/auth/mfa",
+            &[json_type, ("DPoP", p.proof.as_str())],
+            &body,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let pair = r.json();
+    assert_eq!(pair["token_type"], "DPoP");
+    let access = pair["access_token"].as_str().unwrap();
+    assert_eq!(claims_of(access)["cnf"]["jkt"], p.jkt.as_str());
+    assert_eq!(claims_of(access)["amr"], json!(["pwd", "otp", "mfa"]));
+}
+
+/// A bound session stays bound through a password change: the new pair is bound to the key
+/// of the token that asked.
+#[tokio::test]
+async fn a_password_change_keeps_the_pairs_key() {
+    use crate::accounts::{register, start, Backend, PASSWORD as ACCOUNT_PASSWORD};
+    let gw = start(Backend::Sqlite).await;
+    assert_eq!(register(&gw, "dora", ACCOUNT_PASSWORD).await.status, 201);
+    let client = DpopClient::start("ES256");
+    let json_type = ("Content-Type", "application/json");
+    let body = json!({"username": "dora", "password": ACCOUNT_PASSWORD}).to_string();
+    let p = client.proof("POST", &format!("{BASE}/auth/login"), None, None);
+    let r = gw
+        .request(
+            "POST",
+            "/auth/login",
+            &[json_type, ("DPoP", p.proof.as_str())],
+            &body,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let access = r.json()["access_token"].as_str().unwrap().to_string();
+    let url = format!("{BASE}/auth/password");
+    let p = client.proof("POST", &url, Some(&access), None);
+    let auth = format!("DPoP {access}");
+    let body =
+        json!({"current_password": ACCOUNT_PASSWORD, "new_password": "a new long passphrase 7"})
+            .to_string();
+    let headers = [
+        json_type,
+        ("Authorization", auth.as_str()),
+        ("DPoP", p.proof.as_str()),
+    ];
+    let r = gw.request("POST", "/auth/password", &headers, &body).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let pair = r.json();
+    assert_eq!(pair["token_type"], "DPoP");
+    let next = pair["access_token"].as_str().unwrap();
+    assert_eq!(claims_of(next)["cnf"]["jkt"], p.jkt.as_str());
+}
+
+/// A token whose `cnf` names a confirmation this gateway cannot check is refused, not taken
+/// as a bearer token; the DPoP scheme's token never goes upstream, forwarded credentials or
+/// not, nor does a proof.
+#[tokio::test]
+async fn unknown_confirmations_are_refused_and_dpop_never_goes_upstream() {
+    let toml = config("[identity]\nforward_credentials = true").replace(
+        "[[routes]]\nname = \"api\"",
+        "[[routes]]\nname = \"open\"\npath = \"/open/**\"\nupstream = \"echo\"\nauth = \"none\"\n\n[[routes]]\nname = \"api\"",
+    );
+    let gw =
+        Gateway::start_with_files(&toml, start_echo().await, &[("users.toml", &users())]).await;
+    for cnf in [
+        json!({"jwk": {"kty": "EC"}}),
+        json!({"jkt": 7}),
+        json!("jkt"),
+    ] {
+        let mut claims = access_claims("u-alice", &["viewer"]);
+        claims.insert("cnf".into(), cnf);
+        let r = call(&gw, "/api/x", &bearer(&hs_token(&claims)), None).await;
+        let body = r.assert_refusal(401, "invalid_token");
+        assert_eq!(body["error_description"], "unsupported confirmation (cnf)");
+    }
+    let r = gw
+        .get(
+            "/open/x",
+            &[("Authorization", "DPoP some-token"), ("DPoP", "some-proof")],
+        )
+        .await;
+    let echo = r.echo();
+    assert!(
+        !echo.headers.contains_key("authorization"),
+        "{:?}",
+        echo.headers
+    );
+    assert!(!echo.headers.contains_key("dpop"));
+    let r = gw
+        .get("/open/x", &[("Authorization", "DPoP some-token")])
+        .await;
+    assert!(!r.echo().headers.contains_key("authorization"));
+    // A Bearer token is forwarded, as `forward_credentials` says.
+    let r = gw.get("/open/x", &[("Authorization", "Bearer t")]).await;
+    assert_eq!(r.echo().headers["authorization"], ["Bearer t"]);
 }

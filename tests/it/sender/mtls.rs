@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::login::argon2id;
-use crate::support::certs::{send_tls, ClientId, Names, Pki};
+use crate::support::certs::{send_tls, ClientId, Names, Pki, TlsConn};
 use crate::support::*;
 
 const BILLING: &str = "spiffe://example.org/ns/prod/sa/billing";
@@ -89,22 +89,16 @@ async fn certificates_are_verified_in_the_handshake_and_crls_reload() {
             ..Names::default()
         },
     );
-    let (good, later_revoked) = (
+    let billing = |serial| {
         pki.client(
-            7,
+            serial,
             Names {
                 uri: Some(BILLING),
                 ..Names::default()
             },
-        ),
-        pki.client(
-            8,
-            Names {
-                cn: Some("batch"),
-                ..Names::default()
-            },
-        ),
-    );
+        )
+    };
+    let (revoked, kept) = (billing(7), billing(9));
     let files = files(&pki, &[]);
     let files: Vec<(&str, &str)> = files
         .iter()
@@ -112,28 +106,42 @@ async fn certificates_are_verified_in_the_handshake_and_crls_reload() {
         .collect();
     let gw = Gateway::start_process(&config("required", ""), start_echo().await, &files).await;
     let raw = raw_request("localhost", "GET", "/public", &[], "");
+    let refused = send_tls(gw.addr, None, &raw).await;
     assert!(
-        send_tls(gw.addr, None, &raw).await.is_err(),
-        "no certificate"
+        refused.is_err(),
+        "no certificate: {:?}",
+        refused.map(|r| r.status)
     );
+    let refused = send_tls(gw.addr, Some(&stranger), &raw).await;
     assert!(
-        send_tls(gw.addr, Some(&stranger), &raw).await.is_err(),
-        "another CA's"
+        refused.is_err(),
+        "another CA's: {:?}",
+        refused.map(|r| r.status)
     );
-    for id in [&good, &later_revoked] {
+    for id in [&revoked, &kept] {
         assert_eq!(send_tls(gw.addr, Some(id), &raw).await.unwrap().status, 200);
     }
-    // A new CRL, read at the reload: the revoked certificate's handshake fails from then on.
+    // A connection kept open across the reload.
+    let mut open = TlsConn::open(gw.addr, Some(&revoked)).await;
+    assert_eq!(
+        open.get("/svc/x").await.echo().headers["x-auth-method"],
+        ["mtls"]
+    );
+    // A new CRL, read at the reload: the revoked certificate's handshake fails from then on,
+    // and on the open connection it is no credential any more.
     let before = gw.stdout().matches("config reloaded").count();
-    std::fs::write(gw.dir.path().join("clients.crl"), pki.crl(&[8])).unwrap();
+    std::fs::write(gw.dir.path().join("clients.crl"), pki.crl(&[7])).unwrap();
     gw.sighup();
     gw.wait_for_log("config reloaded", before + 1).await;
     assert!(
-        send_tls(gw.addr, Some(&later_revoked), &raw).await.is_err(),
+        send_tls(gw.addr, Some(&revoked), &raw).await.is_err(),
         "revoked"
     );
+    open.get("/svc/x")
+        .await
+        .assert_refusal(401, "missing_credentials");
     assert_eq!(
-        send_tls(gw.addr, Some(&good), &raw).await.unwrap().status,
+        send_tls(gw.addr, Some(&kept), &raw).await.unwrap().status,
         200
     );
 }

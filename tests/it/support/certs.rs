@@ -179,3 +179,47 @@ pub async fn send_tls(
         .await
         .map_err(|_| "timed out".to_string())?
 }
+
+/// A kept-alive TLS connection presenting `id`: one request at a time.
+pub struct TlsConn {
+    tls: tokio_rustls::client::TlsStream<TcpStream>,
+}
+
+impl TlsConn {
+    pub async fn open(addr: std::net::SocketAddr, id: Option<&ClientId>) -> TlsConn {
+        let connector = TlsConnector::from(Arc::new(client_config(id)));
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        TlsConn {
+            tls: connector.connect(name, tcp).await.unwrap(),
+        }
+    }
+
+    /// `GET path` on the connection (kept alive), its answer read by `Content-Length`.
+    pub async fn get(&mut self, path: &str) -> Response {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        self.tls.write_all(raw.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = self.tls.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "the connection closed: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + length {
+                return parse_response(&buf[..end + 4 + length]);
+            }
+        }
+    }
+}
