@@ -279,6 +279,7 @@ impl<'a> Validator<'a> {
         let audit = self.audit(users_db);
         let decision = self.decision();
         let (mtls, dpop) = self.sender(server.as_ref(), &tokens, &role_names);
+        self.distinct_listeners(server.as_ref(), decision.as_ref());
         self.warn_unused(&named, &routes);
         if tokens.issuers.len() > 1 && identity.as_ref().is_some_and(|i| i.issuer.is_none()) {
             self.warn(

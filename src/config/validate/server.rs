@@ -88,6 +88,31 @@ impl Validator<'_> {
         }
     }
 
+    /// Every listener on an address of its own: Pingora would hand two services one socket
+    /// (each then closing it), and requests would reach either door.
+    pub(super) fn distinct_listeners(
+        &self,
+        server: Option<&ServerSettings>,
+        decision: Option<&crate::config::DecisionSettings>,
+    ) {
+        let (s, d) = (root("server"), root("decision"));
+        let mut all: Vec<(SocketAddr, crate::config::source::KeyPath)> = Vec::new();
+        if let Some(server) = server {
+            let listen = server.listen.iter().enumerate();
+            all.extend(listen.map(|(i, a)| (*a, s.key("listen").index(i))));
+            all.extend(server.admin_listen.map(|a| (a, s.key("admin_listen"))));
+        }
+        if let Some(decision) = decision {
+            let listen = decision.listen.iter().enumerate();
+            all.extend(listen.map(|(i, a)| (*a, d.key("listen").index(i))));
+        }
+        for (i, (addr, at)) in all.iter().enumerate() {
+            if all[..i].iter().any(|(earlier, _)| earlier == addr) {
+                self.err(at, format!("`{addr}` is already a listener's address"));
+            }
+        }
+    }
+
     pub(super) fn trusted_proxies(&self, raw: &RawServer) -> TrustedProxies {
         TrustedProxies(self.networks(&raw.trusted_proxies, &root("server").key("trusted_proxies")))
     }

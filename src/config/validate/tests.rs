@@ -216,3 +216,21 @@ sender_constrained = true
         "{errors:#?}"
     );
 }
+
+#[test]
+fn every_listener_has_an_address_of_its_own() {
+    let bad = BASE.replace(
+        "listen = [\"127.0.0.1:8080\"]",
+        "listen = [\"127.0.0.1:8080\"]\nadmin_listen = \"127.0.0.1:8080\"",
+    ) + "\n[decision]\nlisten = [\"127.0.0.1:8080\"]\nforwarded = \"path\"\ntrusted_proxies = [\"127.0.0.1\"]\n";
+    let errors = errors_of(&bad);
+    for want in [
+        "server.admin_listen: `127.0.0.1:8080` is already a listener's address",
+        "decision.listen[0]: `127.0.0.1:8080` is already a listener's address",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+}
