@@ -30,11 +30,22 @@ fn ec_jwk() -> Map<String, Value> {
 /// A proof signed by the P-256 test key, its header written as given (members a library's
 /// JWK type would drop included).
 fn proof_with(jwk: &Map<String, Value>, typ: &str, claims: Value) -> String {
-    let header = json!({"typ": typ, "alg": "ES256", "jwk": jwk});
+    let key = EncodingKey::from_ec_pem(keys("ec256_private.pem").as_bytes()).unwrap();
+    signed(Algorithm::ES256, "ES256", &key, jwk, typ, claims)
+}
+
+fn signed(
+    alg: Algorithm,
+    name: &str,
+    key: &EncodingKey,
+    jwk: &Map<String, Value>,
+    typ: &str,
+    claims: Value,
+) -> String {
+    let header = json!({"typ": typ, "alg": name, "jwk": jwk});
     let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
     let message = format!("{}.{}", enc(&header), enc(&claims));
-    let key = EncodingKey::from_ec_pem(keys("ec256_private.pem").as_bytes()).unwrap();
-    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::ES256).unwrap();
+    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap();
     format!("{message}.{sig}")
 }
 
@@ -178,4 +189,35 @@ fn nonces_are_asked_for_and_age_out() {
         ProofError::UseNonce
     );
     assert_ne!(Nonces::new([8; 32], 60).current(NOW), n.current(NOW));
+}
+
+#[test]
+fn an_ed25519_proof_verifies_and_its_thumbprint_agrees() {
+    // The Ed25519 test key's public JWK (the key ends its SPKI).
+    let pem = keys("ed25519_public.pem");
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let x = URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": x})
+        .as_object()
+        .unwrap()
+        .clone();
+    let key = EncodingKey::from_ed_pem(keys("ed25519_private.pem").as_bytes()).unwrap();
+    let proof = signed(Algorithm::EdDSA, "EdDSA", &key, &jwk, "dpop+jwt", claims());
+    let p = verify(&proof, &settings(false), &nonces(), &expected()).unwrap();
+    let theirs: jsonwebtoken::jwk::Jwk =
+        serde_json::from_value(Value::Object(jwk.clone())).unwrap();
+    let theirs = theirs
+        .thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .unwrap();
+    assert_eq!(p.jkt, theirs);
+    // The same key named as another algorithm's, or a curve it is not.
+    let wrong = signed(Algorithm::EdDSA, "ES256", &key, &jwk, "dpop+jwt", claims());
+    assert!(verify(&wrong, &settings(false), &nonces(), &expected()).is_err());
+    let mut x448 = jwk.clone();
+    x448.insert("crv".into(), json!("Ed448"));
+    let wrong = signed(Algorithm::EdDSA, "EdDSA", &key, &x448, "dpop+jwt", claims());
+    assert!(verify(&wrong, &settings(false), &nonces(), &expected()).is_err());
 }
