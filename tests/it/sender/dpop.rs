@@ -51,15 +51,17 @@ fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
+/// `POST path` with a JSON body and `proof` in the `DPoP` header.
+async fn post_proved(gw: &Gateway, path: &str, body: &Value, proof: &str) -> Response {
+    let headers = [("Content-Type", "application/json"), ("DPoP", proof)];
+    gw.request("POST", path, &headers, &body.to_string()).await
+}
+
 /// A login with a proof by `client`: the pair's body.
 async fn dpop_login(gw: &Gateway, client: &DpopClient) -> Value {
     let p = client.proof("POST", &format!("{BASE}/auth/login"), None, None);
-    let body = json!({"username": "alice", "password": PASSWORD}).to_string();
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("DPoP", p.proof.as_str()),
-    ];
-    let r = gw.request("POST", "/auth/login", &headers, &body).await;
+    let body = json!({"username": "alice", "password": PASSWORD});
+    let r = post_proved(gw, "/auth/login", &body, &p.proof).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.json()
 }
@@ -199,20 +201,12 @@ async fn nonces_are_asked_for_when_required() {
     let client = DpopClient::start("ES256");
     let login_url = format!("{BASE}/auth/login");
     let p = client.proof("POST", &login_url, None, None);
-    let body = json!({"username": "alice", "password": PASSWORD}).to_string();
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("DPoP", p.proof.as_str()),
-    ];
-    let r = gw.request("POST", "/auth/login", &headers, &body).await;
+    let body = json!({"username": "alice", "password": PASSWORD});
+    let r = post_proved(&gw, "/auth/login", &body, &p.proof).await;
     r.assert_refusal(400, "use_dpop_nonce");
     let nonce = r.header("dpop-nonce").expect("a nonce").to_string();
     let p = client.proof("POST", &login_url, None, Some(&nonce));
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("DPoP", p.proof.as_str()),
-    ];
-    let r = gw.request("POST", "/auth/login", &headers, &body).await;
+    let r = post_proved(&gw, "/auth/login", &body, &p.proof).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert!(r.header("dpop-nonce").is_some());
     let access = r.json()["access_token"].as_str().unwrap().to_string();
@@ -327,32 +321,17 @@ async fn the_decision_listener_checks_the_url_the_client_called() {
 async fn the_second_factor_step_binds_the_pair_to_its_proofs_key() {
     let gw = start("").await;
     let client = DpopClient::start("ES256");
-    let json_type = ("Content-Type", "application/json");
-    let body = json!({"username": "bob", "password": PASSWORD}).to_string();
+    let body = json!({"username": "bob", "password": PASSWORD});
     let p = client.proof("POST", &format!("{BASE}/auth/login"), None, None);
-    let r = gw
-        .request(
-            "POST",
-            "/auth/login",
-            &[json_type, ("DPoP", p.proof.as_str())],
-            &body,
-        )
-        .await;
+    let r = post_proved(&gw, "/auth/login", &body, &p.proof).await;
     let mfa_token = r.assert_refusal(401, "mfa_required")["mfa_token"]
         .as_str()
         .unwrap()
         .to_string();
     let code = crate::accounts::self_service::totp(BOB_TOTP, now());
-    let body = json!({"mfa_token": mfa_token, "code": code}).to_string();
+    let body = json!({"mfa_token": mfa_token, "code": code});
     let p = client.proof("POST", &format!("{BASE}/auth/mfa"), None, None);
-    let r = gw
-        .request(
-            "POST",
-            "/auth/mfa",
-            &[json_type, ("DPoP", p.proof.as_str())],
-            &body,
-        )
-        .await;
+    let r = post_proved(&gw, "/auth/mfa", &body, &p.proof).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let pair = r.json();
     assert_eq!(pair["token_type"], "DPoP");
@@ -370,16 +349,9 @@ async fn a_password_change_keeps_the_pairs_key() {
     assert_eq!(register(&gw, "dora", ACCOUNT_PASSWORD).await.status, 201);
     let client = DpopClient::start("ES256");
     let json_type = ("Content-Type", "application/json");
-    let body = json!({"username": "dora", "password": ACCOUNT_PASSWORD}).to_string();
+    let body = json!({"username": "dora", "password": ACCOUNT_PASSWORD});
     let p = client.proof("POST", &format!("{BASE}/auth/login"), None, None);
-    let r = gw
-        .request(
-            "POST",
-            "/auth/login",
-            &[json_type, ("DPoP", p.proof.as_str())],
-            &body,
-        )
-        .await;
+    let r = post_proved(&gw, "/auth/login", &body, &p.proof).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let access = r.json()["access_token"].as_str().unwrap().to_string();
     let url = format!("{BASE}/auth/password");
