@@ -9,7 +9,8 @@
 //! `admin`); and `app` and `reload`, which build and run the server.
 //!
 //! The public surface is what the binary (`cli`, `commands`, `logs`) and the integration
-//! tests (`app`, `clock`, `config`) use, and [`hot_path`] for the benchmarks.
+//! tests (`app`, `clock`, `config`) use, [`hot_path`] for the benchmarks and [`fuzzing`] for the
+//! fuzz targets and properties.
 
 #![warn(unreachable_pub)]
 
@@ -27,6 +28,8 @@ pub mod commands;
 pub mod config;
 mod endpoints;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 mod login;
 pub mod logs;

@@ -5,6 +5,8 @@
 mod audit;
 mod users;
 
+pub(crate) use users::{ChangeBody, NewUserBody};
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -217,42 +219,8 @@ impl AdminApp {
         let runtime = self.services.runtime.load();
         let now = self.services.clock.now();
         let until = runtime.config.revocation_until(now);
-        let field = |k: &str| {
-            body.get(k)
-                .and_then(Value::as_str)
-                .filter(|v| !v.is_empty())
-        };
-        let revocation = match (
-            field("jti"),
-            field("sid"),
-            field("subject"),
-            field("api_key_id"),
-        ) {
-            (Some(jti), None, None, None) => Revocation::Jti {
-                jti: jti.into(),
-                until,
-            },
-            (None, Some(sid), None, None) => Revocation::Session {
-                sid: sid.into(),
-                until,
-            },
-            // Every credential of the subject, the keys its user made included: held as long
-            // as a key made before now may live.
-            (None, None, Some(subject), None) => Revocation::Owner {
-                subject: subject.into(),
-                at: now,
-                until: until.max(now + runtime.config.account_rules().key_ttl),
-            },
-            (None, None, None, Some(id)) => Revocation::ApiKey {
-                id: id.into(),
-                until: None,
-            },
-            _ => {
-                return Err(GatewayError::InvalidRequest(
-                    "give exactly one of jti, sid, subject, api_key_id (a string)",
-                ))
-            }
-        };
+        let key_ttl = runtime.config.account_rules().key_ttl;
+        let revocation = revocation_of(&body, now, until, key_ttl)?;
         let kind = revocation.kind();
         self.services.store.revoke(revocation).await.map_err(|e| {
             tracing::warn!(error = %e, "admin revocation not stored");
@@ -285,6 +253,61 @@ impl AdminApp {
     }
 }
 
+/// What `POST /admin/revoke` asks for: exactly one of `jti`, `sid`, `subject`, `api_key_id`.
+pub(crate) fn revocation_of(
+    body: &Value,
+    now: u64,
+    until: u64,
+    key_ttl: u64,
+) -> Result<Revocation, GatewayError> {
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    Ok(
+        match (
+            field("jti"),
+            field("sid"),
+            field("subject"),
+            field("api_key_id"),
+        ) {
+            (Some(jti), None, None, None) => Revocation::Jti {
+                jti: jti.into(),
+                until,
+            },
+            (None, Some(sid), None, None) => Revocation::Session {
+                sid: sid.into(),
+                until,
+            },
+            // Every credential of the subject, the keys its user made included: held as long
+            // as a key made before now may live.
+            (None, None, Some(subject), None) => Revocation::Owner {
+                subject: subject.into(),
+                at: now,
+                until: until.max(now + key_ttl),
+            },
+            (None, None, None, Some(id)) => Revocation::ApiKey {
+                id: id.into(),
+                until: None,
+            },
+            _ => {
+                return Err(GatewayError::InvalidRequest(
+                    "give exactly one of jti, sid, subject, api_key_id (a string)",
+                ))
+            }
+        },
+    )
+}
+
+/// A body that is one JSON object.
+pub(crate) fn json_object(body: &[u8]) -> Result<Value, &'static str> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        _ => Err("the body must be a JSON object"),
+    }
+}
+
 async fn read_json(session: &mut ServerSession) -> Result<Value, &'static str> {
     let mut body = Vec::new();
     loop {
@@ -299,8 +322,5 @@ async fn read_json(session: &mut ServerSession) -> Result<Value, &'static str> {
             Err(_) => return Err("unreadable body"),
         }
     }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        _ => Err("the body must be a JSON object"),
-    }
+    json_object(&body)
 }

@@ -23,7 +23,7 @@ const DEFAULT_PAGE: u32 = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewUserBody {
+pub(crate) struct NewUserBody {
     username: String,
     password: String,
     subject: Option<String>,
@@ -35,7 +35,7 @@ struct NewUserBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChangeBody {
+pub(crate) struct ChangeBody {
     roles: Option<Vec<String>>,
     claims: Option<Map<String, Value>>,
     disabled: Option<bool>,

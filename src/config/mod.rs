@@ -27,8 +27,8 @@ pub(crate) use settings::{
     TlsFiles, UsersDb, REFRESH_SUFFIX,
 };
 pub use source::ConfigErrors;
-pub(crate) use validate::users_file;
 pub use validate::{load, Loaded};
+pub(crate) use validate::{load_text, users_file, users_text};
 
 /// A validated configuration: everything the request path needs, compiled.
 #[derive(Debug)]

@@ -164,7 +164,7 @@ fn key(k: &KeyRow) -> Value {
 }
 
 #[derive(Deserialize)]
-struct NewKeyBody {
+pub(crate) struct NewKeyBody {
     name: Option<String>,
     roles: Option<Vec<String>>,
     expires_at: Option<String>,

@@ -78,6 +78,11 @@ impl Fields {
             .ok_or(GatewayError::InvalidRequest(missing(name)))
     }
 
+    /// Every field, in no order.
+    pub(crate) fn into_pairs(self) -> Vec<(String, String)> {
+        self.0.into_iter().collect()
+    }
+
     pub(crate) fn take(&mut self, name: &str) -> Option<String> {
         self.0.remove(name).filter(|v| !v.is_empty())
     }

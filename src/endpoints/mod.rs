@@ -8,6 +8,8 @@ mod oidc;
 mod paths;
 mod recovery;
 
+pub(crate) use account::NewKeyBody;
+
 use std::net::IpAddr;
 
 use http::header::{ALLOW, CACHE_CONTROL, PRAGMA, SET_COOKIE};

@@ -263,3 +263,66 @@ mod tests {
         }
     }
 }
+
+/// The stated properties: the reference is RFC 3986's own algorithm (`fuzzing::reference`).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::normalize;
+    use crate::fuzzing::reference;
+
+    /// Paths the gateway accepts, made of the pieces that need care.
+    fn accepted_path() -> impl Strategy<Value = String> {
+        let segment = select(vec![
+            "a", "B", "~", "-", "%41", "%7e", "%2e", "%2E", ".", "..", "", "%2e%2E", "%C3%A9",
+            "%c3", "x%3d", ".a", "a.",
+        ]);
+        (prop::collection::vec(segment, 0..8), any::<bool>()).prop_map(|(segs, slash)| {
+            let mut p = format!("/{}", segs.join("/"));
+            if slash {
+                p.push('/');
+            }
+            p
+        })
+    }
+
+    /// Any text, biased toward the characters paths are smuggled with.
+    fn any_path() -> impl Strategy<Value = String> {
+        let piece = select(vec![
+            "/", ".", "..", "%", "%2e", "%2f", "%2F", "%5c", "%00", "%3b", ";", "\\", "#", "a",
+            "%", "2", "e", "F", " ", "\u{7f}", "é", "%e9", "?", "//",
+        ]);
+        prop::collection::vec(piece, 0..16).prop_map(|p| p.concat())
+    }
+
+    fn leaves_nothing_smuggled(n: &str, semicolons: bool) {
+        assert!(n.starts_with('/'), "{n}");
+        let lower = n.to_ascii_lowercase();
+        for bad in ["%2f", "%5c", "%00", "\\", "#", "//", "/./", "/../"] {
+            assert!(!lower.contains(bad), "{n} holds {bad}");
+        }
+        assert!(!n.ends_with("/.") && !n.ends_with("/.."), "{n}");
+        assert!(n.bytes().all(|b| (0x21..0x7f).contains(&b)), "{n}");
+        assert!(semicolons || !n.contains(';'), "{n}");
+    }
+
+    proptest! {
+        #[test]
+        fn normalisation_is_rfc_3986(path in accepted_path()) {
+            prop_assert_eq!(normalize(&path, false).ok(), Some(reference::normalize(&path)));
+        }
+
+        #[test]
+        fn normalisation_is_idempotent_and_leaves_nothing_smuggled(
+            path in any_path(),
+            semicolons in any::<bool>(),
+        ) {
+            if let Ok(n) = normalize(&path, semicolons) {
+                leaves_nothing_smuggled(&n, semicolons);
+                prop_assert_eq!(normalize(&n, semicolons).ok(), Some(n));
+            }
+        }
+    }
+}

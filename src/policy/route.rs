@@ -308,3 +308,95 @@ mod tests {
         assert!(p("/**").is_covered_by(&p("/**")));
     }
 }
+
+/// The stated properties, against the naive matcher of `fuzzing::reference`.
+#[cfg(test)]
+mod properties {
+    use std::sync::Arc;
+
+    use http::Method;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+
+    use super::{find_route, PathPattern};
+    use crate::fuzzing::{reference, route};
+
+    fn pattern() -> impl Strategy<Value = String> {
+        let seg = select(vec!["a", "b", "*", "{x}", "{y}", "**", ""]);
+        prop::collection::vec(seg, 0..5).prop_map(|s| format!("/{}", s.join("/")))
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        let seg = select(vec!["a", "b", "c", ""]);
+        prop::collection::vec(seg, 0..5).prop_map(|s| format!("/{}", s.join("/")))
+    }
+
+    fn method() -> impl Strategy<Value = Method> {
+        select(vec![
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::DELETE,
+        ])
+    }
+
+    fn naive_first(
+        routes: &[(String, Vec<Method>)],
+        method: &Method,
+        path: &str,
+    ) -> Option<(usize, Vec<String>)> {
+        routes.iter().enumerate().find_map(|(i, (p, methods))| {
+            let method_ok = methods.is_empty()
+                || methods.contains(method)
+                || (method == Method::HEAD && methods.contains(&Method::GET));
+            let caps = reference::route_matches(p, path).filter(|_| method_ok)?;
+            Some((i, caps))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn matching_is_the_naive_matcher(p in pattern(), path in path()) {
+            if let Ok(compiled) = PathPattern::parse(&p) {
+                let got = compiled
+                    .matches(&path)
+                    .map(|c| c.into_iter().map(String::from).collect::<Vec<_>>());
+                prop_assert_eq!(got, reference::route_matches(&p, &path));
+            }
+        }
+
+        #[test]
+        fn the_first_route_is_the_naive_first(
+            table in prop::collection::vec((pattern(), prop::collection::vec(method(), 0..3)), 1..6),
+            m in method(),
+            path in path(),
+        ) {
+            let table: Vec<(String, Vec<Method>)> = table
+                .into_iter()
+                .filter(|(p, _)| PathPattern::parse(p).is_ok())
+                .collect();
+            let routes: Vec<Arc<super::Route>> = table
+                .iter()
+                .map(|(p, ms)| route(PathPattern::parse(p).unwrap(), ms.clone()))
+                .collect();
+            let got = find_route(&routes, &m, &path).map(|r| {
+                let i = routes.iter().position(|x| Arc::ptr_eq(x, r.route)).unwrap();
+                (i, r.captures)
+            });
+            prop_assert_eq!(got, naive_first(&table, &m, &path));
+        }
+
+        /// The shadowing warning is sound: a pattern said covered matches nothing the earlier
+        /// one does not.
+        #[test]
+        fn covered_means_covered(a in pattern(), b in pattern(), paths in prop::collection::vec(path(), 1..20)) {
+            if let (Ok(pa), Ok(pb)) = (PathPattern::parse(&a), PathPattern::parse(&b)) {
+                if pa.is_covered_by(&pb) {
+                    for p in &paths {
+                        prop_assert!(pa.matches(p).is_none() || pb.matches(p).is_some(), "{a} {b} {p}");
+                    }
+                }
+            }
+        }
+    }
+}

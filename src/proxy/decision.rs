@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use http::header::{SEC_WEBSOCKET_KEY, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use pingora::http::RequestHeader;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
@@ -98,7 +99,7 @@ impl Decider {
             return Err(GatewayError::UntrustedProxy);
         };
         let described = Described {
-            forwarded: Some(described(session, settings)?),
+            forwarded: Some(described(session.req_header(), settings)?),
             proxies: &settings.trusted_proxies,
             peer: Some(peer),
             trusted: true,
@@ -195,11 +196,10 @@ fn allowed(runtime: &crate::runtime::Runtime, ctx: &RequestCtx, now: u64) -> Loc
 /// less `path_prefix` (Envoy's `ext_authz`). The target is refused unless it is origin-form
 /// visible ASCII: a `#`, a space, a control or a non-ASCII byte would let the front proxy and
 /// the upstream read another path than the one judged.
-fn described(
-    session: &Session,
+pub(crate) fn described(
+    req: &RequestHeader,
     settings: &DecisionSettings,
 ) -> Result<(Method, String), GatewayError> {
-    let req = session.req_header();
     let pair = match settings.forwarded {
         Forwarded::XForwardedHeaders => ("x-forwarded-method", "x-forwarded-uri"),
         Forwarded::XOriginal => ("x-original-method", "x-original-uri"),

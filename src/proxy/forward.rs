@@ -160,7 +160,7 @@ pub(crate) fn set_uri_keeping_host(req: &mut RequestHeader, uri: http::Uri) {
 }
 
 /// Rewrites every `Cookie` header without the pairs named `name` or `<name>_refresh`.
-fn strip_cookie(req: &mut RequestHeader, name: &str) {
+pub(crate) fn strip_cookie(req: &mut RequestHeader, name: &str) {
     let ours = |k: &str| k == name || k.strip_prefix(name) == Some(REFRESH_SUFFIX);
     let has_it = |v: &str| {
         v.split(';')

@@ -321,3 +321,53 @@ mod tests {
         assert_eq!(l.check_now(&0u32.to_le_bytes()).remaining, 4);
     }
 }
+
+/// The stated property: over any window, GCRA lets through at most `burst + rate x t`.
+#[cfg(test)]
+mod properties {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use governor::clock::FakeRelativeClock;
+    use proptest::prelude::*;
+
+    use super::{LocalLimiter, Quota};
+
+    proptest! {
+        #[test]
+        fn never_more_than_burst_plus_rate_times_t(
+            interval_ms in 1u64..5_000,
+            burst in 1u32..10,
+            // (wait in ms, requests, prune first)
+            steps in prop::collection::vec((0u64..3_000, 0usize..6, any::<bool>()), 1..60),
+        ) {
+            let clock = FakeRelativeClock::default();
+            let quota = Quota {
+                burst: NonZeroU32::new(burst).unwrap(),
+                interval: Duration::from_millis(interval_ms),
+            };
+            let limiter = LocalLimiter::with_clock(quota, clock.clone());
+            let mut now = 0u64;
+            let mut allowed: Vec<u64> = Vec::new();
+            for (wait, requests, prune) in steps {
+                clock.advance(Duration::from_millis(wait));
+                now += wait;
+                if prune {
+                    limiter.prune_now();
+                }
+                for _ in 0..requests {
+                    if limiter.check_now(b"k").allowed {
+                        allowed.push(now);
+                    }
+                }
+            }
+            // Every window from one allowed request to a later one, both ends counted.
+            for i in 0..allowed.len() {
+                for j in i..allowed.len() {
+                    let budget = u64::from(burst) + (allowed[j] - allowed[i]) / interval_ms;
+                    prop_assert!((j - i + 1) as u64 <= budget, "{} let through in {} ms", j - i + 1, allowed[j] - allowed[i]);
+                }
+            }
+        }
+    }
+}

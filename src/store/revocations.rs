@@ -148,3 +148,103 @@ impl RevocationView {
         r.api_keys.values().any(Option::is_none)
     }
 }
+
+/// The stated property: a revocation is never forgotten while younger than `max_ttl`, however
+/// the pruner, later revocations and a copy into a new view (a store that lost them) fall.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::RevocationView;
+    use crate::store::{Presented, Revocation};
+
+    const MAX_TTL: u64 = 100;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Revoke { kind: u8, id: u8 },
+        Wait(u64),
+        Prune,
+        Restore,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u8..5, 0u8..4).prop_map(|(kind, id)| Step::Revoke { kind, id }),
+            (0u64..60).prop_map(Step::Wait),
+            Just(Step::Prune),
+            Just(Step::Restore),
+        ]
+    }
+
+    fn revocation(kind: u8, id: String, now: u64) -> Revocation {
+        let until = now + MAX_TTL;
+        match kind {
+            0 => Revocation::Jti { jti: id, until },
+            1 => Revocation::Session { sid: id, until },
+            2 => Revocation::Subject {
+                subject: id,
+                at: now,
+                until,
+            },
+            3 => Revocation::Owner {
+                subject: id,
+                at: now,
+                until,
+            },
+            _ => Revocation::ApiKey {
+                id,
+                until: Some(until),
+            },
+        }
+    }
+
+    /// A credential the revocation covers: issued at the moment it was revoked.
+    fn covered(kind: u8, id: &str, at: u64) -> Presented<'_> {
+        let mut p = Presented {
+            jti: None,
+            sid: None,
+            subject: "other",
+            iat: Some(at),
+            api_key: None,
+            user_key: false,
+        };
+        match kind {
+            0 => p.jti = Some(id),
+            1 => p.sid = Some(id),
+            2 | 3 => p.subject = id,
+            _ => p.api_key = Some(id),
+        }
+        p
+    }
+
+    proptest! {
+        #[test]
+        fn never_forgets_one_younger_than_max_ttl(steps in prop::collection::vec(step(), 1..80)) {
+            let mut view = RevocationView::default();
+            let mut now = 1_000u64;
+            let mut answered: Vec<(u8, String, u64)> = Vec::new();
+            for s in steps {
+                match s {
+                    Step::Revoke { kind, id } => {
+                        let id = format!("id-{id}");
+                        view.insert(revocation(kind, id.clone(), now));
+                        answered.push((kind, id, now));
+                    }
+                    Step::Wait(dt) => now += dt,
+                    Step::Prune => view.prune(now),
+                    Step::Restore => {
+                        let fresh = RevocationView::default();
+                        view.snapshot().into_iter().for_each(|r| fresh.insert(r));
+                        view = fresh;
+                    }
+                }
+                for (kind, id, at) in &answered {
+                    if now < at + MAX_TTL {
+                        prop_assert!(view.is_revoked(&covered(*kind, id, *at), now), "kind {kind} {id} at {at}, now {now}");
+                    }
+                }
+            }
+        }
+    }
+}

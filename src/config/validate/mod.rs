@@ -65,7 +65,15 @@ const SECTIONS: &[&str] = &[
 
 /// Reads, validates and compiles a gateway.toml (and the files it names).
 pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
-    let src = SourceFile::read(path)?;
+    load_source(SourceFile::read(path)?)
+}
+
+/// As [`load`], for a text said to be read from `path` (its relative paths resolve there).
+pub(crate) fn load_text(path: &Path, text: String) -> Result<Loaded, ConfigErrors> {
+    load_source(SourceFile::from_text(path, text))
+}
+
+fn load_source(src: SourceFile) -> Result<Loaded, ConfigErrors> {
     let Some(table) = src.parse() else {
         return Err(src.take_errors());
     };
@@ -85,7 +93,22 @@ pub(crate) fn users_file(
     path: &Path,
     roles: &std::collections::HashSet<String>,
 ) -> Result<crate::accounts::users::Users, ConfigErrors> {
-    let src = SourceFile::read(path)?;
+    users_source(SourceFile::read(path)?, roles)
+}
+
+/// As [`users_file`], for a text said to be read from `path`.
+pub(crate) fn users_text(
+    path: &Path,
+    text: String,
+    roles: &std::collections::HashSet<String>,
+) -> Result<crate::accounts::users::Users, ConfigErrors> {
+    users_source(SourceFile::from_text(path, text), roles)
+}
+
+fn users_source(
+    src: SourceFile,
+    roles: &std::collections::HashSet<String>,
+) -> Result<crate::accounts::users::Users, ConfigErrors> {
     let Some(table) = src.parse() else {
         return Err(src.take_errors());
     };
