@@ -68,6 +68,27 @@ impl fmt::Display for KeyPath {
     }
 }
 
+/// The most a file the config names may hold (users files of many users included).
+const MAX_FILE: u64 = 64 << 20;
+
+/// Reads a file the config names: only a regular file, and at most [`MAX_FILE`]. A FIFO
+/// without a writer would block `check` and a reload for ever, `/dev/zero` never end.
+pub(crate) fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other("larger than 64 MiB"));
+    }
+    Ok(bytes)
+}
+
 /// One problem in a config file, located by key path and/or byte span.
 #[derive(Debug, Clone)]
 pub struct ConfigError {
@@ -119,7 +140,10 @@ pub(crate) struct SourceFile {
 
 impl SourceFile {
     pub(crate) fn read(path: &Path) -> Result<Self, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = read_file(path).and_then(|b| {
+            String::from_utf8(b).map_err(|_| std::io::Error::other("not UTF-8 text"))
+        });
+        let text = text.map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
                 line: 0,

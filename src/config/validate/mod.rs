@@ -188,7 +188,7 @@ impl<'a> Validator<'a> {
 
     fn read_file(&self, path: &KeyPath, file: &str) -> Option<Vec<u8>> {
         let full = self.resolve(file);
-        match std::fs::read(&full) {
+        match super::source::read_file(&full) {
             Ok(b) => Some(b),
             Err(e) => {
                 self.err(path, format!("cannot read `{}`: {e}", full.display()));

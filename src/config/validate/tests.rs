@@ -234,3 +234,25 @@ fn every_listener_has_an_address_of_its_own() {
         );
     }
 }
+
+/// A file the config names that is no regular file (a FIFO without a writer, `/dev/zero`)
+/// is refused at its key: reading it would block or never end, and `check` would hang.
+#[test]
+fn a_named_file_that_is_no_regular_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("keys.json");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for file in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let toml = format!(
+            "{BASE}\n[[tokens.trusted_issuers]]\nissuer = \"other\"\njwks_file = \"{file}\"\n"
+        );
+        let errors = errors_of(&toml);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("jwks_file") && e.contains("not a regular file")),
+            "{errors:?}"
+        );
+    }
+}

@@ -96,7 +96,7 @@ impl Validator<'_> {
         use sha2::{Digest, Sha256};
         let material = match (&raw.secret, &raw.private_key_file) {
             (Some(secret), _) => secret.as_bytes().to_vec(),
-            (None, Some(file)) => std::fs::read(self.resolve(file)).ok()?,
+            (None, Some(file)) => crate::config::source::read_file(&self.resolve(file)).ok()?,
             (None, None) => return None,
         };
         let mut h = Sha256::new();
