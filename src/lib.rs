@@ -1,7 +1,8 @@
 //! Portcullis: a reverse-proxy authentication gateway on Pingora.
 //!
 //! The modules sit in layers, each importing only from those below (docs/ARCHITECTURE.md):
-//! basics (`error`, `clock`, `headers`, `units`, `claims`, `logs`, `metrics`); the domain
+//! basics (`error`, `clock`, `headers`, `units`, `claims`, `logs`, `metrics`,
+//! `strict_json`); the domain
 //! (`policy`, `auth`, `ratelimit`, `store`, `upstream`, `accounts`), which knows nothing of
 //! the config or of Pingora's sessions; `config` (the file, validated: plain data); `runtime`
 //! (the state that lives with one config); `caller` (who is calling) and `services` (what
@@ -43,6 +44,7 @@ mod response;
 mod runtime;
 mod services;
 mod store;
+mod strict_json;
 mod units;
 mod upstream;
 

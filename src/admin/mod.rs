@@ -302,6 +302,9 @@ pub(crate) fn revocation_of(
 
 /// A body that is one JSON object.
 pub(crate) fn json_object(body: &[u8]) -> Result<Value, &'static str> {
+    if !crate::strict_json::keys_unique(body) {
+        return Err("a field is repeated");
+    }
     match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
         _ => Err("the body must be a JSON object"),

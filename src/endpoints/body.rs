@@ -33,6 +33,7 @@ impl Fields {
     }
 
     fn json(body: &[u8]) -> Result<Fields, GatewayError> {
+        refuse_repeated_keys(body)?;
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|_| GatewayError::InvalidRequest("malformed JSON body"))?;
         let serde_json::Value::Object(map) = value else {
@@ -88,6 +89,13 @@ impl Fields {
     }
 }
 
+fn refuse_repeated_keys(body: &[u8]) -> Result<(), GatewayError> {
+    match crate::strict_json::keys_unique(body) {
+        true => Ok(()),
+        false => Err(GatewayError::InvalidRequest("a field is repeated")),
+    }
+}
+
 /// Descriptions are fixed strings (nothing a client sent is echoed back), one per field.
 fn missing(name: &'static str) -> &'static str {
     match name {
@@ -121,6 +129,7 @@ pub(crate) fn json<T: serde::de::DeserializeOwned>(
     } else {
         body
     };
+    refuse_repeated_keys(body)?;
     serde_json::from_slice(body).map_err(|_| {
         GatewayError::InvalidRequest("malformed JSON body, or a field of the wrong type")
     })
@@ -168,6 +177,10 @@ mod tests {
             (Some("application/json"), b"[1,2]"),
             (Some("application/json"), br#"{"username": 7}"#),
             (Some("application/x-www-form-urlencoded"), b"a=1&a=2"),
+            (
+                Some("application/json"),
+                br#"{"username":"a","username":"b"}"#,
+            ),
             (Some("text/plain"), b"username=alice"),
             (None, b"username=alice"),
         ] {
