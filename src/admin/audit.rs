@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::{json as respond, AdminApp};
 use crate::accounts::db::audit::{self, AuditFilter};
+use crate::accounts::db::DbError;
 use crate::error::GatewayError;
 use crate::response::LocalResponse;
 use crate::units::rfc3339;
@@ -50,9 +51,14 @@ impl AdminApp {
             .db
             .run(move |pool, _| async move { audit::page(&pool, &filter, limit).await })
             .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "the audit trail could not be read");
-                GatewayError::Unavailable
+            .map_err(|e| match e {
+                DbError::Unholdable(_) => GatewayError::InvalidRequest(
+                    "a filter holds a character that cannot be stored (NUL)",
+                ),
+                e => {
+                    tracing::warn!(error = %e, "the audit trail could not be read");
+                    GatewayError::Unavailable
+                }
             })?;
         let next =
             (rows.len() == limit as usize).then(|| rows.last().map(|(id, _)| id.to_string()));

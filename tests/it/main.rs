@@ -11,6 +11,7 @@ mod browsers;
 mod bypass;
 mod cli;
 mod decision;
+mod garbage;
 mod jwks;
 mod jwt;
 mod lifetimes;

@@ -56,12 +56,24 @@ pub(crate) enum DbError {
     /// A row that does not read back as what was written.
     #[error("unreadable row: {0}")]
     Corrupt(String),
+    /// A value of the request's that the database cannot hold (PostgreSQL: a NUL character
+    /// in text or JSON, which SQLite stores): malformed input, not a fault of the database.
+    #[error("a value the database cannot hold: {0}")]
+    Unholdable(String),
 }
+
+/// PostgreSQL's SQLSTATEs for a character it cannot hold: `character_not_in_repertoire`
+/// (text: "invalid byte sequence for encoding UTF8: 0x00") and `untranslatable_character`
+/// (jsonb: "unsupported Unicode escape sequence", `\u0000`).
+const UNHOLDABLE: [&str; 2] = ["22021", "22P05"];
 
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => DbError::Taken,
+            sqlx::Error::Database(d) if d.code().is_some_and(|c| UNHOLDABLE.contains(&&*c)) => {
+                DbError::Unholdable(e.to_string())
+            }
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
                 DbError::Corrupt(e.to_string())
             }

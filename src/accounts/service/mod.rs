@@ -85,6 +85,9 @@ impl From<DbError> for Denied {
                 tracing::warn!(error = %e, "users_db unavailable");
                 Denied::Error(GatewayError::Unavailable)
             }
+            DbError::Unholdable(_) => Denied::Error(GatewayError::InvalidRequest(
+                "a field holds a character that cannot be stored (NUL)",
+            )),
         }
     }
 }

@@ -2,6 +2,8 @@
 //! URL on the gateway's origin (that of `redirect_uri`) or on one of `allowed_redirects`.
 //! Anything else becomes `/`: never an open redirect.
 
+use percent_encoding::{utf8_percent_encode, CONTROLS};
+
 use crate::config::OidcSettings;
 
 /// Longer `rd`s are not kept.
@@ -24,7 +26,9 @@ pub(crate) fn safe_redirect(rd: Option<&str>, settings: &OidcSettings) -> String
         return if rd.starts_with("//") {
             "/".into()
         } else {
-            rd.to_string()
+            // A `Location` is a URI, ASCII only (RFC 9110 section 10.2.2): `/café` goes out
+            // as `/caf%C3%A9`, never as raw bytes a client cannot read.
+            utf8_percent_encode(rd, CONTROLS).to_string()
         };
     }
     let Ok(url) = url::Url::parse(rd) else {
@@ -77,6 +81,7 @@ mod tests {
         };
         let rd = |r: &str| safe_redirect(Some(r), &settings);
         assert_eq!(rd("/orders?id=1"), "/orders?id=1");
+        assert_eq!(rd("/caf\u{e9}?q=\u{fc}"), "/caf%C3%A9?q=%C3%BC");
         assert_eq!(rd("https://app.example/x"), "https://app.example/x");
         assert_eq!(rd("https://gw.example/y"), "https://gw.example/y");
         for bad in [
