@@ -4,6 +4,9 @@
 
 pub mod reference;
 
+#[cfg(test)]
+mod found;
+
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::Path;

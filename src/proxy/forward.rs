@@ -159,32 +159,40 @@ pub(crate) fn set_uri_keeping_host(req: &mut RequestHeader, uri: http::Uri) {
     req.set_uri(uri);
 }
 
-/// Rewrites every `Cookie` header without the pairs named `name` or `<name>_refresh`.
+/// Rewrites every `Cookie` header without the pairs named `name` or `<name>_refresh`. Bytes,
+/// not text: a pair that is not UTF-8 is another application's, and goes on as it came.
 pub(crate) fn strip_cookie(req: &mut RequestHeader, name: &str) {
-    let ours = |k: &str| k == name || k.strip_prefix(name) == Some(REFRESH_SUFFIX);
-    let has_it = |v: &str| {
-        v.split(';')
-            .any(|p| p.trim().split_once('=').is_some_and(|(k, _)| ours(k)))
+    let ours = |p: &[u8]| {
+        let key = p.iter().position(|&b| b == b'=').map(|at| &p[..at]);
+        key.is_some_and(|k| {
+            k == name.as_bytes()
+                || k.strip_prefix(name.as_bytes()) == Some(REFRESH_SUFFIX.as_bytes())
+        })
     };
-    let values: Vec<String> = req
+    let pairs = |v: &[u8]| -> Vec<Vec<u8>> {
+        v.split(|&b| b == b';')
+            .map(<[u8]>::trim_ascii)
+            .filter(|p| !p.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let values: Vec<Vec<Vec<u8>>> = req
         .headers
         .get_all(COOKIE)
         .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|v| pairs(v.as_bytes()))
         .collect();
-    if !values.iter().any(|v| has_it(v)) {
+    if !values.iter().flatten().any(|p| ours(p)) {
         return;
     }
     headers::strip_all(req, [&COOKIE]);
     for v in values {
-        let kept: Vec<&str> = v
-            .split(';')
-            .map(str::trim)
-            .filter(|p| !p.is_empty() && p.split_once('=').is_none_or(|(k, _)| !ours(k)))
-            .collect();
-        if !kept.is_empty() {
-            // Built from a valid header value minus some pairs: still a valid value.
-            let _ = req.append_header(COOKIE, kept.join("; "));
+        let kept: Vec<Vec<u8>> = v.into_iter().filter(|p| !ours(p)).collect();
+        // Pairs of a valid value joined with "; ": a valid value.
+        if let Ok(value) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
+            if !kept.is_empty() {
+                let _ = req.append_header(COOKIE, value);
+            }
         }
     }
 }
