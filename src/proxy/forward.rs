@@ -169,32 +169,32 @@ pub(crate) fn strip_cookie(req: &mut RequestHeader, name: &str) {
                 || k.strip_prefix(name.as_bytes()) == Some(REFRESH_SUFFIX.as_bytes())
         })
     };
-    let pairs = |v: &[u8]| -> Vec<Vec<u8>> {
-        v.split(|&b| b == b';')
-            .map(<[u8]>::trim_ascii)
-            .filter(|p| !p.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect()
-    };
-    let values: Vec<Vec<Vec<u8>>> = req
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .map(|v| pairs(v.as_bytes()))
-        .collect();
-    if !values.iter().flatten().any(|p| ours(p)) {
+    let cookies = req.headers.get_all(COOKIE);
+    if !cookies.iter().any(|v| cookie_pairs(v.as_bytes()).any(ours)) {
         return;
     }
+    let kept: Vec<Vec<u8>> = cookies
+        .iter()
+        .map(|v| {
+            let pairs: Vec<&[u8]> = cookie_pairs(v.as_bytes()).filter(|p| !ours(p)).collect();
+            pairs.join(&b"; "[..])
+        })
+        .collect();
     headers::strip_all(req, [&COOKIE]);
-    for v in values {
-        let kept: Vec<Vec<u8>> = v.into_iter().filter(|p| !ours(p)).collect();
+    for value in kept.iter().filter(|v| !v.is_empty()) {
         // Pairs of a valid value joined with "; ": a valid value.
-        if let Ok(value) = HeaderValue::from_bytes(&kept.join(&b"; "[..])) {
-            if !kept.is_empty() {
-                let _ = req.append_header(COOKIE, value);
-            }
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            let _ = req.append_header(COOKIE, value);
         }
     }
+}
+
+/// The non-empty `;`-separated pairs of a `Cookie` value, trimmed.
+fn cookie_pairs(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b';')
+        .map(<[u8]>::trim_ascii)
+        .filter(|p| !p.is_empty())
 }
 
 /// The identity headers of the caller, and its internal token when configured.
