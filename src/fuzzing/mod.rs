@@ -34,6 +34,27 @@ pub fn normalize(raw: &str, semicolons: bool) -> Option<String> {
     crate::policy::path::normalize(raw, semicolons).ok()
 }
 
+/// The normal form's promise (panics otherwise): a path that starts with `/`, holds no
+/// dot-segment, empty segment, encoded `/`, `\` or NUL, no raw `\`, `#` or control, no `;`
+/// unless allowed, and normalises to itself.
+pub fn assert_normal_form(raw: &str, n: &str, semicolons: bool) {
+    assert!(n.starts_with('/'), "{raw:?} -> {n:?}");
+    let lower = n.to_ascii_lowercase();
+    for bad in ["%2f", "%5c", "%00", "\\", "#", "//", "/./", "/../"] {
+        assert!(!lower.contains(bad), "{raw:?} -> {n:?} holds {bad}");
+    }
+    assert!(
+        !n.ends_with("/.") && !n.ends_with("/.."),
+        "{raw:?} -> {n:?}"
+    );
+    assert!(
+        n.bytes().all(|b| (0x21..0x7f).contains(&b)),
+        "{raw:?} -> {n:?}"
+    );
+    assert!(semicolons || !n.contains(';'), "{raw:?} -> {n:?}");
+    assert_eq!(normalize(n, semicolons).as_deref(), Some(n), "{raw:?}");
+}
+
 /// A route that only matches (`auth = "none"`, nothing else set).
 pub fn route(pattern: PathPattern, methods: Vec<Method>) -> Arc<Route> {
     Arc::new(Route {
