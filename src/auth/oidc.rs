@@ -56,27 +56,25 @@ impl Discovery {
                 raw.issuer
             ));
         }
-        for (name, url) in [
-            ("authorization_endpoint", Some(&raw.authorization_endpoint)),
-            ("token_endpoint", Some(&raw.token_endpoint)),
-            ("jwks_uri", Some(&raw.jwks_uri)),
-            ("end_session_endpoint", raw.end_session_endpoint.as_ref()),
-            ("userinfo_endpoint", raw.userinfo_endpoint.as_ref()),
-        ] {
-            let Some(url) = url else { continue };
-            // Under an https issuer, every endpoint is https: the client's secret and the
-            // codes never travel in the clear.
-            let https_only = issuer.starts_with("https://");
-            let ok = url::Url::parse(url).is_ok_and(|u| {
-                let scheme_ok = u.scheme() == "https" || (!https_only && u.scheme() == "http");
-                scheme_ok && u.host().is_some()
-            });
-            if !ok {
-                return Err(format!(
+        // Under an https issuer, every endpoint is https: the client's secret and the codes
+        // never travel in the clear. Each is kept as parsed (`https:/idp/x` is read, by
+        // browsers and here alike, as `https://idp/x`): what was checked is what is used.
+        let https_only = issuer.starts_with("https://");
+        let endpoint = |name: &str, url: &str| -> Result<String, String> {
+            match url::Url::parse(url) {
+                Ok(u)
+                    if (u.scheme() == "https" || (!https_only && u.scheme() == "http"))
+                        && u.host().is_some() =>
+                {
+                    Ok(u.into())
+                }
+                _ => Err(format!(
                     "its {name} is not an https URL (or http under an http issuer)"
-                ));
+                )),
             }
-        }
+        };
+        let optional =
+            |name: &str, url: Option<String>| url.map(|u| endpoint(name, &u)).transpose();
         // OpenID Connect Discovery: RS256 when the document names none.
         let named = raw
             .id_token_signing_alg_values_supported
@@ -91,11 +89,14 @@ impl Discovery {
         }
         Ok(Discovery {
             issuer: issuer.to_string(),
-            authorization_endpoint: raw.authorization_endpoint,
-            token_endpoint: raw.token_endpoint,
-            jwks_uri: raw.jwks_uri,
-            end_session_endpoint: raw.end_session_endpoint,
-            userinfo_endpoint: raw.userinfo_endpoint,
+            authorization_endpoint: endpoint(
+                "authorization_endpoint",
+                &raw.authorization_endpoint,
+            )?,
+            token_endpoint: endpoint("token_endpoint", &raw.token_endpoint)?,
+            jwks_uri: endpoint("jwks_uri", &raw.jwks_uri)?,
+            end_session_endpoint: optional("end_session_endpoint", raw.end_session_endpoint)?,
+            userinfo_endpoint: optional("userinfo_endpoint", raw.userinfo_endpoint)?,
             iss_parameter: raw.authorization_response_iss_parameter_supported,
             algorithms,
         })

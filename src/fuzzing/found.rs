@@ -22,3 +22,13 @@ fn other_cookies_keep_their_bytes_and_order() {
     let forwarded = forwarded_cookies(&sent, "session");
     assert_eq!(forwarded, [b"a=\xe9".to_vec(), b"b=2; c".to_vec()]);
 }
+
+/// `oidc_discovery`: an endpoint written `https:/host/path` passed the https check (URL
+/// parsers read it as `https://host/path`) and was kept as written; it is kept as parsed now.
+#[test]
+fn a_discovery_endpoint_is_kept_as_it_was_checked() {
+    let doc = br#"{"issuer": "https://idp.example", "authorization_endpoint": "https://idp.example/auth", "token_endpoint": "https:/dxea/p.imple/token", "jwks_uri": "https://idp.example/jwks", "end_session_endpoint": "https://idp.example/logout", "id_token_signing_alg_values_supported": ["ES256", "HS256"]}"#;
+    let urls = super::discovery(doc, "https://idp.example").unwrap();
+    assert_eq!(urls[1], "https://dxea/p.imple/token");
+    assert!(urls.iter().all(|u| u.starts_with("https://")), "{urls:?}");
+}
