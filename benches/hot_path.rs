@@ -18,7 +18,7 @@ use portcullis::hot_path::{
     apikey, find_route, normalize, parse_rate, rewrite_upstream_request, ApiKey, ApiKeys,
     AuthMethod, AuthMode, ClaimPaths, ClientHeaders, Forwarding, Identity, IdentitySettings,
     Issuer, KeyInput, KeyPart, Lifetimes, MemoryStore, PathPattern, Policy, PolicySpec, Presented,
-    Quota, Revocation, RoleGraph, Route, Store, UpstreamId, Verifier, VerifyKey,
+    Quota, Revocation, RoleGraph, Route, Store, Verifier, VerifyKey,
 };
 
 const SECRET: &[u8] = b"bench-secret-0123456789-0123456789-0123";
@@ -85,21 +85,9 @@ fn routes() -> Vec<Arc<Route>> {
             };
             Arc::new(Route {
                 name: path.clone().into(),
-                pattern: PathPattern::parse(&path).unwrap(),
-                methods: vec![],
-                upstream: UpstreamId(0),
                 auth: AuthMode::Required,
-                accept: vec![],
                 roles_any: vec!["user".into()],
-                permissions_all: vec![],
-                strip_prefix: None,
-                owner: None,
-                rate_limits: vec![],
-                cors: true,
-                require_mfa: false,
-                sender_constrained: false,
-                unauthenticated: Default::default(),
-                response_headers: vec![],
+                ..Route::bare(PathPattern::parse(&path).unwrap(), vec![])
             })
         })
         .collect()

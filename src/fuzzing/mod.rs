@@ -25,8 +25,7 @@ use crate::policy::cors::{Cors, CorsSpec};
 
 pub use crate::config::source::ConfigError;
 pub use crate::headers::ClientHeaders;
-pub use crate::policy::route::{find_route, AuthMode, PathPattern, Route};
-pub use crate::upstream::UpstreamId;
+pub use crate::policy::route::{find_route, PathPattern, Route};
 pub use pingora::http::RequestHeader;
 
 /// Pipeline step 4: `Some` with the normalised path, `None` when the path is refused.
@@ -57,24 +56,7 @@ pub fn assert_normal_form(raw: &str, n: &str, semicolons: bool) {
 
 /// A route that only matches (`auth = "none"`, nothing else set).
 pub fn route(pattern: PathPattern, methods: Vec<Method>) -> Arc<Route> {
-    Arc::new(Route {
-        name: "fuzz".into(),
-        pattern,
-        methods,
-        upstream: UpstreamId(0),
-        auth: AuthMode::None,
-        accept: vec![],
-        roles_any: vec![],
-        permissions_all: vec![],
-        strip_prefix: None,
-        owner: None,
-        rate_limits: vec![],
-        cors: true,
-        require_mfa: false,
-        sender_constrained: false,
-        unauthenticated: Default::default(),
-        response_headers: vec![],
-    })
+    Arc::new(Route::bare(pattern, methods))
 }
 
 /// The kind and secret of a credential as presented.

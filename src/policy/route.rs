@@ -210,6 +210,29 @@ pub struct RouteMatch<'r> {
 }
 
 impl Route {
+    /// A route that only matches `pattern` and `methods`: `auth = "none"`, nothing else set
+    /// (tests, benchmarks and fuzz targets set what they need over it).
+    pub fn bare(pattern: PathPattern, methods: Vec<Method>) -> Route {
+        Route {
+            name: "bare".into(),
+            pattern,
+            methods,
+            upstream: UpstreamId(0),
+            auth: AuthMode::None,
+            accept: vec![],
+            roles_any: vec![],
+            permissions_all: vec![],
+            strip_prefix: None,
+            owner: None,
+            rate_limits: vec![],
+            cors: true,
+            require_mfa: false,
+            sender_constrained: false,
+            unauthenticated: Unauthenticated::Refuse,
+            response_headers: vec![],
+        }
+    }
+
     /// Whether the route's `methods` match: all when empty; HEAD wherever GET is (a HEAD is a
     /// GET without its body, and must not fall through to another route's rules).
     pub fn allows_method(&self, method: &Method) -> bool {

@@ -154,22 +154,12 @@ mod tests {
 
     fn authorize_roles(roles: &[&str], id: Option<&Identity>) -> Result<(), GatewayError> {
         let route = Route {
-            name: "r".into(),
-            pattern: crate::policy::route::PathPattern::parse("/**").unwrap(),
-            methods: vec![],
-            upstream: crate::upstream::UpstreamId(0),
             auth: AuthMode::Optional,
-            accept: vec![],
             roles_any: roles.iter().map(|s| s.to_string()).collect(),
-            permissions_all: vec![],
-            strip_prefix: None,
-            owner: None,
-            rate_limits: vec![],
-            cors: true,
-            require_mfa: false,
-            sender_constrained: false,
-            unauthenticated: Default::default(),
-            response_headers: vec![],
+            ..Route::bare(
+                crate::policy::route::PathPattern::parse("/**").unwrap(),
+                vec![],
+            )
         };
         authorize(&route, &[], id)
     }
