@@ -4,7 +4,7 @@ request is a real lookup, not the empty list's shortcut.
 
     PORTCULLIS_ADMIN_TOKEN=... seed_revocations.py ADMIN_HOST:PORT [JTIS] [SUBJECTS]
 
-Waits (up to 15 s) for the admin listener, then POSTs /admin/revoke over one keep-alive
+Waits (up to 15 s, or $SEED_WAIT s) for the admin listener, then POSTs /admin/revoke over one keep-alive
 connection. Prints how many were accepted; exits 1 if any was refused.
 """
 import http.client
@@ -21,7 +21,7 @@ headers = {
     "Content-Type": "application/json",
 }
 
-deadline = time.time() + 15
+deadline = time.time() + float(os.environ.get("SEED_WAIT", "15"))
 while True:
     try:
         conn = http.client.HTTPConnection(host, int(port), timeout=5)
