@@ -84,12 +84,18 @@ pub struct AuditLayer;
 
 /// [`AuditLayer`] with a filter of its own: it sees the audit events, whatever
 /// `PORTCULLIS_LOG` keeps of the log, and nothing else (no other event is made for it).
+///
+/// Audit events are `info` or `warn`: the filter says so, or the log's level would be `trace`
+/// for everyone (no hint means any level), and every `debug!` Pingora writes per request would
+/// be made into an event only to be refused (~12,000 instructions a request).
 pub fn audit_layer<S>() -> impl Layer<S>
 where
     S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     let only_audit: fn(&tracing::Metadata<'_>) -> bool = |m| m.target() == "audit";
-    AuditLayer.with_filter(tracing_subscriber::filter::filter_fn(only_audit))
+    let only_audit = tracing_subscriber::filter::filter_fn(only_audit)
+        .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
+    AuditLayer.with_filter(only_audit)
 }
 
 impl<S: Subscriber> Layer<S> for AuditLayer {
