@@ -18,7 +18,7 @@ use portcullis::hot_path::{
     apikey, find_route, normalize, parse_rate, rewrite_upstream_request, ApiKey, ApiKeys,
     AuthMethod, AuthMode, ClaimPaths, ClientHeaders, Forwarding, Identity, IdentitySettings,
     Issuer, KeyInput, KeyPart, Lifetimes, MemoryStore, PathPattern, Policy, PolicySpec, Presented,
-    Quota, Revocation, RoleGraph, Route, Store, Verifier, VerifyKey,
+    Quota, Revocation, RoleGraph, Route, Store, Verifier, VerifyKey, Wired,
 };
 
 const SECRET: &[u8] = b"bench-secret-0123456789-0123456789-0123";
@@ -265,10 +265,10 @@ fn bench(c: &mut Criterion) {
     bench_revocations(c);
 
     let ids = IdentitySettings {
-        subject: http::HeaderName::from_static("x-user-id"),
-        roles: http::HeaderName::from_static("x-user-roles"),
-        permissions: http::HeaderName::from_static("x-user-permissions"),
-        method: http::HeaderName::from_static("x-auth-method"),
+        subject: Wired::of(http::HeaderName::from_static("x-user-id")),
+        roles: Wired::of(http::HeaderName::from_static("x-user-roles")),
+        permissions: Wired::of(http::HeaderName::from_static("x-user-permissions")),
+        method: Wired::of(http::HeaderName::from_static("x-auth-method")),
         claims: vec![(
             vec!["email".into()],
             http::HeaderName::from_static("x-user-email"),

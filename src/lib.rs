@@ -57,7 +57,7 @@ pub mod hot_path {
     pub use crate::auth::keys::VerifyKey;
     pub use crate::auth::{AuthMethod, Identity};
     pub use crate::config::IdentitySettings;
-    pub use crate::headers::ClientHeaders;
+    pub use crate::headers::{ClientHeaders, Wired};
     pub use crate::policy::path::normalize;
     pub use crate::policy::route::{find_route, AuthMode, PathPattern, Route};
     pub use crate::policy::RoleGraph;

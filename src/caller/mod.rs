@@ -13,7 +13,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Method};
 
 use crate::accounts::keyring::KeyRing;
-use crate::auth::cache::{CachedToken, TokenCache};
+use crate::auth::cache::CachedToken;
 use crate::auth::credentials::{self, Credential};
 use crate::auth::facts::{Binding, TokenFacts};
 use crate::auth::identity::VerifiedJwt;
@@ -295,22 +295,16 @@ fn verify_jwt(
     now: u64,
     method: AuthMethod,
 ) -> Result<(Identity, Binding), GatewayError> {
-    let cacheable = token.len() <= MAX_CACHED_TOKEN_BYTES;
-    let key = TokenCache::<VerifiedJwt>::key(token);
-    let hit = cacheable
-        .then(|| {
-            runtime
-                .token_cache
-                .get(&key, now, VerifiedJwt::keys_generation)
-        })
-        .flatten();
+    let cache = &runtime.token_cache;
+    let key = (token.len() <= MAX_CACHED_TOKEN_BYTES).then(|| cache.key(token));
+    let hit = key.and_then(|k| cache.get(&k, now, VerifiedJwt::keys_generation));
     let verified = match hit {
         Some(hit) => hit,
         None => {
             let entry = verify_uncached(runtime, token, now)?;
-            match cacheable {
-                true => runtime.token_cache.insert(key, entry, now),
-                false => Arc::new(entry),
+            match key {
+                Some(k) => cache.insert(k, entry, now),
+                None => Arc::new(entry),
             }
         }
     };

@@ -9,7 +9,7 @@ use crate::accounts::policy::PasswordPolicy;
 use crate::accounts::users::Users;
 use crate::auth::internal::InternalTokenSettings;
 pub(crate) use crate::config::raw::Forwarded;
-use crate::headers::{ClientHeaders, TrustedProxies};
+use crate::headers::{ClientHeaders, TrustedProxies, Wired};
 use crate::ratelimit::PolicyId;
 use crate::store::RedisSettings;
 
@@ -111,10 +111,10 @@ pub(crate) struct TlsFiles {
 /// `[identity]`: the headers upstreams receive.
 #[derive(Debug, Clone)]
 pub struct IdentitySettings {
-    pub subject: HeaderName,
-    pub roles: HeaderName,
-    pub permissions: HeaderName,
-    pub method: HeaderName,
+    pub subject: Wired,
+    pub roles: Wired,
+    pub permissions: Wired,
+    pub method: Wired,
     /// Dotted claim path -> header.
     pub claims: Vec<(Vec<String>, HeaderName)>,
     pub forward_credentials: bool,
@@ -122,7 +122,7 @@ pub struct IdentitySettings {
     pub internal_token: Option<InternalTokenSettings>,
     /// `issuer_header`: the verified token's `iss` (`api_key` for keys), so that upstreams key
     /// users by issuer and subject.
-    pub issuer: Option<HeaderName>,
+    pub issuer: Option<Wired>,
     /// Every header above: stripped from each incoming request.
     pub all: Vec<HeaderName>,
     /// What pipeline step 3 removes from every request: these headers, their `_` aliases, and

@@ -8,6 +8,7 @@ use pingora::proxy::Session;
 use super::ctx::RequestCtx;
 use super::Door;
 use crate::error::{Counted, GatewayError};
+use crate::logs::{self, AccessLine};
 use crate::metrics::{status_label, Metrics};
 
 /// Writes the request's access event (and audit event) and records its metrics.
@@ -21,28 +22,26 @@ pub(super) fn request_done(metrics: &Metrics, door: Door, session: &Session, ctx
     let subject = judged.identity.as_ref().map_or("", |i| i.subject.as_str());
     let auth_method = judged.identity.as_ref().map_or("", |i| i.method.as_str());
     let client_ip = OptionalIp(ctx.client.ip);
-    let elapsed = ctx.timing.start.elapsed().as_secs_f64();
-    let latency_ms = elapsed * 1000.0;
-    record_metrics(metrics, door, ctx, status, elapsed);
+    let elapsed = ctx.timing.start.elapsed();
+    record_metrics(metrics, door, ctx, status, elapsed.as_secs_f64());
     // The method judged: for a decision, that of the request it is about.
     let method = judged
         .method
         .as_ref()
         .unwrap_or(&session.req_header().method);
     let decision = door == Door::Decision;
-    tracing::info!(
-        target: "access",
-        request_id = %ctx.id.text,
-        method = %method,
-        path = judged.path.as_deref().unwrap_or(""),
+    logs::access(&AccessLine {
+        request_id: &ctx.id.text,
+        method: method.as_str(),
+        path: judged.path.as_deref().unwrap_or(""),
         route,
         status,
-        latency_ms,
-        client_ip = %client_ip,
+        latency: elapsed,
+        client_ip: ctx.client.ip,
         subject,
         auth_method,
         decision,
-    );
+    });
     if let Some(refusal) = judged.refusal.filter(GatewayError::is_audited) {
         tracing::info!(
             target: "audit",

@@ -121,13 +121,10 @@ impl ProxyHttp for Gateway {
                 .observe(start.elapsed().as_secs_f64());
         }
         if let Some(id) = &ctx.id.value {
-            upstream_response.insert_header(headers::wire::X_REQUEST_ID, id.clone())?;
+            headers::wire::X_REQUEST_ID.set_on(upstream_response, id.clone());
         }
         for (name, value) in ctx.judged.rate_limit.headers() {
-            match crate::ratelimit::wire_name(&name) {
-                Some(wire) => upstream_response.insert_header(wire, value)?,
-                None => upstream_response.insert_header(name, value)?,
-            }
+            name.set_on(upstream_response, value);
         }
         // The route's (and `[response]`'s) headers, where the upstream set none of its own.
         if let Some(route) = ctx.judged.answered.route() {

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 
 use crate::error::GatewayError;
+use crate::headers::Wired;
 use crate::units::Rate;
 pub(crate) use global::GlobalLimiter;
 pub(crate) use global::{SharedBuckets, Unreachable};
@@ -82,29 +83,21 @@ pub struct Decision {
     pub window: Duration,
 }
 
-pub(crate) const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
-pub(crate) const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-pub(crate) const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-pub(crate) const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-
-/// A `RateLimit-*` (or `Retry-After`) name as written on the wire (see `headers::wire`).
-pub(crate) fn wire_name(name: &HeaderName) -> Option<&'static str> {
-    [
-        (RATELIMIT_LIMIT, "RateLimit-Limit"),
-        (RATELIMIT_REMAINING, "RateLimit-Remaining"),
-        (RATELIMIT_RESET, "RateLimit-Reset"),
-        (RATELIMIT_POLICY, "RateLimit-Policy"),
-        (http::header::RETRY_AFTER, "Retry-After"),
-    ]
-    .into_iter()
-    .find_map(|(n, wire)| (n == name).then_some(wire))
-}
+// With their spelling on the wire (see `headers::Wired`): set on every limited response.
+pub(crate) const RATELIMIT_LIMIT: Wired = Wired::fixed("ratelimit-limit", "RateLimit-Limit");
+pub(crate) const RATELIMIT_REMAINING: Wired =
+    Wired::fixed("ratelimit-remaining", "RateLimit-Remaining");
+pub(crate) const RATELIMIT_RESET: Wired = Wired::fixed("ratelimit-reset", "RateLimit-Reset");
+pub(crate) const RATELIMIT_POLICY: Wired = Wired::fixed("ratelimit-policy", "RateLimit-Policy");
+const RETRY_AFTER: Wired = Wired::fixed("retry-after", "Retry-After");
 
 impl Decision {
     /// The `RateLimit-*` headers, and `Retry-After` on a refusal. Seconds round up, at least 1.
     /// Values are made straight from the integers: this runs on every limited response.
-    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
-        let policy = format!("{};w={}", self.limit, whole_seconds(self.window));
+    pub fn headers(&self) -> Vec<(Wired, HeaderValue)> {
+        let mut policy = itoa::Buffer::new().format(self.limit).to_string();
+        policy.push_str(";w=");
+        policy.push_str(itoa::Buffer::new().format(whole_seconds(self.window)));
         let mut h = Vec::with_capacity(5);
         h.push((RATELIMIT_LIMIT, HeaderValue::from(self.limit)));
         h.push((RATELIMIT_REMAINING, HeaderValue::from(self.remaining)));
@@ -114,11 +107,11 @@ impl Decision {
         ));
         h.push((
             RATELIMIT_POLICY,
-            HeaderValue::from_str(&policy).expect("digits and ;w= are a header value"),
+            HeaderValue::try_from(policy).expect("digits and ;w= are a header value"),
         ));
         if !self.allowed {
             h.push((
-                http::header::RETRY_AFTER,
+                RETRY_AFTER,
                 HeaderValue::from(whole_seconds(self.retry_after)),
             ));
         }
@@ -258,7 +251,7 @@ impl Tally {
         self.shown.as_ref().map(|(_, name, _)| &**name)
     }
 
-    pub(crate) fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+    pub(crate) fn headers(&self) -> Vec<(Wired, HeaderValue)> {
         self.shown
             .as_ref()
             .map(|(_, _, d)| d.headers())
@@ -269,6 +262,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderName;
 
     fn quota(count: u32, per_secs: u64, burst: u32) -> Quota {
         Quota::new(
@@ -288,7 +282,7 @@ mod tests {
         let h = d.headers();
         let get = |n: &HeaderName| {
             h.iter()
-                .find(|(k, _)| k == n)
+                .find(|(k, _)| k.name == n)
                 .map(|(_, v)| v.to_str().unwrap())
         };
         assert_eq!(get(&RATELIMIT_LIMIT), Some("3"));
@@ -303,7 +297,7 @@ mod tests {
         let h = d.headers();
         let get = |n: &HeaderName| {
             h.iter()
-                .find(|(k, _)| k == n)
+                .find(|(k, _)| k.name == n)
                 .map(|(_, v)| v.to_str().unwrap())
         };
         assert_eq!(get(&http::header::RETRY_AFTER), Some("60"));
@@ -322,17 +316,19 @@ mod tests {
 
     #[test]
     fn wire_names_are_the_same_headers() {
-        for name in [
+        for wire in [
             RATELIMIT_LIMIT,
             RATELIMIT_REMAINING,
             RATELIMIT_RESET,
             RATELIMIT_POLICY,
-            http::header::RETRY_AFTER,
+            RETRY_AFTER,
         ] {
-            let wire = wire_name(&name).unwrap();
-            assert_eq!(HeaderName::from_bytes(wire.as_bytes()).unwrap(), name);
+            assert_eq!(
+                HeaderName::from_bytes(wire.case.as_slice()).unwrap(),
+                wire.name
+            );
         }
-        assert_eq!(wire_name(&http::header::HOST), None);
+        assert_eq!(RETRY_AFTER.name, http::header::RETRY_AFTER);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::{root, Validator};
 use crate::auth::internal::InternalTokenSettings;
 use crate::config::raw::{RawIdentity, RawInternalToken};
 use crate::config::IdentitySettings;
-use crate::headers::ClientHeaders;
+use crate::headers::{ClientHeaders, Wired};
 
 const DEFAULT_INTERNAL_TOKEN_TTL: Duration = Duration::from_secs(60);
 
@@ -57,6 +57,7 @@ impl Validator<'_> {
         all.extend(claims.iter().map(|(_, h)| h.clone()));
         all.extend(internal_token.iter().map(|t| t.header.clone()));
         all.extend(issuer.iter().cloned());
+        let issuer = issuer.map(Wired::of);
         let mut seen = HashSet::new();
         for h in &all {
             if !seen.insert(h.clone()) {
@@ -64,10 +65,10 @@ impl Validator<'_> {
             }
         }
         Some(IdentitySettings {
-            subject,
-            roles,
-            permissions,
-            method,
+            subject: Wired::of(subject),
+            roles: Wired::of(roles),
+            permissions: Wired::of(permissions),
+            method: Wired::of(method),
             claims,
             forward_credentials: raw.forward_credentials,
             internal_token,

@@ -21,6 +21,9 @@ use tracing_subscriber::fmt::MakeWriter;
 
 pub use crate::audit::{audit_layer, AuditLayer};
 
+mod access;
+pub use access::{write as access, AccessLine};
+
 /// The log's output format (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -107,6 +110,16 @@ fn writer_thread(queue: &'static Queue) {
     }
 }
 
+/// Queues one whole line (stdout directly until the queue is started).
+fn write_line(line: &[u8]) {
+    match QUEUE.get() {
+        Some(queue) => queue.push(line),
+        None => {
+            let _ = std::io::stdout().lock().write_all(line);
+        }
+    }
+}
+
 /// The subscriber's writer for one event: the queue once started, stdout before.
 struct Output;
 
@@ -115,10 +128,7 @@ struct Line;
 
 impl Write for Line {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match QUEUE.get() {
-            Some(queue) => queue.push(buf),
-            None => std::io::stdout().lock().write_all(buf)?,
-        }
+        write_line(buf);
         Ok(buf.len())
     }
 
@@ -151,6 +161,9 @@ pub fn init(format: LogFormat) {
         .with(lines)
         .with(audit_layer())
         .init();
+    // The access line is written beside the subscriber, in its format, when its filter keeps it.
+    let kept = tracing::enabled!(target: "access", tracing::Level::INFO);
+    access::enable(kept.then_some(format));
 }
 
 /// Starts the writer thread; from now on no log line is written on the caller's thread.
