@@ -7,6 +7,8 @@
 //! `--log-format json`, `{"timestamp":…,"level":"INFO",<fields>,"target":"access"}`; with
 //! `text`, `<timestamp>  INFO access: name=value …`. Whether it is written at all is what
 //! `PORTCULLIS_LOG` says of target `access` at `info`, read once at start-up ([`enable`]).
+//! Where `logs::init` did not run (the gateway embedded, as the integration tests run it
+//! in-process under a subscriber of their own), the line is a `tracing` event as before.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -30,10 +32,11 @@ pub struct AccessLine<'a> {
     pub decision: bool,
 }
 
-const OFF: u8 = 0;
-const JSON: u8 = 1;
-const TEXT: u8 = 2;
-static FORMAT: AtomicU8 = AtomicU8::new(OFF);
+const EVENT: u8 = 0;
+const OFF: u8 = 1;
+const JSON: u8 = 2;
+const TEXT: u8 = 3;
+static FORMAT: AtomicU8 = AtomicU8::new(EVENT);
 
 /// Turns the access line on (in `format`) or off, as the log's filter has it.
 pub(super) fn enable(format: Option<LogFormat>) {
@@ -48,8 +51,10 @@ pub(super) fn enable(format: Option<LogFormat>) {
 /// Writes the line, when access lines are on.
 pub fn write(line: &AccessLine<'_>) {
     let format = FORMAT.load(Ordering::Relaxed);
-    if format == OFF {
-        return;
+    match format {
+        OFF => return,
+        EVENT => return event(line),
+        _ => {}
     }
     thread_local! {
         static BUF: RefCell<(Vec<u8>, Stamp)> = RefCell::new((Vec::with_capacity(512), Stamp::default()));
@@ -95,6 +100,23 @@ fn json(buf: &mut Vec<u8>, stamp: &mut Stamp, now: Duration, l: &AccessLine<'_>)
     } else {
         b",\"decision\":false,\"target\":\"access\"}\n"
     });
+}
+
+/// The line as a `tracing` event, for a subscriber other than ours.
+fn event(l: &AccessLine<'_>) {
+    tracing::info!(
+        target: "access",
+        request_id = l.request_id,
+        method = l.method,
+        path = l.path,
+        route = l.route,
+        status = l.status,
+        latency_ms = l.latency.as_secs_f64() * 1000.0,
+        client_ip = l.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        subject = l.subject,
+        auth_method = l.auth_method,
+        decision = l.decision,
+    );
 }
 
 /// tracing's text format: `Display` fields bare, string fields quoted as `Debug` quotes them.

@@ -120,6 +120,8 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[upstream.name()])
                 .observe(start.elapsed().as_secs_f64());
         }
+        // The request id and the four `RateLimit-*`: the maps grow once.
+        upstream_response.reserve_headers(5);
         if let Some(id) = &ctx.id.value {
             headers::wire::X_REQUEST_ID.set_on(upstream_response, id.clone());
         }

@@ -91,24 +91,40 @@ pub(crate) const RATELIMIT_RESET: Wired = Wired::fixed("ratelimit-reset", "RateL
 pub(crate) const RATELIMIT_POLICY: Wired = Wired::fixed("ratelimit-policy", "RateLimit-Policy");
 const RETRY_AFTER: Wired = Wired::fixed("retry-after", "Retry-After");
 
+/// What a policy's headers say whatever the request, made once with the policy: its name,
+/// `RateLimit-Limit` and `RateLimit-Policy`.
+#[derive(Debug)]
+pub(crate) struct Shown {
+    name: Arc<str>,
+    limit: HeaderValue,
+    policy: HeaderValue,
+}
+
+impl Shown {
+    fn new(name: Arc<str>, limit: u32, window: Duration) -> Self {
+        let mut policy = itoa::Buffer::new().format(limit).to_string();
+        policy.push_str(";w=");
+        policy.push_str(itoa::Buffer::new().format(whole_seconds(window)));
+        Shown {
+            name,
+            limit: HeaderValue::from(limit),
+            policy: HeaderValue::try_from(policy).expect("digits and ;w= are a header value"),
+        }
+    }
+}
+
 impl Decision {
     /// The `RateLimit-*` headers, and `Retry-After` on a refusal. Seconds round up, at least 1.
-    /// Values are made straight from the integers: this runs on every limited response.
-    pub fn headers(&self) -> Vec<(Wired, HeaderValue)> {
-        let mut policy = itoa::Buffer::new().format(self.limit).to_string();
-        policy.push_str(";w=");
-        policy.push_str(itoa::Buffer::new().format(whole_seconds(self.window)));
+    /// This runs on every limited response: what does not change is `shown`'s, made once.
+    fn headers(&self, shown: &Shown) -> Vec<(Wired, HeaderValue)> {
         let mut h = Vec::with_capacity(5);
-        h.push((RATELIMIT_LIMIT, HeaderValue::from(self.limit)));
+        h.push((RATELIMIT_LIMIT, shown.limit.clone()));
         h.push((RATELIMIT_REMAINING, HeaderValue::from(self.remaining)));
         h.push((
             RATELIMIT_RESET,
             HeaderValue::from(whole_seconds(self.reset)),
         ));
-        h.push((
-            RATELIMIT_POLICY,
-            HeaderValue::try_from(policy).expect("digits and ;w= are a header value"),
-        ));
+        h.push((RATELIMIT_POLICY, shown.policy.clone()));
         if !self.allowed {
             h.push((
                 RETRY_AFTER,
@@ -182,6 +198,7 @@ impl PolicySpec {
 pub struct Policy {
     pub spec: PolicySpec,
     limiter: Arc<dyn Limiter>,
+    shown: Arc<Shown>,
 }
 
 impl Policy {
@@ -201,7 +218,13 @@ impl Policy {
             )) as Arc<dyn Limiter>,
             _ => Arc::new(LocalLimiter::new(spec.quota)),
         };
-        Policy { spec, limiter }
+        let quota = spec.quota;
+        let shown = Shown::new(spec.name.clone(), quota.burst.get(), quota.window());
+        Policy {
+            spec,
+            limiter,
+            shown: Arc::new(shown),
+        }
     }
 
     pub async fn check(&self, input: &KeyInput<'_>) -> Decision {
@@ -219,7 +242,7 @@ impl Policy {
 /// fewest remaining (ties: the first listed), or the policy that refused it.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Tally {
-    shown: Option<(usize, Arc<str>, Decision)>,
+    shown: Option<(usize, Arc<Shown>, Decision)>,
 }
 
 impl Tally {
@@ -232,7 +255,7 @@ impl Tally {
         for (position, policy) in policies {
             let decision = policy.check(input).await;
             if !decision.allowed {
-                self.shown = Some((position, policy.spec.name.clone(), decision));
+                self.shown = Some((position, policy.shown.clone(), decision));
                 return Err(GatewayError::RateLimited);
             }
             let fewer = match &self.shown {
@@ -240,7 +263,7 @@ impl Tally {
                 Some((p, _, shown)) => (decision.remaining, position) < (shown.remaining, *p),
             };
             if fewer {
-                self.shown = Some((position, policy.spec.name.clone(), decision));
+                self.shown = Some((position, policy.shown.clone(), decision));
             }
         }
         Ok(())
@@ -248,13 +271,13 @@ impl Tally {
 
     /// The name of the policy the headers describe (the refusing one after a 429).
     pub(crate) fn policy(&self) -> Option<&str> {
-        self.shown.as_ref().map(|(_, name, _)| &**name)
+        self.shown.as_ref().map(|(_, shown, _)| &*shown.name)
     }
 
     pub(crate) fn headers(&self) -> Vec<(Wired, HeaderValue)> {
         self.shown
             .as_ref()
-            .map(|(_, _, d)| d.headers())
+            .map(|(_, shown, d)| d.headers(shown))
             .unwrap_or_default()
     }
 }
@@ -279,7 +302,7 @@ mod tests {
         // 1/min, burst 3, first request: two left, full again in one interval.
         let q = quota(1, 60, 3);
         let d = q.decision(true, Duration::from_secs(60));
-        let h = d.headers();
+        let h = d.headers(&Shown::new("p".into(), d.limit, d.window));
         let get = |n: &HeaderName| {
             h.iter()
                 .find(|(k, _)| k.name == n)
@@ -294,7 +317,7 @@ mod tests {
         // Refused with the bucket empty: the next request conforms in one interval.
         let d = q.decision(false, Duration::from_secs(180));
         assert_eq!((d.remaining, d.retry_after), (0, Duration::from_secs(60)));
-        let h = d.headers();
+        let h = d.headers(&Shown::new("p".into(), d.limit, d.window));
         let get = |n: &HeaderName| {
             h.iter()
                 .find(|(k, _)| k.name == n)

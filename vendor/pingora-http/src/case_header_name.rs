@@ -33,7 +33,6 @@ impl CaseHeaderName {
     pub fn from_slice(buf: &[u8]) -> Self {
         CaseHeaderName(Bytes::copy_from_slice(buf))
     }
-
     /// A name made at compile time: cloning it copies nothing (Portcullis's patch).
     pub const fn from_static(name: &'static str) -> Self {
         CaseHeaderName(Bytes::from_static(name.as_bytes()))

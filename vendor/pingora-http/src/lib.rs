@@ -42,8 +42,7 @@ pub mod authority;
 use authority::{raw_target_authority, RawTargetAuthority};
 
 mod case_header_name;
-// Public, for `insert_parsed_header` (Portcullis's patch).
-pub use case_header_name::CaseHeaderName;
+pub use case_header_name::CaseHeaderName; // public: Portcullis's patch
 pub use case_header_name::IntoCaseHeaderName;
 
 pub mod prelude {
@@ -244,8 +243,7 @@ impl RequestHeader {
         insert_parsed(self.header_name_map.as_mut(), &mut self.base.headers, name, case, value)
     }
 
-    /// Make room for `additional` more headers in one go, not a doubling and rehash of both maps
-    /// at a time as they fill up. (Portcullis's patch.)
+    /// Room for `additional` more headers in both maps at once. (Portcullis's patch.)
     pub fn reserve_headers(&mut self, additional: usize) {
         if let Some(name_map) = self.header_name_map.as_mut() {
             name_map.reserve(additional);
@@ -607,9 +605,7 @@ impl ResponseHeader {
         )
     }
 
-    /// Insert a header whose name is parsed already, written `case` on the wire: no parse of
-    /// the name and no copy of it, as [Self::insert_header()] makes on every call.
-    /// (Portcullis's patch: vendor/pingora-http/PORTCULLIS.md.)
+    /// As [RequestHeader::insert_parsed_header()]. (Portcullis's patch.)
     pub fn insert_parsed_header(
         &mut self,
         name: &HeaderName,
@@ -617,6 +613,14 @@ impl ResponseHeader {
         value: HeaderValue,
     ) {
         insert_parsed(self.header_name_map.as_mut(), &mut self.base.headers, name, case, value)
+    }
+
+    /// As [RequestHeader::reserve_headers()]. (Portcullis's patch.)
+    pub fn reserve_headers(&mut self, additional: usize) {
+        if let Some(name_map) = self.header_name_map.as_mut() {
+            name_map.reserve(additional);
+        }
+        self.base.headers.reserve(additional);
     }
 
     /// Remove all headers under the name
@@ -928,8 +932,7 @@ fn insert_header_value<T>(
     Ok(())
 }
 
-/// [RequestHeader::insert_parsed_header()]'s work (Portcullis's patch).
-#[inline]
+#[inline] // Portcullis's patch
 fn insert_parsed<T>(
     name_map: Option<&mut CaseMap>,
     value_map: &mut HMap<T>,
