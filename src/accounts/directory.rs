@@ -45,17 +45,17 @@ impl Directory {
     pub(crate) fn open(url: &str, db_key: &str) -> Result<Arc<Self>, DbError> {
         let db = Db::new(url);
         let checking = db.clone();
+        let ring = Arc::new(KeyRing::default());
+        let filling = ring.clone();
         let loaded = std::thread::spawn(move || {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| DbError::Unavailable(e.to_string()))?
-                .block_on(checking.check_and_load())
+                .block_on(checking.check_and_load(&*filling))
         })
         .join()
         .unwrap_or_else(|_| Err(DbError::Unavailable("the check panicked".into())))?;
-        let ring = Arc::new(KeyRing::default());
-        ring.replace_all(loaded.keys);
         tracing::info!(api_keys = ring.len(), "users_db ready");
         Ok(Arc::new(Directory {
             db,

@@ -37,7 +37,9 @@ pub struct ApiKey {
     pub issued_at: Option<u64>,
     /// The key's own `rate_limit`, checked after the route's policies.
     pub rate_limit: Option<PolicyId>,
-    /// Its effective roles and permissions, expanded at load.
+    /// Its effective roles and permissions, expanded at load. A key users made has none
+    /// here: they depend on the asking config's roles, and `KeyRing::verify` answers them
+    /// beside the key.
     pub grants: Arc<Grants>,
     /// `{"sub": subject}`: ownership rules name `sub` by default, and a key's subject answers.
     pub claims: Arc<Map<String, Value>>,

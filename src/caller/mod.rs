@@ -256,13 +256,22 @@ fn verify_api_key(
 ) -> Result<Identity, GatewayError> {
     // The config's keys, then those users made (held in memory: no database round trip).
     let client_ip = asked.client_ip;
-    let mut verified = runtime.config.api_keys.verify(presented, client_ip, now);
+    // A configured key carries its grants; a key users made is granted by the ring, under
+    // this request's roles.
+    let mut verified = runtime
+        .config
+        .api_keys
+        .verify(presented, client_ip, now)
+        .map(|key| {
+            let grants = key.grants.clone();
+            (key, grants)
+        });
     let mut made_by_user = false;
     if let (Err(ApiKeyError::Unknown), Some(ring)) = (&verified, user_keys) {
         verified = ring.verify(presented, client_ip, now, &runtime.config.roles);
         made_by_user = true;
     }
-    let key = verified.map_err(GatewayError::InvalidApiKey)?;
+    let (key, grants) = verified.map_err(GatewayError::InvalidApiKey)?;
     let presented = Presented {
         subject: &key.subject,
         api_key: Some(&key.id),
@@ -280,7 +289,7 @@ fn verify_api_key(
     Ok(Identity {
         subject: key.subject.clone(),
         method: AuthMethod::ApiKey,
-        grants: key.grants.clone(),
+        grants,
         claims: key.claims.clone(),
         api_key: Some(key),
         bound: false,

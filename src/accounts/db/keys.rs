@@ -1,6 +1,7 @@
 //! The API keys users make at run time: the digest only (the key is shown once, at
 //! creation), the owner, roles, expiry and allowed networks.
 
+use futures_util::TryStreamExt;
 use sqlx::any::AnyRow;
 use sqlx::AnyPool;
 use sqlx::Row;
@@ -223,11 +224,37 @@ pub(crate) async fn delete(
 const LIVE: &str = "FROM portcullis_api_keys k JOIN portcullis_users u ON u.username = k.username \
                     WHERE u.disabled = 0";
 
-/// Every key of an enabled user: what an instance loads at start.
-pub(crate) async fn all_live(pool: &AnyPool) -> Result<Vec<LiveKey>, DbError> {
+/// Where the keys read at start go, one by one as their rows arrive.
+pub(crate) trait KeySink {
+    /// About `rows` keys follow (counted just before): room made once is not grown, and
+    /// copied, key by key.
+    fn expect(&mut self, rows: usize);
+    fn key(&mut self, key: LiveKey);
+}
+
+#[cfg(test)]
+impl KeySink for &mut Vec<LiveKey> {
+    fn expect(&mut self, rows: usize) {
+        self.reserve(rows);
+    }
+    fn key(&mut self, key: LiveKey) {
+        self.push(key);
+    }
+}
+
+/// Every key of an enabled user, into `sink`: what an instance loads at start. Streamed, not
+/// fetched all at once: a million rows held together would be the gateway's peak memory.
+pub(crate) async fn each_live(pool: &AnyPool, mut sink: impl KeySink) -> Result<(), DbError> {
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM portcullis_api_keys")
+        .fetch_one(pool)
+        .await?;
+    sink.expect(usize::try_from(held).unwrap_or(0));
     let sql = format!("SELECT {COLUMNS}, u.subject, u.roles AS owner_roles {LIVE}");
-    let rows = sqlx::query(&sql).fetch_all(pool).await?;
-    rows.iter().map(read_live).collect()
+    let mut rows = sqlx::query(&sql).fetch(pool);
+    while let Some(row) = rows.try_next().await? {
+        sink.key(read_live(&row)?);
+    }
+    Ok(())
 }
 
 /// Key `id`, if it exists and its owner is enabled.

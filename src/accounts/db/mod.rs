@@ -86,7 +86,6 @@ impl From<sqlx::Error> for DbError {
 pub(crate) struct Loaded {
     /// The change log's last sequence number.
     pub seq: i64,
-    pub keys: Vec<keys::LiveKey>,
     pub hashes: Vec<String>,
 }
 
@@ -136,9 +135,9 @@ impl Db {
     }
 
     /// Connects and migrates now, on a runtime of the caller's, then reads the change log's
-    /// position and every live API key: what a gateway loads before it starts, so that a
-    /// database down at start is an error then, not later.
-    pub(crate) async fn check_and_load(&self) -> Result<Loaded, DbError> {
+    /// position and every live API key (into `keys`): what a gateway loads before it starts,
+    /// so that a database down at start is an error then, not later.
+    pub(crate) async fn check_and_load(&self, keys: impl keys::KeySink) -> Result<Loaded, DbError> {
         let pool = pool_options(self.kind)
             .max_connections(1)
             .connect(&self.url)
@@ -147,9 +146,9 @@ impl Db {
             migrate::run(&pool, self.kind).await?;
             // The position first: a change made while the keys load is read again later.
             let seq = changes::last(&pool).await?;
+            keys::each_live(&pool, keys).await?;
             Ok(Loaded {
                 seq,
-                keys: keys::all_live(&pool).await?,
                 hashes: users::all_hashes(&pool).await?,
             })
         }

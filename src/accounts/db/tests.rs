@@ -41,9 +41,9 @@ async fn users_keys_and_changes_round_trip_through_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
     let db = Db::new(&url);
-    db.check_and_load().await.unwrap();
+    db.check_and_load(&mut Vec::new()).await.unwrap();
     // A second start migrates nothing and fails nothing.
-    db.check_and_load().await.unwrap();
+    db.check_and_load(&mut Vec::new()).await.unwrap();
     db.run(|pool, kind| async move {
         let before = changes::last(&pool).await?;
         users::insert(&pool, kind, &user("alice")).await?;
@@ -104,7 +104,8 @@ async fn users_keys_and_changes_round_trip_through_sqlite() {
         users::update(&pool, kind, "alice", &toggle(true), 2000).await?;
         assert_eq!(keys::of_user(&pool, "bob").await?, vec![key("k1", "bob")]);
         // Alice is disabled: her key is not live.
-        let live = keys::all_live(&pool).await?;
+        let mut live = Vec::new();
+        keys::each_live(&pool, &mut live).await?;
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].subject, "u-bob");
         assert!(keys::live(&pool, "k22").await?.is_none());
@@ -159,7 +160,7 @@ async fn users_keys_and_changes_round_trip_through_sqlite() {
 async fn an_unreachable_database_is_unavailable() {
     let db = Db::new("postgres://nobody@127.0.0.1:1/none");
     assert!(matches!(
-        db.check_and_load().await,
+        db.check_and_load(&mut Vec::new()).await,
         Err(DbError::Unavailable(_))
     ));
     let r = db
@@ -175,7 +176,7 @@ async fn a_change_of_an_unknown_kind_is_passed_over() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
     let db = Db::new(&url);
-    db.check_and_load().await.unwrap();
+    db.check_and_load(&mut Vec::new()).await.unwrap();
     db.run(|pool, kind| async move {
         sqlx::query("INSERT INTO portcullis_changes (kind, name, at) VALUES ('group', 'g', 1)")
             .execute(&pool)
@@ -221,7 +222,7 @@ async fn a_key_is_stored_only_for_its_live_owner_under_the_cap() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("u.db").display());
     let db = Db::new(&url);
-    db.check_and_load().await.unwrap();
+    db.check_and_load(&mut Vec::new()).await.unwrap();
     db.run(|pool, kind| async move {
         users::insert(&pool, kind, &user("vlad")).await?;
         users::delete(&pool, kind, "vlad", 1001).await?;
