@@ -29,7 +29,14 @@ pub struct AccessLine<'a> {
     pub client_ip: Option<IpAddr>,
     pub subject: &'a str,
     pub auth_method: &'a str,
-    pub decision: bool,
+    pub listener: Listener,
+}
+
+/// Which listener answered: the proxy, or the decision listener (the line's `decision` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Proxy,
+    Decision,
 }
 
 const EVENT: u8 = 0;
@@ -95,10 +102,9 @@ fn json(buf: &mut Vec<u8>, stamp: &mut Stamp, now: Duration, l: &AccessLine<'_>)
     json_str(buf, l.subject);
     buf.extend_from_slice(b",\"auth_method\":");
     json_str(buf, l.auth_method);
-    buf.extend_from_slice(if l.decision {
-        b",\"decision\":true,\"target\":\"access\"}\n"
-    } else {
-        b",\"decision\":false,\"target\":\"access\"}\n"
+    buf.extend_from_slice(match l.listener {
+        Listener::Decision => b",\"decision\":true,\"target\":\"access\"}\n",
+        Listener::Proxy => b",\"decision\":false,\"target\":\"access\"}\n",
     });
 }
 
@@ -115,7 +121,7 @@ fn event(l: &AccessLine<'_>) {
         client_ip = l.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         subject = l.subject,
         auth_method = l.auth_method,
-        decision = l.decision,
+        decision = l.listener == Listener::Decision,
     );
 }
 
@@ -139,7 +145,9 @@ fn text(buf: &mut Vec<u8>, stamp: &mut Stamp, now: Duration, l: &AccessLine<'_>)
     let _ = writeln!(
         buf,
         " subject={:?} auth_method={:?} decision={}",
-        l.subject, l.auth_method, l.decision
+        l.subject,
+        l.auth_method,
+        l.listener == Listener::Decision
     );
 }
 
@@ -208,24 +216,9 @@ impl Stamp {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` of a Unix time (Howard Hinnant's days-to-civil algorithm).
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix time.
 fn date_time(unix: u64) -> [u8; 19] {
-    let (days, secs) = (unix / 86_400, unix % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let text = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    );
+    let text = crate::units::rfc3339(unix);
     let mut out = [b'0'; 19];
     out.copy_from_slice(&text.as_bytes()[..19]);
     out
@@ -246,7 +239,7 @@ mod tests {
             client_ip: Some("127.0.0.1".parse().unwrap()),
             subject,
             auth_method: "jwt",
-            decision: false,
+            listener: Listener::Proxy,
         }
     }
 

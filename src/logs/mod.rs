@@ -22,7 +22,7 @@ use tracing_subscriber::fmt::MakeWriter;
 pub use crate::audit::{audit_layer, AuditLayer};
 
 mod access;
-pub use access::{write as access, AccessLine};
+pub use access::{write as access, AccessLine, Listener};
 
 /// The log's output format (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -8,7 +8,7 @@ use pingora::proxy::Session;
 use super::ctx::RequestCtx;
 use super::Door;
 use crate::error::{Counted, GatewayError};
-use crate::logs::{self, AccessLine};
+use crate::logs::{self, AccessLine, Listener};
 use crate::metrics::{status_label, Metrics};
 
 /// Writes the request's access event (and audit event) and records its metrics.
@@ -40,7 +40,10 @@ pub(super) fn request_done(metrics: &Metrics, door: Door, session: &Session, ctx
         client_ip: ctx.client.ip,
         subject,
         auth_method,
-        decision,
+        listener: match door {
+            Door::Proxy => Listener::Proxy,
+            Door::Decision => Listener::Decision,
+        },
     });
     if let Some(refusal) = judged.refusal.filter(GatewayError::is_audited) {
         tracing::info!(
