@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use http::HeaderValue;
 
 use crate::error::GatewayError;
-use crate::headers::Wired;
+use crate::headers::{number, Wired};
 use crate::units::Rate;
 pub(crate) use global::GlobalLimiter;
 pub(crate) use global::{SharedBuckets, Unreachable};
@@ -116,22 +116,15 @@ impl Shown {
 impl Decision {
     /// The `RateLimit-*` headers, and `Retry-After` on a refusal. Seconds round up, at least 1.
     /// This runs on every limited response: what does not change is `shown`'s, made once.
-    fn headers(&self, shown: &Shown) -> Vec<(Wired, HeaderValue)> {
-        let mut h = Vec::with_capacity(5);
-        h.push((RATELIMIT_LIMIT, shown.limit.clone()));
-        h.push((RATELIMIT_REMAINING, HeaderValue::from(self.remaining)));
-        h.push((
-            RATELIMIT_RESET,
-            HeaderValue::from(whole_seconds(self.reset)),
-        ));
-        h.push((RATELIMIT_POLICY, shown.policy.clone()));
+    /// Each header goes to `put` as it is made: no list is built on the way.
+    fn headers(&self, shown: &Shown, mut put: impl FnMut(Wired, HeaderValue)) {
+        put(RATELIMIT_LIMIT, shown.limit.clone());
+        put(RATELIMIT_REMAINING, number(self.remaining.into()));
+        put(RATELIMIT_RESET, number(whole_seconds(self.reset)));
+        put(RATELIMIT_POLICY, shown.policy.clone());
         if !self.allowed {
-            h.push((
-                RETRY_AFTER,
-                HeaderValue::from(whole_seconds(self.retry_after)),
-            ));
+            put(RETRY_AFTER, number(whole_seconds(self.retry_after)));
         }
-        h
     }
 }
 
@@ -274,11 +267,11 @@ impl Tally {
         self.shown.as_ref().map(|(_, shown, _)| &*shown.name)
     }
 
-    pub(crate) fn headers(&self) -> Vec<(Wired, HeaderValue)> {
-        self.shown
-            .as_ref()
-            .map(|(_, shown, d)| d.headers(shown))
-            .unwrap_or_default()
+    /// The `RateLimit-*` headers (and `Retry-After`), each given to `put`.
+    pub(crate) fn headers(&self, put: impl FnMut(Wired, HeaderValue)) {
+        if let Some((_, shown, d)) = &self.shown {
+            d.headers(shown, put);
+        }
     }
 }
 
@@ -302,7 +295,10 @@ mod tests {
         // 1/min, burst 3, first request: two left, full again in one interval.
         let q = quota(1, 60, 3);
         let d = q.decision(true, Duration::from_secs(60));
-        let h = d.headers(&Shown::new("p".into(), d.limit, d.window));
+        let mut h = Vec::new();
+        d.headers(&Shown::new("p".into(), d.limit, d.window), |k, v| {
+            h.push((k, v))
+        });
         let get = |n: &HeaderName| {
             h.iter()
                 .find(|(k, _)| k.name == n)
@@ -317,7 +313,10 @@ mod tests {
         // Refused with the bucket empty: the next request conforms in one interval.
         let d = q.decision(false, Duration::from_secs(180));
         assert_eq!((d.remaining, d.retry_after), (0, Duration::from_secs(60)));
-        let h = d.headers(&Shown::new("p".into(), d.limit, d.window));
+        let mut h = Vec::new();
+        d.headers(&Shown::new("p".into(), d.limit, d.window), |k, v| {
+            h.push((k, v))
+        });
         let get = |n: &HeaderName| {
             h.iter()
                 .find(|(k, _)| k.name == n)
