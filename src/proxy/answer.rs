@@ -44,7 +44,9 @@ pub(super) async fn respond(
         response.headers.retain(|(n, _)| *n != name);
         response.headers.push((name, value));
     }
-    (ctx.judged.rate_limit).headers(|name, value| response.headers.push((name.name, value)));
+    ctx.judged
+        .rate_limit
+        .headers(|name, value| response.headers.push((name.name, value)));
     response.headers.extend(ctx.browser.cors.iter().cloned());
     let renewed = ctx.browser.set_cookies.iter().cloned();
     response.headers.extend(renewed.map(|c| (SET_COOKIE, c)));

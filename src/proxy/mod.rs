@@ -125,7 +125,9 @@ impl ProxyHttp for Gateway {
         if let Some(id) = &ctx.id.value {
             headers::wire::X_REQUEST_ID.set_on(upstream_response, id.clone());
         }
-        (ctx.judged.rate_limit).headers(|name, value| name.set_on(upstream_response, value));
+        ctx.judged
+            .rate_limit
+            .headers(|name, value| name.set_on(upstream_response, value));
         // The route's (and `[response]`'s) headers, where the upstream set none of its own.
         if let Some(route) = ctx.judged.answered.route() {
             for (name, value) in &route.response_headers {
