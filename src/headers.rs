@@ -14,9 +14,9 @@ pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwar
 pub(crate) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// A header name and its spelling on the wire, made once. Set through `insert_parsed_header`,
-/// which our patch of pingora-http adds (vendor/pingora-http/PORTCULLIS.md): Pingora's
-/// `insert_header` parses the name again and copies it on every call.
+/// A header name and its spelling on the wire, made once. Added through our patch of
+/// pingora-http (vendor/pingora-http/PORTCULLIS.md), which writes it after the other headers
+/// without entering Pingora's two maps: an insert there hashes and probes both, and grows them.
 #[derive(Debug, Clone)]
 pub struct Wired {
     pub name: HeaderName,
@@ -38,14 +38,28 @@ impl Wired {
         Wired { name, case }
     }
 
-    /// Sets the header on a request, replacing any value it had.
-    pub fn set(&self, req: &mut RequestHeader, value: HeaderValue) {
-        req.insert_parsed_header(&self.name, &self.case, value);
+    /// Adds the header to a request that has none of that name: the identity headers, which
+    /// step 3 stripped, and the forwarded headers where the client's are gone or kept.
+    pub fn add(&self, req: &mut RequestHeader, value: HeaderValue) {
+        req.append_wire_header(&self.case, value);
     }
 
-    /// Sets the header on a response, replacing any value it had.
-    pub fn set_on(&self, resp: &mut ResponseHeader, value: HeaderValue) {
-        resp.insert_parsed_header(&self.name, &self.case, value);
+    /// Sets the header on a request, removing every value it had.
+    pub fn replace(&self, req: &mut RequestHeader, value: HeaderValue) {
+        if req.headers.keys().any(|k| k == self.name) {
+            req.remove_header(&self.name);
+        }
+        self.add(req, value);
+    }
+
+    /// Sets the header on a response, removing every value the upstream gave it.
+    pub fn replace_on(&self, resp: &mut ResponseHeader, value: HeaderValue) {
+        // A scan of the few headers a response has is cheaper than a removal's two hash
+        // lookups, and the name is usually absent.
+        if resp.headers.keys().any(|k| k == self.name) {
+            resp.remove_header(&self.name);
+        }
+        resp.append_wire_header(&self.case, value);
     }
 }
 
@@ -70,6 +84,32 @@ pub(crate) mod wire {
     pub(crate) const X_FORWARDED_PROTO: Wired =
         Wired::fixed("x-forwarded-proto", "X-Forwarded-Proto");
     pub(crate) const X_FORWARDED_HOST: Wired = Wired::fixed("x-forwarded-host", "X-Forwarded-Host");
+}
+
+/// A header an identity header may not be named: one that frames the message or carries
+/// a credential, or one step 11 writes itself. (Identity headers are added beside the
+/// request's own, not in place of them: see `Wired::add`.)
+pub(crate) fn is_framing_or_ours(name: &HeaderName) -> bool {
+    const NAMES: &[&str] = &[
+        "host",
+        "authorization",
+        "cookie",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "proxy-connection",
+        "dpop",
+        "forwarded",
+        "x-real-ip",
+        "x-request-id",
+        "x-api-key",
+    ];
+    let s = name.as_str();
+    NAMES.contains(&s) || s.starts_with(FORWARDED_PREFIX)
 }
 
 /// Appends an address as text: IPv4 digit by digit (`Display` goes through `fmt`, ~1,400
@@ -233,10 +273,13 @@ impl ClientHeaders {
 
     fn is_refused(&self, name: &HeaderName, peer_trusted: bool) -> bool {
         let s = name.as_str();
-        if !self.first[s.as_bytes()[0] as usize] && !s.contains('_') {
+        // One byte search (memchr) rather than `str::contains`'s pattern machinery: this runs
+        // on every header of every request.
+        let underscore = s.as_bytes().contains(&b'_');
+        if !underscore && !self.first[s.as_bytes()[0] as usize] {
             return false;
         }
-        if s.contains('_') {
+        if underscore {
             let dashed = s.replace('_', "-");
             return dashed.starts_with(FORWARDED_PREFIX) || self.aliased.contains(&dashed);
         }
@@ -365,5 +408,43 @@ mod tests {
         assert_eq!(String::from_utf8(wire).unwrap(), "Accept: */*\r\n");
         strip_all(&mut req, [&http::header::ACCEPT]);
         assert!(req.headers.is_empty());
+    }
+
+    /// Added headers go on the wire after the request's own, in their spelling, and are in
+    /// the parts HTTP/2 sends; `replace` takes every value the request had first.
+    #[test]
+    fn added_headers_reach_the_wire_and_the_parts() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("Accept", "*/*").unwrap();
+        req.append_header("x-request-id", "client-1").unwrap();
+        req.append_header("X-Request-Id", "client-2").unwrap();
+        wire::X_FORWARDED_PROTO.add(&mut req, HeaderValue::from_static("http"));
+        wire::X_REQUEST_ID.replace(&mut req, HeaderValue::from_static("ours"));
+        // A clone (Pingora clones the request it sends upstream) writes the same, once.
+        for req in [&req, &req.clone()] {
+            let mut on_wire = Vec::new();
+            req.header_to_h1_wire(&mut on_wire);
+            assert_eq!(
+                String::from_utf8(on_wire).unwrap(),
+                "Accept: */*\r\nX-Forwarded-Proto: http\r\nX-Request-Id: ours\r\n"
+            );
+        }
+        let parts = req.as_owned_parts();
+        let ids: Vec<_> = parts.headers.get_all(&X_REQUEST_ID).iter().collect();
+        assert_eq!(ids, [&HeaderValue::from_static("ours")]);
+        assert_eq!(parts.headers[&X_FORWARDED_PROTO], "http");
+
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("RateLimit-Limit", "9").unwrap();
+        let limit = Wired::fixed("ratelimit-limit", "RateLimit-Limit");
+        limit.replace_on(&mut resp, HeaderValue::from_static("5"));
+        let mut on_wire = Vec::new();
+        resp.header_to_h1_wire(&mut on_wire);
+        assert_eq!(
+            String::from_utf8(on_wire).unwrap(),
+            "RateLimit-Limit: 5\r\n"
+        );
+        let parts: http::response::Parts = resp.into();
+        assert_eq!(parts.headers["ratelimit-limit"], "5");
     }
 }

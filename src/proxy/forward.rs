@@ -43,8 +43,6 @@ pub fn rewrite_upstream_request(
     ids: &IdentitySettings,
     f: &Forwarding<'_>,
 ) -> pingora::Result<()> {
-    // What is set below, room made at once: each map grows once, not twice.
-    req.reserve_headers(8);
     if !ids.forward_credentials {
         strip_credentials(req, f.session_cookie);
     }
@@ -72,11 +70,12 @@ pub fn rewrite_upstream_request(
     join_cookies(req);
     write_identity(req, ids, f)?;
     if let Some(id) = f.request_id {
-        wire::X_REQUEST_ID.set(req, id.clone());
+        wire::X_REQUEST_ID.replace(req, id.clone());
     }
 
     if let Some(peer) = f.peer {
-        let mut chain = String::new();
+        // Room for the common case, the peer's address alone, in one allocation.
+        let mut chain = Vec::with_capacity(40);
         if f.peer_trusted {
             // Every line, in order, is one list (HAProxy's `option forwardfor` adds a line):
             // the same list step 2 read the client IP from.
@@ -84,21 +83,26 @@ pub fn rewrite_upstream_request(
                 let line = String::from_utf8_lossy(line.as_bytes());
                 let line = line.trim().trim_matches(',');
                 if !line.is_empty() {
-                    chain.push_str(line);
-                    chain.push_str(", ");
+                    chain.extend_from_slice(line.as_bytes());
+                    chain.extend_from_slice(b", ");
                 }
             }
         }
-        let mut chain = chain.into_bytes();
         headers::push_ip(&mut chain, peer);
         // Values of valid headers, an address and ", ": a valid value.
         if let Ok(chain) = HeaderValue::try_from(chain) {
-            wire::X_FORWARDED_FOR.set(req, chain);
+            if f.peer_trusted {
+                wire::X_FORWARDED_FOR.replace(req, chain);
+            } else {
+                // Step 3 stripped an untrusted peer's `X-Forwarded-*`.
+                wire::X_FORWARDED_FOR.add(req, chain);
+            }
         }
     }
     if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
         let proto = HeaderValue::from_static(if f.tls { "https" } else { "http" });
-        wire::X_FORWARDED_PROTO.set(req, proto);
+        // Absent: an untrusted peer's went at step 3, a trusted one's is kept.
+        wire::X_FORWARDED_PROTO.add(req, proto);
     }
     if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_HOST)) {
         let host = req.headers.get(HOST).cloned().or_else(|| {
@@ -107,7 +111,7 @@ pub fn rewrite_upstream_request(
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         match host {
-            Some(h) => wire::X_FORWARDED_HOST.set(req, h),
+            Some(h) => wire::X_FORWARDED_HOST.add(req, h), // absent, as above
             None => {
                 req.remove_header(&X_FORWARDED_HOST);
             }
@@ -126,8 +130,7 @@ fn strip_credentials(req: &mut RequestHeader, session_cookie: Option<&str>) {
     let ours = req
         .headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| credentials::parse_authorization(v).is_some());
+        .is_some_and(|v| credentials::scheme_is_ours(v.as_bytes()));
     if ours {
         req.remove_header(&http::header::AUTHORIZATION);
     }
@@ -237,6 +240,7 @@ pub(super) fn identity_headers(
         return Vec::new();
     }
     scratch
+        .as_owned_parts()
         .headers
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -255,14 +259,14 @@ fn set_identity(
         (&ids.permissions, id.grants.permissions_value()),
     ] {
         match value {
-            Some(v) => name.set(req, v.clone()),
+            Some(v) => name.add(req, v.clone()),
             None => {
                 tracing::warn!(header = %name, "identity value is not a valid header value; left out")
             }
         }
     }
     ids.method
-        .set(req, HeaderValue::from_static(id.method.as_str()));
+        .add(req, HeaderValue::from_static(id.method.as_str()));
     if let Some(issuer) = &ids.issuer {
         insert_checked(req, issuer, issuer_of(id))?;
     }
@@ -293,7 +297,7 @@ fn issuer_of(id: &Identity) -> &str {
 /// control character) is left out rather than forwarded mangled.
 fn insert_checked(req: &mut RequestHeader, name: &Wired, value: &str) -> pingora::Result<()> {
     match HeaderValue::from_str(value) {
-        Ok(v) => name.set(req, v),
+        Ok(v) => name.add(req, v),
         Err(_) => {
             tracing::warn!(header = %name, "identity value is not a valid header value; left out")
         }

@@ -120,14 +120,12 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[upstream.name()])
                 .observe(start.elapsed().as_secs_f64());
         }
-        // The request id and the four `RateLimit-*`: the maps grow once.
-        upstream_response.reserve_headers(5);
         if let Some(id) = &ctx.id.value {
-            headers::wire::X_REQUEST_ID.set_on(upstream_response, id.clone());
+            headers::wire::X_REQUEST_ID.replace_on(upstream_response, id.clone());
         }
         ctx.judged
             .rate_limit
-            .headers(|name, value| name.set_on(upstream_response, value));
+            .headers(|name, value| name.replace_on(upstream_response, value));
         // The route's (and `[response]`'s) headers, where the upstream set none of its own.
         if let Some(route) = ctx.judged.answered.route() {
             for (name, value) in &route.response_headers {

@@ -104,10 +104,10 @@ async fn a_forwarded_request_carries_the_identity_and_none_of_the_client_s() {
     gw.upstream_request_filter(&mut s, &mut upstream, &mut ctx)
         .await
         .unwrap();
+    // What the upstream receives: the added headers are outside `headers` until then.
+    let sent = upstream.as_owned_parts().headers;
     let values = |name: &str| -> Vec<String> {
-        upstream
-            .headers
-            .get_all(name)
+        sent.get_all(name)
             .iter()
             .map(|v| v.to_str().unwrap().to_string())
             .collect()
@@ -122,6 +122,11 @@ async fn a_forwarded_request_carries_the_identity_and_none_of_the_client_s() {
         );
     }
     assert_eq!(values("x-request-id"), [ctx.id.text.clone()]);
+    let mut wire = Vec::new();
+    upstream.header_to_h1_wire(&mut wire);
+    let wire = String::from_utf8(wire).unwrap();
+    assert_eq!(wire.matches("x-user-id: alice\r\n").count(), 1, "{wire}");
+    assert!(!wire.to_ascii_lowercase().contains("root"), "{wire}");
 }
 
 #[tokio::test]

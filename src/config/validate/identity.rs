@@ -63,6 +63,12 @@ impl Validator<'_> {
             if !seen.insert(h.clone()) {
                 self.err(&p, format!("header `{h}` is used twice"));
             }
+            if crate::headers::is_framing_or_ours(h) {
+                self.err(
+                    &p,
+                    format!("header `{h}` is one the gateway reads or sets itself"),
+                );
+            }
         }
         Some(IdentitySettings {
             subject: Wired::of(subject),

@@ -256,3 +256,23 @@ fn a_named_file_that_is_no_regular_file_is_refused() {
         );
     }
 }
+
+/// Identity headers are added beside the request's own headers (`Wired::add`): one named like
+/// a header the gateway reads or writes itself would reach the upstream twice.
+#[test]
+fn identity_headers_are_not_named_like_the_gateways_own() {
+    for name in ["X-Request-Id", "X-Forwarded-For", "Host", "authorization"] {
+        let bad = format!("{BASE}\n[identity]\nsubject_header = \"{name}\"\n");
+        let errors = errors_of(&bad);
+        let want = format!(
+            "identity: header `{}` is one the gateway reads or sets itself",
+            name.to_ascii_lowercase()
+        );
+        assert!(
+            errors.iter().any(|e| e.contains(&want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+    let fine = format!("{BASE}\n[identity]\nsubject_header = \"X-Subject\"\n");
+    assert_eq!(errors_of(&fine), Vec::<String>::new());
+}

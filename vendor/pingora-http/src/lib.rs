@@ -85,6 +85,7 @@ pub enum HeaderNameVariant<'a> {
 pub struct RequestHeader {
     base: ReqParts,
     header_name_map: Option<CaseMap>,
+    tail: Tail, // Portcullis's patch
     raw_target: RawTarget,
     // whether we send END_STREAM with HEADERS for h2 requests
     send_end_stream: bool,
@@ -153,6 +154,7 @@ impl RequestHeader {
         RequestHeader {
             base,
             header_name_map: None,
+            tail: Tail::new(),
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
         }
@@ -231,24 +233,11 @@ impl RequestHeader {
         )
     }
 
-    /// Insert a header whose name is parsed already, written `case` on the wire: no parse of
-    /// the name and no copy of it, as [Self::insert_header()] makes on every call.
-    /// (Portcullis's patch: vendor/pingora-http/PORTCULLIS.md.)
-    pub fn insert_parsed_header(
-        &mut self,
-        name: &HeaderName,
-        case: &CaseHeaderName,
-        value: HeaderValue,
-    ) {
-        insert_parsed(self.header_name_map.as_mut(), &mut self.base.headers, name, case, value)
-    }
-
-    /// Room for `additional` more headers in both maps at once. (Portcullis's patch.)
-    pub fn reserve_headers(&mut self, additional: usize) {
-        if let Some(name_map) = self.header_name_map.as_mut() {
-            name_map.reserve(additional);
-        }
-        self.base.headers.reserve(additional);
+    /// Writes a header after the others without entering the maps: no hashing, no case-map
+    /// entry. For a name the caller knows is absent: `headers` does not show it; the wire and
+    /// [Self::as_owned_parts()] do. (Portcullis's patch: vendor/pingora-http/PORTCULLIS.md.)
+    pub fn append_wire_header(&mut self, case: &CaseHeaderName, value: HeaderValue) {
+        push_tail(&mut self.tail, case, value)
     }
 
     /// Remove all headers under the name
@@ -263,7 +252,8 @@ impl RequestHeader {
     ///
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
-        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf);
+        tail_to_h1_wire(&self.tail, buf)
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -418,15 +408,16 @@ impl RequestHeader {
     /// rebuilding a [RequestHeader] from the result serializes the URI's origin-form path
     /// instead of the original bytes. [Clone] keeps it; [Self::set_raw_path()] restores it.
     pub fn as_owned_parts(&self) -> ReqParts {
-        clone_req_parts(&self.base)
+        with_tail(clone_req_parts(&self.base), |p| &mut p.headers, &self.tail)
     }
 }
 
 impl Clone for RequestHeader {
     fn clone(&self) -> Self {
         Self {
-            base: self.as_owned_parts(),
+            base: clone_req_parts(&self.base), // not as_owned_parts: the tail stays the tail
             header_name_map: self.header_name_map.clone(),
+            tail: self.tail.clone(),
             raw_target: self.raw_target.clone(),
             send_end_stream: self.send_end_stream,
         }
@@ -442,6 +433,7 @@ impl From<ReqParts> for RequestHeader {
         Self {
             base: parts,
             header_name_map: None,
+            tail: Tail::new(),
             // The Uri is the only target available here, so it is the one that serializes.
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
@@ -450,8 +442,8 @@ impl From<ReqParts> for RequestHeader {
 }
 
 impl From<RequestHeader> for ReqParts {
-    fn from(resp: RequestHeader) -> ReqParts {
-        resp.base
+    fn from(req: RequestHeader) -> ReqParts {
+        with_tail(req.base, |p| &mut p.headers, &req.tail)
     }
 }
 
@@ -473,6 +465,7 @@ pub struct ResponseHeader {
     base: RespParts,
     // an ordered header map to store the original case of each header name
     header_name_map: Option<CaseMap>,
+    tail: Tail, // Portcullis's patch
     // the reason phrase of the response, if unset, a default one will be used
     reason_phrase: Option<String>,
 }
@@ -494,8 +487,9 @@ impl Deref for ResponseHeader {
 impl Clone for ResponseHeader {
     fn clone(&self) -> Self {
         Self {
-            base: self.as_owned_parts(),
+            base: clone_resp_parts(&self.base), // not as_owned_parts: the tail stays the tail
             header_name_map: self.header_name_map.clone(),
+            tail: self.tail.clone(),
             reason_phrase: self.reason_phrase.clone(),
         }
     }
@@ -507,6 +501,7 @@ impl From<RespParts> for ResponseHeader {
         Self {
             base: parts,
             header_name_map: None,
+            tail: Tail::new(),
             reason_phrase: None,
         }
     }
@@ -514,13 +509,13 @@ impl From<RespParts> for ResponseHeader {
 
 impl From<ResponseHeader> for RespParts {
     fn from(resp: ResponseHeader) -> RespParts {
-        resp.base
+        with_tail(resp.base, |p| &mut p.headers, &resp.tail)
     }
 }
 
 impl From<Box<ResponseHeader>> for Box<RespParts> {
     fn from(resp: Box<ResponseHeader>) -> Box<RespParts> {
-        Box::new(resp.base)
+        Box::new(with_tail(resp.base, |p| &mut p.headers, &resp.tail))
     }
 }
 
@@ -539,6 +534,7 @@ impl ResponseHeader {
         ResponseHeader {
             base,
             header_name_map: None,
+            tail: Tail::new(),
             reason_phrase: None,
         }
     }
@@ -605,22 +601,9 @@ impl ResponseHeader {
         )
     }
 
-    /// As [RequestHeader::insert_parsed_header()]. (Portcullis's patch.)
-    pub fn insert_parsed_header(
-        &mut self,
-        name: &HeaderName,
-        case: &CaseHeaderName,
-        value: HeaderValue,
-    ) {
-        insert_parsed(self.header_name_map.as_mut(), &mut self.base.headers, name, case, value)
-    }
-
-    /// As [RequestHeader::reserve_headers()]. (Portcullis's patch.)
-    pub fn reserve_headers(&mut self, additional: usize) {
-        if let Some(name_map) = self.header_name_map.as_mut() {
-            name_map.reserve(additional);
-        }
-        self.base.headers.reserve(additional);
+    /// As [RequestHeader::append_wire_header()]. (Portcullis's patch.)
+    pub fn append_wire_header(&mut self, case: &CaseHeaderName, value: HeaderValue) {
+        push_tail(&mut self.tail, case, value)
     }
 
     /// Remove all headers under the name
@@ -635,7 +618,8 @@ impl ResponseHeader {
     ///
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
-        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf);
+        tail_to_h1_wire(&self.tail, buf)
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -719,7 +703,7 @@ impl ResponseHeader {
 
     /// Clone `self` into [http::response::Parts].
     pub fn as_owned_parts(&self) -> RespParts {
-        clone_resp_parts(&self.base)
+        with_tail(clone_resp_parts(&self.base), |p| &mut p.headers, &self.tail)
     }
 
     /// Helper function to set the HTTP content length on the response header.
@@ -932,18 +916,34 @@ fn insert_header_value<T>(
     Ok(())
 }
 
-#[inline] // Portcullis's patch
-fn insert_parsed<T>(
-    name_map: Option<&mut CaseMap>,
-    value_map: &mut HMap<T>,
-    name: &HeaderName,
-    case: &CaseHeaderName,
-    value: T,
-) {
-    if let Some(name_map) = name_map {
-        name_map.insert(name.clone(), case.clone());
+// Portcullis's patch (PORTCULLIS.md): headers written after the maps, outside them.
+type Tail = Vec<(CaseHeaderName, HeaderValue)>;
+
+fn push_tail(tail: &mut Tail, case: &CaseHeaderName, value: HeaderValue) {
+    if tail.capacity() == 0 {
+        tail.reserve(8); // one allocation for a request's or a response's few
     }
-    value_map.insert(name.clone(), value);
+    tail.push((case.clone(), value));
+}
+
+fn tail_to_h1_wire(tail: &Tail, buf: &mut impl BufMut) {
+    for (case, value) in tail {
+        buf.put_slice(case.as_slice());
+        buf.put_slice(b": ");
+        buf.put_slice(value.as_ref());
+        buf.put_slice(b"\r\n");
+    }
+}
+
+/// `parts` with the tail in its map: what HTTP/2 and other readers of parts get.
+fn with_tail<P>(mut parts: P, headers: fn(&mut P) -> &mut HMap, tail: &Tail) -> P {
+    for (case, value) in tail {
+        // The spelling of a valid name: it parses.
+        if let Ok(name) = HeaderName::from_bytes(case.as_slice()) {
+            headers(&mut parts).append(name, value.clone());
+        }
+    }
+    parts
 }
 
 // the &N here is to avoid clone(). None Copy type like String can impl AsHeaderName
