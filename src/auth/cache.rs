@@ -1,21 +1,20 @@
-//! A bounded cache of verified tokens, keyed by a 128-bit keyed hash of the token (SipHash-2-4
-//! under a random key of the cache's own): a token seen again skips the signature check and the
+//! A bounded cache of verified tokens: a token seen again skips the signature check and the
 //! claim parsing (an RS256 check costs ~20 µs, ES256 ~50 µs).
 //!
-//! The key must not collide for two tokens, or one would pass as the other. SipHash is a PRF:
-//! without its key, which never leaves the process, a collision takes ~2^64 tokens presented,
-//! as for SHA-256 truncated to 128 bits, at a tenth of SHA-256's cost (which was 14,000
-//! instructions a request where the CPU has no SHA extensions).
+//! An entry keeps its token, and a hit is a token equal to it, compared in constant time: a
+//! token passes as no other. The key only finds the entry, so it can be a fast seeded hash
+//! (foldhash), not a PRF: SipHash-2-4 of every presented token cost ~1,900 instructions a
+//! request; a collision costs a second verification, never a wrong identity. The tokens are
+//! at most `MAX_CACHED_TOKEN_BYTES` each (the caller's bound), no more than the claims an entry
+//! already holds decoded.
 //! An entry dies with its token (`exp` plus leeway), with the config (the cache lives in it, so a
 //! reload starts empty), and when its issuer's JWKS changes. Revocation is not cached: it is
 //! checked on every request, hit or miss. Failed verifications are never cached.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-
-use siphasher::sip128::{Hasher128, SipHasher24};
 
 /// What a verified token yields, ready for the pipeline.
 #[derive(Debug)]
@@ -27,13 +26,13 @@ pub struct CachedToken<T> {
     pub keys_generation: u64,
 }
 
-/// A token's key in the cache.
+/// A token's key in the cache: its seeded hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Key(u128);
+struct Key(u64);
 
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0 as u64);
+        state.write_u64(self.0);
     }
 }
 
@@ -55,14 +54,16 @@ impl Hasher for PassThrough {
     }
 }
 
-type Shard<T> = RwLock<HashMap<Key, Arc<CachedToken<T>>, BuildHasherDefault<PassThrough>>>;
+/// An entry: the token, and what verifying it yielded.
+type Entry<T> = (Box<[u8]>, Arc<CachedToken<T>>);
+type Shard<T> = RwLock<HashMap<Key, Entry<T>, BuildHasherDefault<PassThrough>>>;
 
 pub struct TokenCache<T> {
     shards: Vec<Shard<T>>,
     per_shard: usize,
     len: AtomicUsize,
-    /// The hash's secret key, drawn when the cache is made.
-    hasher: SipHasher24,
+    /// Seeded at random when the cache is made.
+    hasher: foldhash::quality::RandomState,
 }
 
 const SHARDS: usize = 16;
@@ -78,44 +79,53 @@ impl<T> std::fmt::Debug for TokenCache<T> {
 impl<T> TokenCache<T> {
     /// A cache of at most `capacity` tokens.
     pub fn new(capacity: usize) -> Self {
-        let mut secret = [0u8; 16];
-        getrandom::fill(&mut secret).expect("the OS has randomness");
         TokenCache {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             len: AtomicUsize::new(0),
-            hasher: SipHasher24::new_with_key(&secret),
+            hasher: foldhash::quality::RandomState::default(),
         }
     }
 
-    pub fn key(&self, token: &str) -> Key {
-        let mut h = self.hasher;
-        h.write(token.as_bytes());
-        Key(h.finish128().as_u128())
+    fn key(&self, token: &str) -> Key {
+        Key(self.hasher.hash_one(token.as_bytes()))
     }
 
     fn shard(&self, key: &Key) -> &Shard<T> {
         // The high bits: the map's buckets use the low ones.
-        &self.shards[(key.0 >> 120) as usize % SHARDS]
+        &self.shards[(key.0 >> 56) as usize % SHARDS]
     }
 
-    /// The live entry for `key` at `now`, if its keys are still those it was verified with.
+    /// The live entry for `token` at `now`, if its keys are still those it was verified with.
     pub fn get(
         &self,
-        key: &Key,
+        token: &str,
         now: u64,
         keys_generation: impl Fn(&T) -> u64,
     ) -> Option<Arc<CachedToken<T>>> {
+        let key = self.key(token);
         let shard = self
-            .shard(key)
+            .shard(&key)
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let hit = shard.get(key)?;
-        (hit.dies_at > now && keys_generation(&hit.value) == hit.keys_generation)
+        let (kept, hit) = shard.get(&key)?;
+        (same(kept, token.as_bytes())
+            && hit.dies_at > now
+            && keys_generation(&hit.value) == hit.keys_generation)
             .then(|| hit.clone())
     }
 
-    pub fn insert(&self, key: Key, entry: CachedToken<T>, now: u64) -> Arc<CachedToken<T>> {
+    pub fn insert(&self, token: &str, entry: CachedToken<T>, now: u64) -> Arc<CachedToken<T>> {
+        self.insert_at(self.key(token), token, entry, now)
+    }
+
+    fn insert_at(
+        &self,
+        key: Key,
+        token: &str,
+        entry: CachedToken<T>,
+        now: u64,
+    ) -> Arc<CachedToken<T>> {
         let entry = Arc::new(entry);
         let mut shard = self
             .shard(&key)
@@ -124,13 +134,15 @@ impl<T> TokenCache<T> {
         if shard.len() >= self.per_shard {
             // Full: drop the dead first; if that frees nothing, start the shard over.
             let before = shard.len();
-            shard.retain(|_, e| e.dies_at > now);
+            shard.retain(|_, (_, e)| e.dies_at > now);
             if shard.len() >= self.per_shard {
                 shard.clear();
             }
             self.len.fetch_sub(before - shard.len(), Ordering::Relaxed);
         }
-        if shard.insert(key, entry.clone()).is_none() {
+        // A token whose key collides with another's takes its place.
+        let kept = (token.as_bytes().into(), entry.clone());
+        if shard.insert(key, kept).is_none() {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
         entry
@@ -145,43 +157,86 @@ impl<T> TokenCache<T> {
     }
 }
 
+/// Whether two tokens are equal, in time that depends on their length only: eight bytes at a
+/// time, no early exit. (`subtle` compares byte by byte, ~8 instructions a byte.)
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or_default());
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut diff = 0u64;
+    for (x, y) in wa.remainder().iter().zip(wb.remainder()) {
+        diff |= u64::from(x ^ y);
+    }
+    for (x, y) in wa.zip(wb) {
+        diff |= word(x) ^ word(y);
+    }
+    std::hint::black_box(diff) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn entry<T>(value: T, dies_at: u64, keys_generation: u64) -> CachedToken<T> {
+        CachedToken {
+            value,
+            dies_at,
+            keys_generation,
+        }
+    }
+
     #[test]
     fn entries_die_with_their_token_and_their_keys() {
         let cache: TokenCache<&'static str> = TokenCache::new(64);
-        let k = cache.key("a.b.c");
-        let entry = |dies_at, gen| CachedToken {
-            value: "alice",
-            dies_at,
-            keys_generation: gen,
-        };
-        cache.insert(k, entry(100, 0), 0);
-        assert!(cache.get(&k, 99, |_| 0).is_some());
-        assert!(cache.get(&k, 100, |_| 0).is_none(), "dead at exp + leeway");
+        cache.insert("a.b.c", entry("alice", 100, 0), 0);
+        assert!(cache.get("a.b.c", 99, |_| 0).is_some());
         assert!(
-            cache.get(&k, 50, |_| 1).is_none(),
+            cache.get("a.b.c", 100, |_| 0).is_none(),
+            "dead at exp + leeway"
+        );
+        assert!(
+            cache.get("a.b.c", 50, |_| 1).is_none(),
             "the issuer's keys changed"
         );
-        assert!(cache.get(&cache.key("a.b.d"), 50, |_| 0).is_none());
+        assert!(cache.get("a.b.d", 50, |_| 0).is_none());
+    }
+
+    /// Two tokens whose keys collide: the one presented is not taken for the one kept.
+    #[test]
+    fn a_colliding_key_is_no_hit() {
+        let cache: TokenCache<&'static str> = TokenCache::new(64);
+        let mallory = "eyJ.mallory.sig";
+        cache.insert_at(
+            cache.key(mallory),
+            "eyJ.alice.sig",
+            entry("alice", 100, 0),
+            0,
+        );
+        assert!(cache.get(mallory, 50, |_| 0).is_none());
+        cache.insert(mallory, entry("mallory", 100, 0), 0);
+        assert_eq!(cache.get(mallory, 50, |_| 0).unwrap().value, "mallory");
+    }
+
+    #[test]
+    fn tokens_are_the_same_only_when_equal() {
+        let token = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+        assert!(same(token, token));
+        for at in 0..token.len() {
+            let mut other = token.to_vec();
+            other[at] ^= 1;
+            assert!(!same(token, &other), "differs at {at}");
+        }
+        assert!(!same(token, &token[..token.len() - 1]));
+        assert!(same(b"", b""));
     }
 
     #[test]
     fn it_stays_bounded() {
         let cache: TokenCache<u32> = TokenCache::new(160);
         for i in 0..10_000u32 {
-            let k = cache.key(&i.to_string());
-            cache.insert(
-                k,
-                CachedToken {
-                    value: i,
-                    dies_at: u64::MAX,
-                    keys_generation: 0,
-                },
-                0,
-            );
+            cache.insert(&i.to_string(), entry(i, u64::MAX, 0), 0);
         }
         assert!(cache.len() <= 160, "{}", cache.len());
     }

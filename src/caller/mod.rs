@@ -305,15 +305,17 @@ fn verify_jwt(
     method: AuthMethod,
 ) -> Result<(Identity, Binding), GatewayError> {
     let cache = &runtime.token_cache;
-    let key = (token.len() <= MAX_CACHED_TOKEN_BYTES).then(|| cache.key(token));
-    let hit = key.and_then(|k| cache.get(&k, now, VerifiedJwt::keys_generation));
+    let cacheable = token.len() <= MAX_CACHED_TOKEN_BYTES;
+    let hit = cacheable
+        .then(|| cache.get(token, now, VerifiedJwt::keys_generation))
+        .flatten();
     let verified = match hit {
         Some(hit) => hit,
         None => {
             let entry = verify_uncached(runtime, token, now)?;
-            match key {
-                Some(k) => cache.insert(k, entry, now),
-                None => Arc::new(entry),
+            match cacheable {
+                true => cache.insert(token, entry, now),
+                false => Arc::new(entry),
             }
         }
     };
