@@ -138,6 +138,10 @@ where
         self.check_now(key)
     }
 
+    fn check_at_once(&self, key: &[u8]) -> Option<Decision> {
+        Some(self.check_now(key))
+    }
+
     fn prune(&self) {
         self.prune_now()
     }
