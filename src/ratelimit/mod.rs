@@ -91,6 +91,20 @@ pub(crate) const RATELIMIT_RESET: Wired = Wired::fixed("ratelimit-reset", "RateL
 pub(crate) const RATELIMIT_POLICY: Wired = Wired::fixed("ratelimit-policy", "RateLimit-Policy");
 const RETRY_AFTER: Wired = Wired::fixed("retry-after", "Retry-After");
 
+/// Whether `name` is one of the headers a rate-limited answer carries (`[response] headers`
+/// may not name one: the gateway's own are added beside the upstream's, not looked up).
+pub(crate) fn is_rate_limit_header(name: &http::HeaderName) -> bool {
+    [
+        &RATELIMIT_LIMIT,
+        &RATELIMIT_REMAINING,
+        &RATELIMIT_RESET,
+        &RATELIMIT_POLICY,
+        &RETRY_AFTER,
+    ]
+    .iter()
+    .any(|ours| ours.name == name)
+}
+
 /// What a policy's headers say whatever the request, made once with the policy: its name,
 /// `RateLimit-Limit` and `RateLimit-Policy`.
 #[derive(Debug)]

@@ -50,6 +50,15 @@ impl Validator<'_> {
                 );
                 continue;
             };
+            if header == crate::headers::X_REQUEST_ID
+                || crate::ratelimit::is_rate_limit_header(&header)
+            {
+                self.err(
+                    &at.key(name),
+                    "the gateway sets this header on every answer itself",
+                );
+                continue;
+            }
             match HeaderValue::from_str(value) {
                 Ok(v) => out.push((header, v)),
                 Err(_) => self.err(&at.key(name), "not a valid header value"),

@@ -276,3 +276,23 @@ fn identity_headers_are_not_named_like_the_gateways_own() {
     let fine = format!("{BASE}\n[identity]\nsubject_header = \"X-Subject\"\n");
     assert_eq!(errors_of(&fine), Vec::<String>::new());
 }
+
+/// The request id and the `RateLimit-*` headers are the gateway's on every answer: a
+/// `[response]` header of the same name would reach the client beside them.
+#[test]
+fn response_headers_do_not_name_the_gateways_own() {
+    let bad = format!(
+        "{BASE}\n[response]\nheaders = {{ \"X-Request-Id\" = \"x\", \"RateLimit-Limit\" = \"9\", \"X-Frame-Options\" = \"DENY\" }}\n"
+    );
+    let errors = errors_of(&bad);
+    for want in [
+        "response.headers.X-Request-Id: the gateway sets this header on every answer itself",
+        "response.headers.RateLimit-Limit: the gateway sets this header on every answer itself",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+}
