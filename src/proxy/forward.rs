@@ -74,30 +74,7 @@ pub fn rewrite_upstream_request(
     }
 
     if let Some(peer) = f.peer {
-        // Room for the common case, the peer's address alone, in one allocation.
-        let mut chain = Vec::with_capacity(40);
-        if f.peer_trusted {
-            // Every line, in order, is one list (HAProxy's `option forwardfor` adds a line):
-            // the same list step 2 read the client IP from.
-            for line in req.headers.get_all(&X_FORWARDED_FOR) {
-                let line = String::from_utf8_lossy(line.as_bytes());
-                let line = line.trim().trim_matches(',');
-                if !line.is_empty() {
-                    chain.extend_from_slice(line.as_bytes());
-                    chain.extend_from_slice(b", ");
-                }
-            }
-        }
-        headers::push_ip(&mut chain, peer);
-        // Values of valid headers, an address and ", ": a valid value.
-        if let Ok(chain) = HeaderValue::try_from(chain) {
-            if f.peer_trusted {
-                wire::X_FORWARDED_FOR.replace(req, chain);
-            } else {
-                // Step 3 stripped an untrusted peer's `X-Forwarded-*`.
-                wire::X_FORWARDED_FOR.add(req, chain);
-            }
-        }
+        forwarded_for(req, peer, f.peer_trusted);
     }
     if !(f.peer_trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
         let proto = HeaderValue::from_static(if f.tls { "https" } else { "http" });
@@ -118,6 +95,35 @@ pub fn rewrite_upstream_request(
         }
     }
     Ok(())
+}
+
+/// `X-Forwarded-For`: a trusted peer's chain (every line, in order) with the peer appended, or
+/// the peer alone.
+fn forwarded_for(req: &mut RequestHeader, peer: IpAddr, peer_trusted: bool) {
+    // Room for the common case, the peer's address alone, in one allocation.
+    let mut chain = Vec::with_capacity(40);
+    if peer_trusted {
+        // Every line, in order, is one list (HAProxy's `option forwardfor` adds a line):
+        // the same list step 2 read the client IP from.
+        for line in req.headers.get_all(&X_FORWARDED_FOR) {
+            let line = String::from_utf8_lossy(line.as_bytes());
+            let line = line.trim().trim_matches(',');
+            if !line.is_empty() {
+                chain.extend_from_slice(line.as_bytes());
+                chain.extend_from_slice(b", ");
+            }
+        }
+    }
+    headers::push_ip(&mut chain, peer);
+    // Values of valid headers, an address and ", ": a valid value.
+    if let Ok(chain) = HeaderValue::try_from(chain) {
+        if peer_trusted {
+            wire::X_FORWARDED_FOR.replace(req, chain);
+        } else {
+            // Step 3 stripped an untrusted peer's `X-Forwarded-*`.
+            wire::X_FORWARDED_FOR.add(req, chain);
+        }
+    }
 }
 
 /// Removes the credentials Portcullis consumes: a Bearer/ApiKey `Authorization` (other schemes
