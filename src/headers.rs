@@ -46,17 +46,13 @@ impl Wired {
 
     /// Sets the header on a request, removing every value it had.
     pub fn replace(&self, req: &mut RequestHeader, value: HeaderValue) {
-        if req.headers.keys().any(|k| k == self.name) {
-            req.remove_header(&self.name);
-        }
+        strip_all(req, [&self.name]);
         self.add(req, value);
     }
 
     /// Sets the header on a response, removing every value the upstream gave it.
     pub fn replace_on(&self, resp: &mut ResponseHeader, value: HeaderValue) {
-        // A scan of the few headers a response has is cheaper than a removal's two hash
-        // lookups, and the name is usually absent.
-        if resp.headers.keys().any(|k| k == self.name) {
+        if has(&resp.headers, &self.name) {
             resp.remove_header(&self.name);
         }
         resp.append_wire_header(&self.case, value);
@@ -103,13 +99,12 @@ pub(crate) fn is_framing_or_ours(name: &HeaderName) -> bool {
         "keep-alive",
         "proxy-connection",
         "dpop",
-        "forwarded",
-        "x-real-ip",
-        "x-request-id",
-        "x-api-key",
     ];
     let s = name.as_str();
-    NAMES.contains(&s) || s.starts_with(FORWARDED_PREFIX)
+    NAMES.contains(&s)
+        || FORWARDING_HEADERS.contains(&s)
+        || s.starts_with(FORWARDED_PREFIX)
+        || [X_REQUEST_ID, X_API_KEY].contains(name)
 }
 
 /// Appends an address as text: IPv4 digit by digit (`Display` goes through `fmt`, ~1,400
@@ -309,12 +304,16 @@ pub(crate) fn strip_all<'a>(
     names: impl IntoIterator<Item = &'a HeaderName>,
 ) {
     for name in names {
-        // A scan of the few headers a request has is cheaper than a removal's two hash
-        // lookups, and the named headers are usually absent.
-        if req.headers.keys().any(|k| k == name) {
+        if has(&req.headers, name) {
             req.remove_header(name); // every value
         }
     }
+}
+
+/// Whether `headers` has `name`: a scan of the few headers a request or response has is
+/// cheaper than a removal's two hash lookups, and the names removed are usually absent.
+fn has(headers: &HeaderMap, name: &HeaderName) -> bool {
+    headers.keys().any(|k| k == name)
 }
 
 #[cfg(test)]
